@@ -1,0 +1,191 @@
+//! CPU cost of ICMP probing: wanwatch's `Prober` against fping, in one run.
+//!
+//! Both ping the same 1,000 loopback addresses (127.0.x.y, all of which
+//! answer), one request each, 1 ms apart. What is measured is CPU time (user +
+//! system, from `getrusage`), not wall time: a round is paced by its schedule
+//! and lasts about a second whatever it costs. Criterion's "time" is therefore
+//! CPU per round of 1,000 probes, so its milliseconds read as microseconds per
+//! probe; each benchmark also prints that figure directly.
+//!
+//! Needs root or CAP_NET_RAW (or a permissive `net.ipv4.ping_group_range`),
+//! and fping (`apt-get install -y fping`); a part that cannot run says why and
+//! is skipped. Run: `cargo bench -p wanwatch --bench probe`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use wanwatch::probe::{Prober, Target};
+use wanwatch::state::{ProbeKind, Role};
+
+const TARGETS: usize = 1_000;
+/// 1,000 sends 1 ms apart fit in interval - timeout = 1 s, the same pace as
+/// fping's `-i 1`.
+const INTERVAL: Duration = Duration::from_millis(1_100);
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+/// 127.0.1.1 ... 127.0.4.250: every one answers, from the loopback interface.
+fn addresses() -> Vec<Ipv4Addr> {
+    (0..TARGETS)
+        .map(|i| Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8))
+        .collect()
+}
+
+/// User + system CPU time of this process (`RUSAGE_SELF`) or of its waited-for
+/// children (`RUSAGE_CHILDREN`).
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: rusage is plain data; getrusage only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid pointer to a rusage.
+    let rc = unsafe { libc::getrusage(who, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Running totals, to print the CPU per probe over every round a bench ran.
+#[derive(Default)]
+struct Tally {
+    cpu: Duration,
+    probes: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn report(&self, who: &str) {
+        if self.probes > 0 {
+            let per_probe = self.cpu.as_secs_f64() * 1e6 / self.probes as f64;
+            println!(
+                "{who}: {per_probe:.1} µs of CPU per probe ({} probes, {} failed)",
+                self.probes, self.failed
+            );
+        }
+    }
+}
+
+fn config() -> Criterion {
+    // A round lasts ~1.1 s of wall time, which is what criterion plans by:
+    // one warm-up round, then 10 samples of 2 rounds (20 s / 10 / 1.1 s,
+    // rounded up), about 23 s per benchmark.
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(20))
+}
+
+fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
+    let targets: Vec<Target> = addresses()
+        .into_iter()
+        .map(|a| Target {
+            name: a.to_string(),
+            role: Role::Wan,
+            kind: ProbeKind::Icmp,
+            address: IpAddr::V4(a),
+        })
+        .collect();
+    let mut prober = match runtime.block_on(async { Prober::new(targets, INTERVAL, TIMEOUT) }) {
+        Ok(prober) => prober,
+        Err(error) => {
+            println!("skipped {name}: {error}");
+            return;
+        }
+    };
+    let mut tally = Tally::default();
+    let mut group = c.benchmark_group("probe_1000_loopback");
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function(name, |b| {
+        b.iter_custom(|rounds| {
+            let mut cpu = Duration::ZERO;
+            for _ in 0..rounds {
+                let before = cpu_time(libc::RUSAGE_SELF);
+                let round = runtime.block_on(prober.round());
+                let spent = cpu_time(libc::RUSAGE_SELF) - before;
+                cpu += spent;
+                tally.cpu += spent;
+                tally.probes += round.results.len() as u64;
+                tally.failed += round.results.iter().filter(|e| !e.ok).count() as u64;
+            }
+            cpu
+        })
+    });
+    group.finish();
+    tally.report(name);
+}
+
+fn wanwatch_multi_thread(c: &mut Criterion) {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => bench_wanwatch(c, "wanwatch_multi_thread", runtime),
+        Err(error) => println!("skipped wanwatch_multi_thread: {error}"),
+    }
+}
+
+fn wanwatch_current_thread(c: &mut Criterion) {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => bench_wanwatch(c, "wanwatch_current_thread", runtime),
+        Err(error) => println!("skipped wanwatch_current_thread: {error}"),
+    }
+}
+
+fn fping(c: &mut Criterion) {
+    // -c 1: one request per target; -i 1: 1 ms between sends, the same pace
+    // as the prober above (-p, the period between requests to one target,
+    // does not apply with one request each); -t 100: the same timeout;
+    // -q: no per-reply lines, only the summary.
+    let mut args: Vec<String> = ["-c", "1", "-q", "-i", "1", "-t", "100"]
+        .map(String::from)
+        .to_vec();
+    args.extend(addresses().iter().map(Ipv4Addr::to_string));
+    let run = || {
+        Command::new("fping")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    match run() {
+        // fping exits 0 when every target answered.
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            println!("skipped fping: it {status} on the loopback targets (need root?)");
+            return;
+        }
+        Err(error) => {
+            println!("skipped fping: {error} (install it: apt-get install -y fping)");
+            return;
+        }
+    }
+    let mut tally = Tally::default();
+    let mut group = c.benchmark_group("probe_1000_loopback");
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function("fping", |b| {
+        b.iter_custom(|runs| {
+            let mut cpu = Duration::ZERO;
+            for _ in 0..runs {
+                // RUSAGE_CHILDREN grows when a child is waited for, which
+                // `status()` does.
+                let before = cpu_time(libc::RUSAGE_CHILDREN);
+                let answered = run().is_ok_and(|status| status.success());
+                let spent = cpu_time(libc::RUSAGE_CHILDREN) - before;
+                cpu += spent;
+                tally.cpu += spent;
+                tally.probes += TARGETS as u64;
+                // fping does not say how many failed, only that some did.
+                tally.failed += u64::from(!answered);
+            }
+            cpu
+        })
+    });
+    group.finish();
+    tally.report("fping (failed = runs with a failure)");
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = wanwatch_multi_thread, wanwatch_current_thread, fping
+}
+criterion_main!(benches);

@@ -1,0 +1,207 @@
+//! The `wanwatch` command line: `run`, `check`, `status`.
+//!
+//! In the library rather than in main.rs so that the integration tests can
+//! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::actions::Actions;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::daemon::{self, Daemon};
+use crate::plugin::Runtime;
+
+/// The config read when --config is not given, if it exists.
+const DEFAULT_CONFIG: &str = "/etc/wanwatch/wanwatch.toml";
+
+#[derive(Parser)]
+#[command(version, about = "WAN watchdog: probes the link and power-cycles a stuck modem, as WebAssembly policy plugins decide")]
+struct Cli {
+    /// Log level or filter (overrides RUST_LOG), e.g. "debug" or "wanwatch=trace".
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log format: text for people, json for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the watchdog.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Probe for real but perform no action; log what would be done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validates the config and loads every plugin, then exits.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Shows what the running daemon knows (reads its status file).
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the status file's JSON as it is.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file [default: /etc/wanwatch/wanwatch.toml if it exists,
+    /// else built-in defaults].
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The config, or the errors to print.
+    fn load(&self) -> Result<Config, String> {
+        let path = match &self.config {
+            Some(path) => path.as_path(),
+            None if Path::new(DEFAULT_CONFIG).exists() => Path::new(DEFAULT_CONFIG),
+            None => return Ok(Config::default()),
+        };
+        Config::load(path).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+}
+
+/// Runs the command line given to the process.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref(), cli.log_format);
+    let result = match cli.command {
+        Command::Run { config, dry_run } => config.load().and_then(|c| run(&c, dry_run)),
+        Command::Check { config } => config.load().and_then(|c| check(&c)),
+        Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(config: &Config, dry_run: bool) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let daemon = Daemon::start(config, dry_run).map_err(|e| format!("{e:#}"))?;
+        daemon.run(shutdown_signal()).await.map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // Without signal handlers the daemon still runs; it is then stopped
+        // the hard way, like any process.
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("cannot install signal handlers: {e}");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+fn check(config: &Config) -> Result<(), String> {
+    let targets = daemon::targets(config).map_err(|e| format!("{e:#}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let actions = Arc::new(Actions::dry_run(clock.clone(), config.safety.max_cycles_per_hour));
+    let runtime = Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
+    // No key-value directory: checking must not touch the daemon's state.
+    daemon::load_plugins(&runtime, config, &actions, &clock, None)
+        .map_err(|e| format!("{e:#}"))?;
+    println!("config OK");
+    for t in &targets {
+        println!(
+            "  target {:<12} {} ({})",
+            t.name,
+            t.address,
+            format!("{:?}", t.role).to_lowercase()
+        );
+    }
+    for (name, plugin) in daemon::plugins(config) {
+        let grants = match (plugin.devices.is_empty(), plugin.notify) {
+            (true, false) => "no grants".to_string(),
+            (devices_empty, notify) => {
+                let mut g = Vec::new();
+                if !devices_empty {
+                    g.push(format!("devices {}", plugin.devices.join(", ")));
+                }
+                if notify {
+                    g.push("notify".into());
+                }
+                g.join("; ")
+            }
+        };
+        println!("  plugin {name:<12} loaded ({grants})");
+    }
+    if let Some(reason) = daemon::dry_run_reason(config, false) {
+        println!("note: {reason}");
+    }
+    Ok(())
+}
+
+fn status(config: &Config, json: bool) -> Result<(), String> {
+    let file = daemon::status_file(config);
+    let status = file.read().map_err(|e| format!("{e:#}"))?.ok_or_else(|| {
+        format!(
+            "no status file at {}: the daemon has not run with this state directory",
+            file.path().display()
+        )
+    })?;
+    if json {
+        let text = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", status.render(SystemClock.now_ms()));
+    }
+    Ok(())
+}

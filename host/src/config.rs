@@ -1,0 +1,580 @@
+//! The TOML configuration.
+//!
+//! Every section is optional: with no file at all the daemon runs on built-in
+//! defaults (the autodetected gateway, 1.1.1.1 and 8.8.8.8, the built-in
+//! `powercycle` policy). Unknown keys are rejected, and every error names the
+//! file, line, column and key, because a watchdog that silently ignores a
+//! typo in its config is a watchdog that does nothing when it matters.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::plugin::builtin;
+use crate::state::{ProbeKind, Role, Thresholds};
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the status file and the plugins' key-value stores live.
+    /// Default: /var/lib/wanwatch as root, else $XDG_STATE_HOME/wanwatch.
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub probe: ProbeConfig,
+    /// The probe targets. None: the LAN gateway, 1.1.1.1 and 8.8.8.8.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// Devices the plugins may act on, by name.
+    #[serde(default)]
+    pub devices: BTreeMap<String, DeviceConfig>,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// Policy plugins, by name. None: the built-in `powercycle`.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Time between the starts of two probe rounds.
+    #[serde(with = "human_duration")]
+    pub interval: Duration,
+    /// How long to wait for each answer; less than `interval`.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    /// How long rounds must keep failing before the link is down.
+    #[serde(with = "human_duration")]
+    pub down_after: Duration,
+    /// How many `wan` targets must answer for a round to succeed.
+    pub min_ok: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        let thresholds = Thresholds::default();
+        ProbeConfig {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            down_after: thresholds.down_after,
+            min_ok: thresholds.min_ok,
+        }
+    }
+}
+
+impl ProbeConfig {
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            down_after: self.down_after,
+            min_ok: self.min_ok,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub address: TargetAddress,
+    #[serde(default = "default_role")]
+    pub role: Role,
+    #[serde(default = "default_kind")]
+    pub kind: ProbeKind,
+}
+
+fn default_role() -> Role {
+    Role::Wan
+}
+
+fn default_kind() -> ProbeKind {
+    ProbeKind::Icmp
+}
+
+/// An IP address, or `"gateway"` for the autodetected default gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetAddress {
+    Gateway,
+    Ip(IpAddr),
+}
+
+impl<'de> Deserialize<'de> for TargetAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "gateway" {
+            return Ok(TargetAddress::Gateway);
+        }
+        s.parse().map(TargetAddress::Ip).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not an IP address (or \"gateway\" for the autodetected LAN gateway)"
+            ))
+        })
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    pub kind: DeviceKind,
+    /// Host name or IP address of the device.
+    pub address: String,
+    /// Relay (Gen1) or switch (Gen2+) number.
+    #[serde(default)]
+    pub relay: u32,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Never prints the password: configs end up in logs and bug reports.
+impl fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("kind", &self.kind)
+            .field("address", &self.address)
+            .field("relay", &self.relay)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Shelly,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    /// No plugin can make the host power-cycle more often than this.
+    pub max_cycles_per_hour: usize,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_cycles_per_hour: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// A component file, relative to the config file. Without it the
+    /// plugin's name must be that of a built-in plugin.
+    pub file: Option<PathBuf>,
+    /// Devices the plugin may power-cycle.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Whether the plugin may notify people.
+    #[serde(default)]
+    pub notify: bool,
+    /// How long one callback may run (plugin code only; time spent waiting
+    /// for a device is not counted).
+    #[serde(default = "default_deadline", with = "human_duration")]
+    pub deadline: Duration,
+    /// The plugin's memory limit in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    /// Handed to the plugin as JSON by the `settings` import.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_memory_mib() -> u32 {
+    32
+}
+
+impl PluginConfig {
+    /// A plugin with the default limits and no grants.
+    pub fn new(file: Option<PathBuf>) -> Self {
+        PluginConfig {
+            file,
+            devices: Vec::new(),
+            notify: false,
+            deadline: default_deadline(),
+            memory_mib: default_memory_mib(),
+            settings: toml::Table::new(),
+        }
+    }
+}
+
+/// A config error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line and column, when the error has a place in the file.
+    pub position: Option<(usize, usize)>,
+    /// The dotted key the error is about, e.g. `plugins.powercycle.devices`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: path.to_owned(),
+                position: None,
+                key: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }]
+        })?;
+        let mut config = Config::parse(path, &text)?;
+        // Plugin files are relative to the config file, not to wherever the
+        // daemon happens to be started from.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for plugin in config.plugins.values_mut() {
+            if let Some(file) = &mut plugin.file {
+                *file = base.join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `file` is used only in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let located = |key: String, span: Option<Range<usize>>, message: String| ConfigError {
+            file: file.to_owned(),
+            position: span.map(|s| line_column(text, s.start)),
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| vec![located(String::new(), e.span(), e.message().to_owned())])?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            // serde_path_to_error writes "." for the root.
+            let key = if key == "." { String::new() } else { key };
+            vec![located(key, inner.span(), inner.message().to_owned())]
+        })?;
+        let errors: Vec<ConfigError> = config
+            .check()
+            .into_iter()
+            .map(|(path, message)| {
+                let span = locate(text, &path);
+                located(path.join("."), span, message)
+            })
+            .collect();
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// The checks serde cannot make: each is a key path and a message.
+    fn check(&self) -> Vec<(Vec<String>, String)> {
+        let mut errors = Vec::new();
+        let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        if self.probe.timeout >= self.probe.interval {
+            errors.push((
+                path(&["probe", "timeout"]),
+                format!(
+                    "must be shorter than probe.interval ({}), so that a round ends before the next begins",
+                    humantime::format_duration(self.probe.interval)
+                ),
+            ));
+        }
+        if self.probe.interval.is_zero() {
+            errors.push((path(&["probe", "interval"]), "must be longer than 0".into()));
+        }
+        let wan_targets = self.targets.iter().filter(|t| t.role == Role::Wan).count();
+        if self.probe.min_ok == 0 {
+            errors.push((path(&["probe", "min_ok"]), "must be at least 1".into()));
+        } else if !self.targets.is_empty() && self.probe.min_ok > wan_targets {
+            errors.push((
+                path(&["probe", "min_ok"]),
+                format!(
+                    "is {} but only {wan_targets} target(s) have role \"wan\": no round could ever succeed",
+                    self.probe.min_ok
+                ),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            if !names.insert(&target.name) {
+                errors.push((
+                    vec!["targets".into(), i.to_string(), "name".into()],
+                    format!("`{}` is the name of an earlier target", target.name),
+                ));
+            }
+            if target.kind != ProbeKind::Icmp {
+                errors.push((
+                    vec!["targets".into(), i.to_string(), "kind".into()],
+                    "only \"icmp\" probes are implemented in this version".into(),
+                ));
+            }
+        }
+        for (name, plugin) in &self.plugins {
+            let key = |k: &str| vec!["plugins".to_string(), name.clone(), k.to_string()];
+            if plugin.file.is_none() && builtin::wasm(name).is_none() {
+                let builtins: Vec<&str> = builtin::names().collect();
+                errors.push((
+                    vec!["plugins".to_string(), name.clone()],
+                    format!(
+                        "has no `file`, and `{name}` is not a built-in plugin (built in: {})",
+                        builtins.join(", ")
+                    ),
+                ));
+            }
+            for device in &plugin.devices {
+                if !self.devices.contains_key(device) {
+                    let known = if self.devices.is_empty() {
+                        "no devices are configured".to_string()
+                    } else {
+                        let names: Vec<&str> = self.devices.keys().map(String::as_str).collect();
+                        format!("configured devices: {}", names.join(", "))
+                    };
+                    errors.push((
+                        key("devices"),
+                        format!("grants device `{device}`, which is not configured ({known})"),
+                    ));
+                }
+            }
+            if plugin.deadline.is_zero() {
+                errors.push((key("deadline"), "must be longer than 0".into()));
+            }
+            if plugin.memory_mib == 0 {
+                errors.push((key("memory_mib"), "must be at least 1".into()));
+            }
+        }
+        errors
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The span of the value at a key path (keys and array indices), found by
+/// walking the spanned parse tree.
+fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut value = DeValue::Table(root.into_inner());
+    for part in path {
+        let next = match value {
+            DeValue::Table(table) => table
+                .into_iter()
+                .find(|(k, _)| k.get_ref() == part)
+                .map(|(_, v)| v),
+            DeValue::Array(array) => part
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| array.into_iter().nth(i)),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        span = next.span();
+        value = next.into_inner();
+    }
+    Some(span)
+}
+
+/// Durations written as "2s", "500ms", "3m", "1h 30m".
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration ({e}); write e.g. \"2s\", \"500ms\", \"3m\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse(Path::new("wanwatch.toml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        let errors = parse(text).expect_err("the config should be rejected");
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn empty_config_gives_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.probe.interval, Duration::from_secs(2));
+        assert_eq!(config.probe.timeout, Duration::from_secs(1));
+        assert_eq!(config.probe.down_after, Duration::from_secs(9));
+        assert_eq!(config.probe.min_ok, 1);
+        assert!(config.targets.is_empty());
+        assert!(config.plugins.is_empty());
+        assert_eq!(config.safety.max_cycles_per_hour, 4);
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let config = parse(
+            r#"
+state_dir = "/tmp/ww"
+[probe]
+interval = "1s"
+timeout = "300ms"
+down_after = "5s"
+min_ok = 2
+[[targets]]
+name = "gateway"
+address = "gateway"
+role = "lan"
+[[targets]]
+name = "a"
+address = "127.0.0.1"
+[[targets]]
+name = "b"
+address = "::1"
+[devices.modem]
+kind = "shelly"
+address = "192.0.2.10"
+password = "hunter2"
+[plugins.powercycle]
+devices = ["modem"]
+notify = true
+deadline = "50ms"
+memory_mib = 16
+[plugins.powercycle.settings]
+off_seconds = 20
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.probe.timeout, Duration::from_millis(300));
+        assert_eq!(config.targets[0].address, TargetAddress::Gateway);
+        assert_eq!(config.targets[0].role, Role::Lan);
+        assert_eq!(config.targets[2].address, TargetAddress::Ip("::1".parse().unwrap()));
+        assert_eq!(config.targets[2].role, Role::Wan);
+        let plugin = &config.plugins["powercycle"];
+        assert_eq!(plugin.deadline, Duration::from_millis(50));
+        assert_eq!(plugin.settings["off_seconds"].as_integer(), Some(20));
+        assert!(!format!("{:?}", config.devices["modem"]).contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        assert_eq!(
+            error("[probe]\ninterval = \"2s\"\nintervall = \"3s\"\n"),
+            "wanwatch.toml:3:1: probe: unknown field `intervall`, expected one of `interval`, `timeout`, `down_after`, `min_ok`"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        assert_eq!(
+            error("[probe]\nmin_ok = \"two\"\n"),
+            "wanwatch.toml:2:10: probe.min_ok: invalid type: string \"two\", expected usize"
+        );
+    }
+
+    #[test]
+    fn bad_duration_says_how_to_write_one() {
+        assert_eq!(
+            error("[probe]\ndown_after = \"9 parsecs\"\n"),
+            "wanwatch.toml:2:14: probe.down_after: `9 parsecs` is not a duration (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"2s\", \"500ms\", \"3m\""
+        );
+    }
+
+    #[test]
+    fn grant_of_a_missing_device_is_located() {
+        assert_eq!(
+            error("[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n\n[plugins.powercycle]\ndevices = [\"modme\"]\n"),
+            "wanwatch.toml:6:11: plugins.powercycle.devices: grants device `modme`, which is not configured (configured devices: modem)"
+        );
+    }
+
+    #[test]
+    fn grant_with_no_devices_at_all() {
+        assert_eq!(
+            error("[plugins.powercycle]\ndevices = [\"modem\"]\n"),
+            "wanwatch.toml:2:11: plugins.powercycle.devices: grants device `modem`, which is not configured (no devices are configured)"
+        );
+    }
+
+    #[test]
+    fn timeout_must_be_shorter_than_interval() {
+        assert_eq!(
+            error("[probe]\ninterval = \"1s\"\ntimeout = \"1s\"\n"),
+            "wanwatch.toml:3:11: probe.timeout: must be shorter than probe.interval (1s), so that a round ends before the next begins"
+        );
+    }
+
+    #[test]
+    fn unknown_plugin_without_file() {
+        assert_eq!(
+            error("[plugins.mine]\nnotify = true\n"),
+            "wanwatch.toml:1:1: plugins.mine: has no `file`, and `mine` is not a built-in plugin (built in: powercycle)"
+        );
+    }
+
+    #[test]
+    fn bad_target_address_and_index_in_key() {
+        assert_eq!(
+            error("[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n[[targets]]\nname = \"b\"\naddress = \"one.one\"\n"),
+            "wanwatch.toml:6:11: targets[1].address: `one.one` is not an IP address (or \"gateway\" for the autodetected LAN gateway)"
+        );
+    }
+
+    #[test]
+    fn min_ok_beyond_wan_targets() {
+        assert_eq!(
+            error("[probe]\nmin_ok = 2\n[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n"),
+            "wanwatch.toml:2:10: probe.min_ok: is 2 but only 1 target(s) have role \"wan\": no round could ever succeed"
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = error("[probe\n");
+        assert!(e.starts_with("wanwatch.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn several_errors_are_all_reported() {
+        let errors = parse(
+            "[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\nmin_ok = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2);
+    }
+}

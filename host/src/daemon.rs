@@ -1,0 +1,334 @@
+//! The daemon: drives the data path in real time.
+//!
+//! probe round → state machine → transition → plugin callbacks → actions.
+//!
+//! The loop here only moves data between the parts; each decision lives in
+//! its own module (the rules in [`crate::state`], the policy in the plugins,
+//! the limits in [`crate::actions`]). Plugins run on their own threads
+//! ([`crate::plugin::Runner`]), so a slow or broken plugin never delays a
+//! probe round.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::actions::Actions;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, PluginConfig, TargetAddress};
+use crate::human;
+use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
+use crate::probe::{Prober, Target, gateway};
+use crate::state::{ProbeKind, Role, Round, StateMachine, Transition};
+use crate::status::{Status, StatusFile, TargetStatus};
+
+/// How often the status file is rewritten when nothing changes (it is
+/// written after every transition and after every action at once).
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// The internet targets used when the config names none: two anycast
+/// resolvers run by different companies, so one provider's trouble is not
+/// taken for an outage.
+const DEFAULT_WAN_TARGETS: [(&str, [u8; 4]); 2] =
+    [("cloudflare", [1, 1, 1, 1]), ("google", [8, 8, 8, 8])];
+
+/// The state directory when the config does not set one.
+pub fn default_state_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/wanwatch");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("wanwatch")
+}
+
+pub fn state_dir(config: &Config) -> PathBuf {
+    config.state_dir.clone().unwrap_or_else(default_state_dir)
+}
+
+pub fn status_file(config: &Config) -> StatusFile {
+    StatusFile::new(state_dir(config).join("status.json"))
+}
+
+/// The probe targets: the configured ones with `"gateway"` resolved, or the
+/// defaults (the LAN gateway, then two internet resolvers).
+pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
+    let gateways = gateway::default_gateways();
+    if config.targets.is_empty() {
+        let lan = gateways.first().map(|&address| Target {
+            name: "gateway".into(),
+            role: Role::Lan,
+            kind: ProbeKind::Icmp,
+            address,
+        });
+        if lan.is_none() {
+            tracing::warn!(
+                "no default gateway in /proc/net/route or /proc/net/ipv6_route: local faults cannot be told from WAN outages"
+            );
+        }
+        let wan = DEFAULT_WAN_TARGETS.iter().map(|(name, ip)| Target {
+            name: (*name).into(),
+            role: Role::Wan,
+            kind: ProbeKind::Icmp,
+            address: IpAddr::from(*ip),
+        });
+        return Ok(lan.into_iter().chain(wan).collect());
+    }
+    config
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let address = match t.address {
+                TargetAddress::Ip(ip) => ip,
+                TargetAddress::Gateway => *gateways.first().with_context(|| {
+                    format!(
+                        "targets[{i}] ({}): address is \"gateway\" but no default gateway was found in /proc/net/route or /proc/net/ipv6_route",
+                        t.name
+                    )
+                })?,
+            };
+            Ok(Target {
+                name: t.name.clone(),
+                role: t.role,
+                kind: t.kind,
+                address,
+            })
+        })
+        .collect()
+}
+
+/// The plugins to run: the configured ones, or the built-in `powercycle`
+/// granted every configured device and notifications.
+pub fn plugins(config: &Config) -> Vec<(String, PluginConfig)> {
+    if !config.plugins.is_empty() {
+        return config.plugins.clone().into_iter().collect();
+    }
+    let mut powercycle = PluginConfig::new(None);
+    powercycle.devices = config.devices.keys().cloned().collect();
+    powercycle.notify = true;
+    vec![("powercycle".into(), powercycle)]
+}
+
+/// Why actions are not performed for real, if they are not.
+pub fn dry_run_reason(config: &Config, dry_run: bool) -> Option<&'static str> {
+    if dry_run {
+        Some("--dry-run: probing for real, performing no action")
+    } else if config.devices.is_empty() {
+        Some("no power plug is configured: acting as dry run (add a [devices.modem] section)")
+    } else {
+        Some(
+            "this version has no power-plug driver yet: acting as dry run, every action is logged as what it would do",
+        )
+    }
+}
+
+/// Loads every plugin, or says which one failed and why.
+pub fn load_plugins(
+    runtime: &Runtime,
+    config: &Config,
+    actions: &Arc<Actions>,
+    clock: &Arc<dyn Clock>,
+    kv_dir: Option<PathBuf>,
+) -> anyhow::Result<Vec<crate::plugin::Plugin>> {
+    plugins(config)
+        .into_iter()
+        .map(|(name, plugin_config)| {
+            let spec = PluginSpec::from_config(&name, &plugin_config)?;
+            let host = HostContext {
+                actions: actions.clone(),
+                clock: clock.clone(),
+                kv_dir: kv_dir.clone(),
+            };
+            Ok(runtime.load(spec, host)?)
+        })
+        .collect()
+}
+
+pub struct Daemon {
+    clock: Arc<dyn Clock>,
+    machine: StateMachine,
+    prober: Prober,
+    runners: Vec<Runner>,
+    actions: Arc<Actions>,
+    status: Status,
+    status_file: StatusFile,
+    last_status_write_ms: u64,
+    /// The [`Actions::generation`] the status file last showed.
+    actions_shown: u64,
+    interval: Duration,
+}
+
+impl Daemon {
+    /// Sets everything up: targets, status (resumed), actions, plugins,
+    /// prober. Fails with a clear message on anything that would make the
+    /// watchdog useless.
+    pub fn start(config: &Config, dry_run: bool) -> anyhow::Result<Daemon> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let now = clock.now_ms();
+        let targets = targets(config)?;
+        let reason = dry_run_reason(config, dry_run);
+        if let Some(reason) = reason {
+            tracing::warn!("{reason}");
+        }
+        let actions = Arc::new(Actions::dry_run(clock.clone(), config.safety.max_cycles_per_hour));
+
+        let status_file = status_file(config);
+        let resumed = status_file.resume(now);
+        let thresholds = config.probe.thresholds();
+        let machine = match &resumed {
+            Some(s) => {
+                tracing::info!(
+                    "resuming: WAN {} since {} (from {})",
+                    s.state,
+                    human::timestamp(s.since_ms),
+                    status_file.path().display()
+                );
+                StateMachine::resume(thresholds, s.state, s.since_ms)
+            }
+            None => StateMachine::new(thresholds, now),
+        };
+        let mut status = resumed.unwrap_or_else(|| Status::new(machine.state(), now, true));
+        status.dry_run = reason.is_some();
+
+        let runtime = Runtime::new().context("cannot start the plugin runtime")?;
+        let kv_dir = Some(state_dir(config).join("plugins"));
+        let runners = load_plugins(&runtime, config, &actions, &clock, kv_dir)?
+            .into_iter()
+            .map(|plugin| {
+                tracing::info!(plugin = plugin.name(), "plugin loaded");
+                Runner::spawn(plugin, clock.clone())
+            })
+            .collect();
+
+        let prober = Prober::new(targets.clone(), config.probe.interval, config.probe.timeout)
+            .context("cannot open the ICMP sockets (wanwatch needs root or CAP_NET_RAW)")?;
+        let names: BTreeSet<String> = targets
+            .iter()
+            .map(|t| format!("{} {} ({:?})", t.name, t.address, t.role).to_lowercase())
+            .collect();
+        tracing::info!(
+            "probing every {} with a {} timeout: {}",
+            humantime::format_duration(config.probe.interval),
+            humantime::format_duration(config.probe.timeout),
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        Ok(Daemon {
+            clock,
+            machine,
+            prober,
+            runners,
+            actions,
+            status,
+            status_file,
+            last_status_write_ms: 0,
+            actions_shown: 0,
+            interval: config.probe.interval,
+        })
+    }
+
+    /// Runs until `shutdown` completes, then stops the plugins and flushes
+    /// the status file.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut ticker = tokio::time::interval(self.interval);
+        // After a stall, carry on at the normal cadence rather than firing
+        // the missed rounds back to back.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = ticker.tick() => {}
+            }
+            let round = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                round = self.prober.round() => round,
+            };
+            self.on_round(&round);
+        }
+        tracing::info!("stopping");
+        for runner in std::mem::take(&mut self.runners) {
+            runner.shutdown();
+        }
+        self.write_status();
+        Ok(())
+    }
+
+    fn on_round(&mut self, round: &Round) {
+        self.status.targets = self
+            .prober
+            .targets()
+            .iter()
+            .zip(&round.results)
+            .map(|(target, evidence)| TargetStatus {
+                address: target.address.to_string(),
+                last: evidence.clone(),
+                at_ms: round.at_ms,
+            })
+            .collect();
+        match self.machine.observe(round) {
+            Some(transition) => {
+                log_transition(&transition);
+                self.status.record_transition(&transition);
+                for runner in &self.runners {
+                    runner.send(Event::Transition(transition.clone()));
+                }
+                self.write_status();
+            }
+            None => {
+                let stale = self.clock.now_ms().saturating_sub(self.last_status_write_ms)
+                    >= STATUS_EVERY.as_millis() as u64;
+                if stale || self.actions.generation() != self.actions_shown {
+                    self.write_status();
+                }
+            }
+        }
+    }
+
+    fn write_status(&mut self) {
+        let now = self.clock.now_ms();
+        self.status.updated_at_ms = now;
+        self.actions_shown = self.actions.generation();
+        self.status.actions = self.actions.recent();
+        self.status.plugins = self.runners.iter().map(Runner::health).collect();
+        // Disk trouble must not stop the watchdog: log it and carry on; the
+        // next write tries again.
+        if let Err(e) = self.status_file.write(&self.status) {
+            tracing::error!(
+                "cannot write the status file {}: {e}",
+                self.status_file.path().display()
+            );
+        }
+        self.last_status_write_ms = now;
+    }
+}
+
+/// One line per transition, as the original wan-monitor log had: the new
+/// state, when, and how long the previous state lasted.
+fn log_transition(t: &Transition) {
+    let local = if t.local_fault {
+        " (the LAN gateway does not answer: local fault)"
+    } else {
+        ""
+    };
+    tracing::info!(
+        state = %t.current,
+        previous = %t.previous,
+        previous_ms = t.previous_duration_ms,
+        local_fault = t.local_fault,
+        "WAN {} at {}, after {} {}{local}",
+        t.current,
+        human::timestamp(t.at_ms),
+        human::duration_ms(t.previous_duration_ms),
+        t.previous,
+    );
+}

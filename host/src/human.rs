@@ -1,0 +1,41 @@
+//! Times and durations as people read them, in logs and `wanwatch status`.
+
+use crate::state::Millis;
+
+/// A duration in the compact form of the original wan-monitor log: "850ms",
+/// "9.2s", "7m08s", "2h03m", "3d04h".
+pub fn duration_ms(ms: Millis) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{}.{}s", s, (ms % 1000) / 100),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// An instant as RFC 3339 UTC, to the second.
+pub fn timestamp(ms: Millis) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_wan_monitor_log() {
+        assert_eq!(duration_ms(850), "850ms");
+        assert_eq!(duration_ms(9_250), "9.2s");
+        assert_eq!(duration_ms(428_000), "7m08s");
+        assert_eq!(duration_ms(7_380_000), "2h03m");
+        assert_eq!(duration_ms(273_600_000), "3d04h");
+    }
+
+    #[test]
+    fn timestamps_are_utc_seconds() {
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+}

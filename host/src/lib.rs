@@ -1,0 +1,20 @@
+//! wanwatch: a WAN watchdog whose decisions are made by WebAssembly policy
+//! plugins.
+//!
+//! The data path, one module per step:
+//! [`probe`] round → [`state`] machine → [`state::Transition`] →
+//! [`plugin`] callbacks → [`actions`] on the world.
+//! [`daemon`] drives it in real time; [`status`] records what it saw;
+//! [`cli`] is the command line.
+
+pub mod actions;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod fsutil;
+pub mod human;
+pub mod plugin;
+pub mod probe;
+pub mod state;
+pub mod status;

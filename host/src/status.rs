@@ -1,0 +1,302 @@
+//! The status file: what the daemon knows now, for `wanwatch status`, for
+//! other tools, and for the daemon itself after a restart.
+//!
+//! Written atomically (see [`crate::fsutil::write_atomic`]) so a reader never
+//! sees half a file. On start the daemon reads it back and resumes the state
+//! and its "since", so a restart causes no spurious transition; a corrupt
+//! file is moved aside and the daemon starts fresh.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionRecord;
+use crate::human;
+use crate::plugin::PluginHealth;
+use crate::state::{Evidence, Millis, Transition, WanState};
+
+/// How many transitions the file keeps.
+const RECENT_TRANSITIONS: usize = 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: WanState,
+    pub since_ms: Millis,
+    pub updated_at_ms: Millis,
+    /// True when no action is really performed (`--dry-run`, or no driver).
+    pub dry_run: bool,
+    /// The most recent transitions, oldest first, without their evidence.
+    #[serde(default)]
+    pub transitions: VecDeque<TransitionSummary>,
+    /// The last round, per target.
+    #[serde(default)]
+    pub targets: Vec<TargetStatus>,
+    /// The most recent action requests, oldest first.
+    #[serde(default)]
+    pub actions: Vec<ActionRecord>,
+    #[serde(default)]
+    pub plugins: Vec<PluginHealth>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionSummary {
+    pub previous: WanState,
+    pub current: WanState,
+    pub at_ms: Millis,
+    pub previous_duration_ms: Millis,
+    pub local_fault: bool,
+}
+
+impl From<&Transition> for TransitionSummary {
+    fn from(t: &Transition) -> Self {
+        TransitionSummary {
+            previous: t.previous,
+            current: t.current,
+            at_ms: t.at_ms,
+            previous_duration_ms: t.previous_duration_ms,
+            local_fault: t.local_fault,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub address: String,
+    #[serde(flatten)]
+    pub last: Evidence,
+    pub at_ms: Millis,
+}
+
+impl Status {
+    pub fn new(state: WanState, since_ms: Millis, dry_run: bool) -> Self {
+        Status {
+            state,
+            since_ms,
+            updated_at_ms: since_ms,
+            dry_run,
+            transitions: VecDeque::new(),
+            targets: Vec::new(),
+            actions: Vec::new(),
+            plugins: Vec::new(),
+        }
+    }
+
+    pub fn record_transition(&mut self, t: &Transition) {
+        self.state = t.current;
+        self.since_ms = t.at_ms;
+        if self.transitions.len() == RECENT_TRANSITIONS {
+            self.transitions.pop_front();
+        }
+        self.transitions.push_back(t.into());
+    }
+
+    /// A human summary, as `wanwatch status` prints it.
+    pub fn render(&self, now_ms: Millis) -> String {
+        let mut out = format!(
+            "WAN {} since {} ({}){}\n",
+            self.state,
+            human::timestamp(self.since_ms),
+            human::duration_ms(now_ms.saturating_sub(self.since_ms)),
+            if self.dry_run { ", dry run" } else { "" }
+        );
+        let age = now_ms.saturating_sub(self.updated_at_ms);
+        out += &format!("updated {} ago\n", human::duration_ms(age));
+        if !self.targets.is_empty() {
+            out += "\ntargets:\n";
+            for t in &self.targets {
+                let rtt = match (t.last.ok, t.last.rtt_us) {
+                    (true, Some(us)) => format!("{:.1} ms", f64::from(us) / 1000.0),
+                    (true, None) => "ok".into(),
+                    (false, _) => "no answer".into(),
+                };
+                out += &format!(
+                    "  {:<12} {:<4} {:<40} {rtt}\n",
+                    t.last.target,
+                    format!("{:?}", t.last.role).to_lowercase(),
+                    t.address
+                );
+            }
+        }
+        if !self.transitions.is_empty() {
+            out += "\nrecent transitions:\n";
+            for t in &self.transitions {
+                out += &format!(
+                    "  {}  {} -> {} after {}{}\n",
+                    human::timestamp(t.at_ms),
+                    t.previous,
+                    t.current,
+                    human::duration_ms(t.previous_duration_ms),
+                    if t.local_fault { " (local fault)" } else { "" }
+                );
+            }
+        }
+        if !self.actions.is_empty() {
+            out += "\nrecent actions:\n";
+            for a in &self.actions {
+                let what = match &a.action {
+                    crate::actions::Action::PowerCycle {
+                        device,
+                        off_seconds,
+                    } => format!("power-cycle {device} for {off_seconds} s"),
+                    crate::actions::Action::Notify { title, .. } => format!("notify \"{title}\""),
+                };
+                out += &format!(
+                    "  {}  {}: {what}: {}\n",
+                    human::timestamp(a.at_ms),
+                    a.plugin,
+                    a.outcome
+                );
+            }
+        }
+        if !self.plugins.is_empty() {
+            out += "\nplugins:\n";
+            for p in &self.plugins {
+                out += &format!(
+                    "  {:<12} {} calls, {} failures",
+                    p.name, p.calls, p.failures
+                );
+                if let Some(e) = &p.last_error {
+                    out += &format!(", last error: {e}");
+                }
+                out += "\n";
+            }
+        }
+        out
+    }
+}
+
+/// The status file on disk.
+#[derive(Clone, Debug)]
+pub struct StatusFile {
+    path: PathBuf,
+}
+
+impl StatusFile {
+    pub fn new(path: PathBuf) -> Self {
+        StatusFile { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file. `Ok(None)` when there is none yet.
+    pub fn read(&self) -> anyhow::Result<Option<Status>> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot read the status file {}: {e}",
+                    self.path.display()
+                ));
+            }
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "the status file {} is not valid: {e}",
+                self.path.display()
+            )
+        })
+    }
+
+    /// Reads the file for a daemon that is starting. A corrupt file is moved
+    /// aside with a warning, so that one bad write never stops the watchdog
+    /// from starting; the daemon then starts fresh.
+    pub fn resume(&self, now_ms: Millis) -> Option<Status> {
+        match self.read() {
+            Ok(status) => status,
+            Err(e) => {
+                let aside = self.path.with_extension(format!("corrupt-{now_ms}"));
+                let moved = std::fs::rename(&self.path, &aside);
+                tracing::warn!(
+                    "{e}; moved it to {} and starting fresh{}",
+                    aside.display(),
+                    moved.err().map(|e| format!(" (move failed: {e})")).unwrap_or_default()
+                );
+                None
+            }
+        }
+    }
+
+    pub fn write(&self, status: &Status) -> std::io::Result<()> {
+        let mut json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+        json.push(b'\n');
+        crate::fsutil::write_atomic(&self.path, &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ProbeKind, Role};
+
+    fn transition(at_ms: Millis, current: WanState) -> Transition {
+        Transition {
+            previous: WanState::Up,
+            current,
+            at_ms,
+            previous_duration_ms: 1_000,
+            local_fault: false,
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StatusFile::new(dir.path().join("status.json"));
+        assert_eq!(file.read().unwrap(), None);
+        let mut status = Status::new(WanState::Up, 1_000, true);
+        status.record_transition(&transition(5_000, WanState::Sick));
+        status.targets.push(TargetStatus {
+            address: "127.0.0.1".into(),
+            last: Evidence {
+                target: "lo".into(),
+                role: Role::Wan,
+                kind: ProbeKind::Icmp,
+                ok: true,
+                rtt_us: Some(40),
+            },
+            at_ms: 5_000,
+        });
+        file.write(&status).unwrap();
+        assert_eq!(file.read().unwrap(), Some(status.clone()));
+        assert_eq!(file.resume(6_000), Some(status));
+    }
+
+    #[test]
+    fn keeps_only_recent_transitions() {
+        let mut status = Status::new(WanState::Up, 0, false);
+        for i in 0..25 {
+            status.record_transition(&transition(i * 1000, WanState::Sick));
+        }
+        assert_eq!(status.transitions.len(), RECENT_TRANSITIONS);
+        assert_eq!(status.transitions[0].at_ms, 5_000);
+        assert_eq!(status.since_ms, 24_000);
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        std::fs::write(&path, b"{\"state\": \"up\", \"since").unwrap();
+        let file = StatusFile::new(path.clone());
+        assert_eq!(file.resume(77), None);
+        assert!(!path.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("status.corrupt-77")).unwrap(),
+            b"{\"state\": \"up\", \"since"
+        );
+    }
+
+    #[test]
+    fn render_names_state_and_transitions() {
+        let mut status = Status::new(WanState::Up, 0, false);
+        status.record_transition(&transition(1_700_000_000_000, WanState::Down));
+        let text = status.render(1_700_000_060_000);
+        assert!(text.starts_with("WAN down since 2023-11-14T22:13:20Z (1m00s)\n"), "{text}");
+        assert!(text.contains("up -> down after 1.0s"), "{text}");
+    }
+}

@@ -1,0 +1,142 @@
+//! `probe-plugin`: the test plugin of tests/tests/plugin_runtime.rs.
+//!
+//! On every callback it counts the call in the host's key-value store and,
+//! unless told otherwise, notifies a report: title = the callback's name,
+//! body = a JSON object with everything it received and what its requests
+//! to the host returned. The test reads the reports back from a recording
+//! notifier, so each field that crossed the boundary can be checked.
+//!
+//! What it does beyond that is chosen per callback by its settings, e.g.
+//!
+//! ```json
+//! { "on-wan-up":   { "power": ["modem", 7], "set": [["t1", 1000]] },
+//!   "on-wan-sick": { "cancel": ["t1"] },
+//!   "on-wan-down": { "fault": "loop" } }
+//! ```
+//!
+//! - `power`: `[device, off_seconds]`, a power cycle to request;
+//! - `set`: `[[name, after_ms]]`, timers to arm; `cancel`: names to disarm;
+//! - `report`: `false` to skip the notification;
+//! - `fault`: after counting the call, misbehave: `"trap"` (`unreachable`),
+//!   `"panic"`, `"loop"` (forever), `"alloc"` (without bound), or `"error"`
+//!   (return an error string).
+
+use serde_json::{Value, json};
+
+wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
+
+use wanwatch::policy::types::{Evidence, ProbeKind, Role, Transition, WanState};
+use wanwatch::policy::{clock, kv, notify, power, settings, timers};
+
+struct Probe;
+
+export!(Probe);
+
+/// Calls handled by this instance: 1 after a fresh instantiation, which is
+/// how a test sees that a faulted instance was replaced.
+static INSTANCE_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Guest for Probe {
+    fn on_wan_up(t: Transition) -> Result<(), String> {
+        handle("on-wan-up", json!({ "transition": transition(&t) }))
+    }
+
+    fn on_wan_sick(t: Transition) -> Result<(), String> {
+        handle("on-wan-sick", json!({ "transition": transition(&t) }))
+    }
+
+    fn on_wan_down(t: Transition) -> Result<(), String> {
+        handle("on-wan-down", json!({ "transition": transition(&t) }))
+    }
+
+    fn on_timer(name: String) -> Result<(), String> {
+        handle("on-timer", json!({ "timer": name }))
+    }
+}
+
+fn handle(callback: &str, mut report: Value) -> Result<(), String> {
+    let settings: Value = serde_json::from_str(&settings::get()).map_err(|e| format!("settings: {e}"))?;
+    let todo = &settings[callback];
+
+    let counter = kv::get("counter").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
+    kv::set("counter", &counter.to_string())?;
+    report["counter"] = json!(counter);
+    report["instance_calls"] = json!(INSTANCE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+    report["now"] = json!(clock::now());
+
+    match todo["fault"].as_str() {
+        None => {}
+        Some("trap") => core::arch::wasm32::unreachable(),
+        Some("panic") => panic!("probe-plugin panics on purpose in {callback}"),
+        Some("loop") => loop {
+            std::hint::black_box(counter);
+        },
+        Some("alloc") => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(std::hint::black_box(vec![1; 1 << 20]));
+            }
+        }
+        Some("error") => return Err(format!("probe-plugin fails on purpose in {callback}")),
+        Some(other) => return Err(format!("unknown fault `{other}`")),
+    }
+
+    if let Some([device, off]) = todo["power"].as_array().map(Vec::as_slice) {
+        let device = device.as_str().unwrap_or_default();
+        let off = off.as_u64().unwrap_or_default() as u32;
+        report["power"] = outcome(power::power_cycle(device, off));
+    }
+    for timer in todo["set"].as_array().into_iter().flatten() {
+        let name = timer[0].as_str().unwrap_or_default();
+        report["set"][name] = outcome(timers::set(name, timer[1].as_u64().unwrap_or_default()));
+    }
+    for name in todo["cancel"].as_array().into_iter().flatten() {
+        timers::cancel(name.as_str().unwrap_or_default());
+    }
+
+    if todo["report"] != json!(false) {
+        notify::notify(callback, &report.to_string(), 3).map_err(|e| format!("notify: {e}"))?;
+    }
+    Ok(())
+}
+
+fn outcome(result: Result<(), String>) -> Value {
+    match result {
+        Ok(()) => json!("ok"),
+        Err(e) => json!(e),
+    }
+}
+
+fn transition(t: &Transition) -> Value {
+    json!({
+        "previous": state(t.previous),
+        "current": state(t.current),
+        "at_ms": t.at_ms,
+        "previous_duration_ms": t.previous_duration_ms,
+        "local_fault": t.local_fault,
+        "evidence": t.evidence.iter().map(evidence).collect::<Vec<_>>(),
+    })
+}
+
+fn evidence(e: &Evidence) -> Value {
+    json!({
+        "target": e.target,
+        "role": match e.role { Role::Lan => "lan", Role::Wan => "wan" },
+        "kind": match e.kind {
+            ProbeKind::Icmp => "icmp",
+            ProbeKind::Dns => "dns",
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+        },
+        "ok": e.ok,
+        "rtt_us": e.rtt_us,
+    })
+}
+
+fn state(s: WanState) -> &'static str {
+    match s {
+        WanState::Up => "up",
+        WanState::Sick => "sick",
+        WanState::Down => "down",
+    }
+}

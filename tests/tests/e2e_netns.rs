@@ -1,0 +1,275 @@
+//! End to end with real ICMP: the real daemon binary in a network namespace
+//! of its own, behind a "router" namespace, with the "internet" in a third.
+//!
+//! ```text
+//!  [ww-c: daemon] --veth-- [ww-g: LAN gateway, forwards] --veth-- [ww-i: internet host]
+//!     10.77.1.2             10.77.1.1 | 10.77.2.1                    10.77.2.2
+//! ```
+//!
+//! Every address lives inside namespaces this test creates; nothing is sent
+//! anywhere else. Needs root (CI runs as root); without it the test says so
+//! and is skipped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Runs `ip` with the arguments, failing with its stderr.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Three namespaces joined by two veth pairs; removed on drop.
+struct Topology {
+    client: String,
+    gateway: String,
+    internet: String,
+    /// The gateway's links, towards the daemon and towards the internet.
+    gateway_lan: String,
+    gateway_wan: String,
+}
+
+impl Topology {
+    fn create() -> Result<Topology, String> {
+        let id = std::process::id() % 100_000;
+        let t = Topology {
+            client: format!("ww-c{id}"),
+            gateway: format!("ww-g{id}"),
+            internet: format!("ww-i{id}"),
+            gateway_lan: format!("wwl{id}g"),
+            gateway_wan: format!("www{id}g"),
+        };
+        for ns in [&t.client, &t.gateway, &t.internet] {
+            ip(&["netns", "add", ns])?;
+        }
+        let (c, g) = (t.client.as_str(), t.gateway.as_str());
+        let i = t.internet.as_str();
+        // Each pair is created straight into its two namespaces, so nothing
+        // ever appears in the root namespace.
+        let (lan_c, lan_g) = (format!("wwl{id}c"), t.gateway_lan.as_str());
+        let (wan_g, wan_i) = (t.gateway_wan.as_str(), format!("www{id}i"));
+        ip(&["link", "add", &lan_c, "netns", c, "type", "veth", "peer", "name", lan_g, "netns", g])?;
+        ip(&["link", "add", wan_g, "netns", g, "type", "veth", "peer", "name", &wan_i, "netns", i])?;
+        for (ns, link, addr) in [
+            (c, lan_c.as_str(), "10.77.1.2/24"),
+            (g, lan_g, "10.77.1.1/24"),
+            (g, wan_g, "10.77.2.1/24"),
+            (i, wan_i.as_str(), "10.77.2.2/24"),
+        ] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", link])?;
+            ip(&["-n", ns, "link", "set", link, "up"])?;
+        }
+        for ns in [c, g, i] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        ip(&["-n", c, "route", "add", "default", "via", "10.77.1.1"])?;
+        ip(&["-n", i, "route", "add", "default", "via", "10.77.2.1"])?;
+        let forward = Command::new("ip")
+            .args(["netns", "exec", g, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !forward.success() {
+            return Err("cannot enable forwarding in the gateway namespace".into());
+        }
+        Ok(t)
+    }
+
+    /// Takes the gateway's link towards the internet up or down: the ISP
+    /// link failing while the LAN stays fine.
+    fn wan_link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.gateway, "link", "set", &self.gateway_wan, state]).expect("wan link");
+    }
+
+    /// Takes the gateway's LAN link up or down: a local fault.
+    fn lan_link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.gateway, "link", "set", &self.gateway_lan, state]).expect("lan link");
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.gateway, &self.internet] {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// The daemon process; killed on drop if the test fails half-way.
+struct DaemonProcess(Child);
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_status(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Waits until the status file satisfies `pred`, or fails with the last
+/// status seen. Polls: the file is the daemon's only interface here.
+fn wait_for(path: &Path, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        if let Some(status) = read_status(path) {
+            if pred(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
+}
+
+fn power_cycles(status: &Value) -> Vec<&Value> {
+    status["actions"]
+        .as_array()
+        .map(|a| a.iter().filter(|a| a["action"] == "power-cycle").collect())
+        .unwrap_or_default()
+}
+
+fn transitions(status: &Value) -> Vec<(String, String, bool)> {
+    status["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            (
+                t["previous"].as_str().unwrap().to_owned(),
+                t["current"].as_str().unwrap().to_owned(),
+                t["local_fault"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
+    let topology = match Topology::create() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("skipped: cannot create network namespaces (needs root): {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wanwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "{state}"
+
+[probe]
+interval = "200ms"
+timeout = "150ms"
+down_after = "1s"
+
+[[targets]]
+name = "gateway"
+address = "10.77.1.1"
+role = "lan"
+
+[[targets]]
+name = "internet"
+address = "10.77.2.2"
+
+[devices.modem]
+kind = "shelly"
+address = "127.0.0.1"
+
+[plugins.powercycle]
+devices = ["modem"]
+
+[plugins.powercycle.settings]
+boot_wait = "3m"
+"#,
+            state = dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let status_path = dir.path().join("state/status.json");
+
+    let daemon = Command::new("ip")
+        .args(["netns", "exec", &topology.client, env!("CARGO_BIN_EXE_wanwatch")])
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let mut daemon = DaemonProcess(daemon);
+    let minute = Duration::from_secs(60);
+
+    wait_for(&status_path, "both targets answering", minute, |s| {
+        s["state"] == "up"
+            && s["targets"].as_array().is_some_and(|t| {
+                t.len() == 2 && t.iter().all(|t| t["ok"] == true && t["rtt_us"].is_u64())
+            })
+    });
+
+    // The ISP link fails: the gateway still answers, the internet does not.
+    topology.wan_link(false);
+    let down = wait_for(&status_path, "down and one power cycle", minute, |s| {
+        s["state"] == "down" && !power_cycles(s).is_empty()
+    });
+    let cycle = power_cycles(&down)[0];
+    assert_eq!(cycle["plugin"], "powercycle");
+    assert_eq!(cycle["device"], "modem");
+    assert_eq!(cycle["off_seconds"], 10);
+    assert_eq!(cycle["outcome"], "dry-run");
+
+    topology.wan_link(true);
+    wait_for(&status_path, "up again", minute, |s| s["state"] == "up");
+
+    // Now the LAN itself fails: down, but a local fault, so no power cycle.
+    topology.lan_link(false);
+    wait_for(&status_path, "down on a local fault", minute, |s| s["state"] == "down");
+    topology.lan_link(true);
+    wait_for(&status_path, "up after the local fault", minute, |s| s["state"] == "up");
+
+    // A graceful stop flushes the status file.
+    // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+    let pid = daemon.0.id() as libc::pid_t;
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let exit = daemon.0.wait().unwrap();
+    assert!(exit.success(), "daemon exited with {exit}");
+
+    let status = read_status(&status_path).unwrap();
+    let up = || "up".to_string();
+    let sick = || "sick".to_string();
+    let down = || "down".to_string();
+    assert_eq!(
+        transitions(&status),
+        [
+            (up(), sick(), false),
+            (sick(), down(), false),
+            (down(), up(), false),
+            (up(), sick(), true),
+            (sick(), down(), true),
+            (down(), up(), false),
+        ]
+    );
+    assert_eq!(power_cycles(&status).len(), 1, "{status:#}");
+}
+
