@@ -68,13 +68,13 @@ impl Tally {
 }
 
 fn config() -> Criterion {
-    // A round lasts ~1.1 s of wall time, which is what criterion plans by:
-    // one warm-up round, then 10 samples of 2 rounds (20 s / 10 / 1.1 s,
-    // rounded up), about 23 s per benchmark.
+    // Criterion plans by wall time, and a round lasts about 1 s whatever its
+    // CPU cost (1,000 sends 1 ms apart): one warm-up round, then 10 samples
+    // of 2 rounds (18 s / 10 / ~1 s, rounded up), about 21 s per benchmark.
     Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(20))
+        .measurement_time(Duration::from_secs(18))
 }
 
 fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
@@ -117,14 +117,20 @@ fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
 }
 
 fn wanwatch_multi_thread(c: &mut Criterion) {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => bench_wanwatch(c, "wanwatch_multi_thread", runtime),
         Err(error) => println!("skipped wanwatch_multi_thread: {error}"),
     }
 }
 
 fn wanwatch_current_thread(c: &mut Criterion) {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => bench_wanwatch(c, "wanwatch_current_thread", runtime),
         Err(error) => println!("skipped wanwatch_current_thread: {error}"),
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::state::Millis;
+use crate::state::{Millis, WanState};
 
 /// Switches a device off and lets it come back by itself.
 pub trait PowerSwitch: Send + Sync {
@@ -36,6 +36,11 @@ pub struct Notification {
     pub priority: u8,
     /// When the plugin raised it (it may be delivered much later).
     pub raised_at_ms: Millis,
+    /// The plugin that raised it.
+    pub plugin: String,
+    /// The WAN state when it was raised, and since when.
+    pub wan_state: WanState,
+    pub wan_since_ms: Millis,
 }
 
 /// Performs nothing and logs what it would have done.
@@ -123,6 +128,9 @@ pub struct Actions {
     dry_run: bool,
     cap: Mutex<CycleCap>,
     journal: Mutex<VecDeque<ActionRecord>>,
+    /// The WAN state and since when, as the daemon last reported it, to
+    /// give notifications their context.
+    wan: Mutex<(WanState, Millis)>,
     /// Counts journal entries, so the daemon can tell cheaply that there is
     /// something new to show in the status file.
     generation: AtomicU64,
@@ -142,6 +150,7 @@ impl Actions {
             dry_run: false,
             cap: Mutex::new(CycleCap::new(max_cycles_per_hour)),
             journal: Mutex::new(VecDeque::new()),
+            wan: Mutex::new((WanState::Up, 0)),
             generation: AtomicU64::new(0),
         }
     }
@@ -158,6 +167,11 @@ impl Actions {
 
     pub fn is_dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Tells the gateway the WAN state (the daemon does on every change).
+    pub fn set_wan_state(&self, state: WanState, since_ms: Millis) {
+        *lock(&self.wan) = (state, since_ms);
     }
 
     /// Power-cycles `device` on behalf of `plugin`. The grant has already
@@ -179,11 +193,15 @@ impl Actions {
     pub fn notify(&self, plugin: &str, title: &str, body: &str, priority: u8) -> Result<(), String> {
         let now = self.clock.now_ms();
         let priority = priority.clamp(1, 5);
+        let (wan_state, wan_since_ms) = *lock(&self.wan);
         let notification = Notification {
             title: title.to_owned(),
             body: body.to_owned(),
             priority,
             raised_at_ms: now,
+            plugin: plugin.to_owned(),
+            wan_state,
+            wan_since_ms,
         };
         let result = self.notifier.notify(&notification);
         let action = Action::Notify {

@@ -37,6 +37,12 @@ pub struct Config {
     /// Policy plugins, by name. None: the built-in `powercycle`.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// Where notifications go: `[notify.ntfy]`, `[[notify.webhook]]`.
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
+    /// Mains power-outage detection. None: no detection, power is assumed on.
+    #[serde(default)]
+    pub power: PowerConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -146,6 +152,32 @@ impl fmt::Debug for DeviceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     Shelly,
+}
+
+/// Devices polled over HTTP to tell a mains power outage from a WAN outage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerConfig {
+    /// Always-on devices by name: a URL or host[:port]. Any HTTP answer
+    /// means the device has power.
+    pub devices: BTreeMap<String, String>,
+    #[serde(with = "human_duration")]
+    pub interval: Duration,
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    /// The power is out when more than this share of the devices is silent.
+    pub out_share: f64,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            devices: BTreeMap::new(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            out_share: 0.5,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -313,6 +345,21 @@ impl Config {
                     "is {} but only {wan_targets} target(s) have role \"wan\": no round could ever succeed",
                     self.probe.min_ok
                 ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.power.out_share) {
+            errors.push((
+                path(&["power", "out_share"]),
+                format!(
+                    "is {} but must be at least 0 and less than 1 (0.5: out when more than half the devices are silent)",
+                    self.power.out_share
+                ),
+            ));
+        }
+        if !self.power.devices.is_empty() && self.power.timeout >= self.power.interval {
+            errors.push((
+                path(&["power", "timeout"]),
+                "must be shorter than power.interval".into(),
             ));
         }
         let mut names = std::collections::BTreeSet::new();
@@ -495,7 +542,7 @@ off_seconds = 20
     fn unknown_key_names_file_line_column_and_key() {
         assert_eq!(
             error("[probe]\ninterval = \"2s\"\nintervall = \"3s\"\n"),
-            "wanwatch.toml:3:1: probe: unknown field `intervall`, expected one of `interval`, `timeout`, `down_after`, `min_ok`"
+            "wanwatch.toml:3:1: probe.intervall: unknown field `intervall`, expected one of `interval`, `timeout`, `down_after`, `min_ok`"
         );
     }
 

@@ -195,6 +195,7 @@ impl Daemon {
             }
             None => StateMachine::new(thresholds, now),
         };
+        actions.set_wan_state(machine.state(), machine.since_ms());
         let mut status = resumed.unwrap_or_else(|| Status::new(machine.state(), now, true));
         status.dry_run = reason.is_some();
 
@@ -279,6 +280,7 @@ impl Daemon {
             Some(transition) => {
                 log_transition(&transition);
                 self.status.record_transition(&transition);
+                self.actions.set_wan_state(transition.current, transition.at_ms);
                 for runner in &self.runners {
                     runner.send(Event::Transition(transition.clone()));
                 }

@@ -3,16 +3,10 @@
 use crate::state::Millis;
 
 /// A duration in the compact form of the original wan-monitor log: "850ms",
-/// "9.2s", "7m08s", "2h03m", "3d04h".
+/// "9.2s", "7m08s", "2h03m", "3d04h". The plugins' helper crate holds the
+/// one implementation, so host logs and plugin messages read alike.
 pub fn duration_ms(ms: Millis) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..60 => format!("{}.{}s", s, (ms % 1000) / 100),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
-    }
+    wanwatch_plugin::human_duration(ms)
 }
 
 /// An instant as RFC 3339 UTC, to the second.

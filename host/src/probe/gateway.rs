@@ -129,7 +129,8 @@ fn hex_u128(field: &str) -> Option<u128> {
 mod tests {
     use super::*;
 
-    const ROUTE_HEADER: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+    const ROUTE_HEADER: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
 
     fn ipv4_table(rows: &[&str]) -> String {
         let mut text = ROUTE_HEADER.to_owned();
@@ -148,7 +149,10 @@ mod tests {
             "eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0",
             "eth0\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0",
         ]);
-        assert_eq!(parse_ipv4_routes(&text), Some(Ipv4Addr::new(192, 168, 2, 1)));
+        assert_eq!(
+            parse_ipv4_routes(&text),
+            Some(Ipv4Addr::new(192, 168, 2, 1))
+        );
     }
 
     #[test]
@@ -172,7 +176,10 @@ mod tests {
             "eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0",
             "wlan0\t0000000A\t00000000\t0001\t0\t0\t600\t000000FF\t0\t0\t0",
         ]);
-        assert_eq!(parse_ipv4_routes(&text), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        assert_eq!(
+            parse_ipv4_routes(&text),
+            Some(Ipv4Addr::new(192, 168, 1, 1))
+        );
     }
 
     #[cfg(target_endian = "little")]
@@ -238,6 +245,10 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
     fn default_gateways_reads_procfs_without_panicking() {
         // Whatever this machine's tables hold, IPv4 comes before IPv6.
         let gateways = default_gateways();
-        assert!(gateways.windows(2).all(|w| w[0].is_ipv4() || w[1].is_ipv6()));
+        assert!(
+            gateways
+                .windows(2)
+                .all(|w| w[0].is_ipv4() || w[1].is_ipv6())
+        );
     }
 }

@@ -10,15 +10,17 @@ mod icmp;
 
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use surge_ping::SurgeError;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, SystemClock};
 use crate::state::{Evidence, ProbeKind, Role, Round};
+use icmp::Failure;
 
 /// Something to probe: where, and what its answer stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,14 +33,19 @@ pub struct Target {
 
 /// Probes a fixed set of targets, one round at a time.
 pub struct Prober {
+    /// Shared with the task that runs each round.
+    shared: Arc<Shared>,
+    /// The sequence number of the next echo request. Every probe gets a new
+    /// one, so a late reply from an earlier round never counts for this one.
+    next_seq: u16,
+}
+
+struct Shared {
     targets: Vec<Target>,
     /// When each target is sent, from the start of a round.
     offsets: Vec<Duration>,
     timeout: Duration,
     icmp: icmp::Icmp,
-    /// The sequence number of the next echo request. Every probe gets a new
-    /// one, so a late reply from an earlier round never counts for this one.
-    next_seq: u16,
 }
 
 impl Prober {
@@ -64,11 +71,14 @@ impl Prober {
             ));
         }
         let icmp = icmp::Icmp::open(targets.iter().map(|t| t.address))?;
-        Ok(Prober {
+        let shared = Shared {
             offsets: send_offsets(targets.len(), interval, timeout),
             targets,
             timeout,
             icmp,
+        };
+        Ok(Prober {
+            shared: Arc::new(shared),
             next_seq: 0,
         })
     }
@@ -76,12 +86,44 @@ impl Prober {
     /// Probes every target once and returns the round; `at_ms` = SystemClock
     /// time when the round finished.
     pub async fn round(&mut self) -> Round {
-        let start = Instant::now();
         let first_seq = self.next_seq;
         // Wrapping is harmless: a round is over before the next one starts, so
         // a sequence number is only ever in flight once per target address.
-        self.next_seq = first_seq.wrapping_add(self.targets.len() as u16);
+        self.next_seq = first_seq.wrapping_add(self.shared.targets.len() as u16);
 
+        // The round runs as a task of its own, on a runtime worker, where the
+        // I/O driver and surge-ping's receive task run: a reply then wakes its
+        // probe on the same thread instead of crossing to the caller's (a
+        // `block_on` main, say) every time; see docs/PERFORMANCE.md.
+        let mut task = AbortOnDrop(tokio::spawn(Arc::clone(&self.shared).probe_all(first_seq)));
+        let results = match (&mut task.0).await {
+            Ok(results) => results,
+            Err(error) => {
+                // Only a bug (a panic) or a runtime shutting down gets here.
+                tracing::error!(%error, "probe round failed");
+                self.shared
+                    .targets
+                    .iter()
+                    .map(|t| evidence(t, None))
+                    .collect()
+            }
+        };
+        Round {
+            at_ms: SystemClock.now_ms(),
+            results,
+        }
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.shared.targets
+    }
+}
+
+impl Shared {
+    /// Sends each target its request at its offset and collects the evidence,
+    /// in target order, once every probe has answered or timed out.
+    async fn probe_all(self: Arc<Self>, first_seq: u16) -> Vec<Evidence> {
+        let start = Instant::now();
         let (icmp, timeout) = (&self.icmp, self.timeout);
         // All probes are polled by this one task: no spawn per probe, and a
         // probe is polled only when its timer or reply wakes it.
@@ -97,24 +139,23 @@ impl Prober {
             })
             .collect();
 
-        let mut results: Vec<Evidence> = self
-            .targets
-            .iter()
-            .map(|t| evidence(t, None))
-            .collect();
+        let mut results: Vec<Evidence> = self.targets.iter().map(|t| evidence(t, None)).collect();
         while let Some((i, outcome)) = probes.next().await {
             if let (Some(slot), Some(target)) = (results.get_mut(i), self.targets.get(i)) {
                 *slot = evidence(target, Some(outcome));
             }
         }
-        Round {
-            at_ms: SystemClock.now_ms(),
-            results,
-        }
+        results
     }
+}
 
-    pub fn targets(&self) -> &[Target] {
-        &self.targets
+/// Aborts the round's task when `round()` is dropped mid-way (the daemon
+/// shutting down), so no probes outlive their caller.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -139,15 +180,13 @@ pub fn send_offsets(n: usize, interval: Duration, timeout: Duration) -> Vec<Dura
 
 /// The evidence for `target` from its probe's outcome: `None` before it is
 /// known, then the round-trip time or why it failed.
-fn evidence(target: &Target, outcome: Option<Result<Duration, SurgeError>>) -> Evidence {
+fn evidence(target: &Target, outcome: Option<Result<Duration, Failure>>) -> Evidence {
     let rtt = match outcome {
         Some(Ok(rtt)) => Some(rtt),
-        Some(Err(SurgeError::Timeout { .. })) => {
-            tracing::debug!(target = %target.name, address = %target.address, "no reply");
-            None
-        }
-        Some(Err(error)) => {
-            tracing::debug!(target = %target.name, address = %target.address, %error, "probe failed");
+        Some(Err(failure)) => {
+            // Debug, not warn: failures are the evidence the state machine
+            // judges, and a dead link fails every probe every round.
+            tracing::debug!(name = %target.name, address = %target.address, %failure, "probe failed");
             None
         }
         None => None,
@@ -168,7 +207,9 @@ mod tests {
 
     use super::*;
 
-    const MS: Duration = Duration::from_millis(1);
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
     fn icmp_target(name: &str, role: Role, address: IpAddr) -> Target {
         Target {
@@ -195,30 +236,37 @@ mod tests {
     #[test]
     fn send_offsets_spread_sends_over_interval_minus_timeout() {
         assert_eq!(
-            send_offsets(4, 400 * MS, 200 * MS),
-            [0 * MS, 50 * MS, 100 * MS, 150 * MS]
+            send_offsets(4, ms(400), ms(200)),
+            [ms(0), ms(50), ms(100), ms(150)]
         );
-        assert_eq!(send_offsets(1, 2000 * MS, 1000 * MS), [Duration::ZERO]);
-        assert!(send_offsets(0, 2000 * MS, 1000 * MS).is_empty());
+        assert_eq!(send_offsets(1, ms(2000), ms(1000)), [Duration::ZERO]);
+        assert!(send_offsets(0, ms(2000), ms(1000)).is_empty());
     }
 
     #[test]
     fn send_offsets_keep_every_deadline_inside_the_interval() {
         let (interval, timeout) = (Duration::from_millis(1100), Duration::from_millis(100));
         let offsets = send_offsets(1000, interval, timeout);
-        assert_eq!(offsets[1], MS);
+        assert_eq!(offsets[1], ms(1));
         assert!(offsets.windows(2).all(|w| w[0] < w[1]));
         assert!(offsets.iter().all(|&o| o + timeout < interval));
     }
 
     #[tokio::test]
     async fn new_rejects_a_timeout_not_shorter_than_the_interval() {
-        for (interval, timeout) in [(MS * 1000, MS * 1000), (MS * 1000, MS * 2000), (MS * 1000, MS * 0)] {
+        for (interval, timeout) in [
+            (ms(1000), ms(1000)),
+            (ms(1000), ms(2000)),
+            (ms(1000), ms(0)),
+        ] {
             let error = Prober::new(vec![loopback_v4(1)], interval, timeout)
                 .err()
                 .expect("must be rejected");
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-            assert!(error.to_string().contains("shorter than the interval"), "{error}");
+            assert!(
+                error.to_string().contains("shorter than the interval"),
+                "{error}"
+            );
         }
     }
 
@@ -226,7 +274,7 @@ mod tests {
     async fn new_rejects_kinds_it_cannot_probe() {
         let mut target = loopback_v4(1);
         target.kind = ProbeKind::Dns;
-        let error = Prober::new(vec![target], MS * 2000, MS * 1000)
+        let error = Prober::new(vec![target], ms(2000), ms(1000))
             .err()
             .expect("must be rejected");
         assert_eq!(error.kind(), io::ErrorKind::Unsupported);
@@ -234,7 +282,7 @@ mod tests {
 
     #[test]
     fn new_outside_a_runtime_fails_instead_of_panicking() {
-        let error = Prober::new(vec![loopback_v4(1)], MS * 2000, MS * 1000)
+        let error = Prober::new(vec![loopback_v4(1)], ms(2000), ms(1000))
             .err()
             .expect("no runtime, no socket");
         assert!(error.to_string().contains("tokio runtime"), "{error}");
@@ -244,7 +292,8 @@ mod tests {
     fn a_send_error_is_a_failed_probe() {
         let target = loopback_v4(1);
         let unreachable = io::Error::from_raw_os_error(libc::ENETUNREACH);
-        let e = evidence(&target, Some(Err(SurgeError::IOError(unreachable))));
+        let failure = Failure::Other(surge_ping::SurgeError::IOError(unreachable));
+        let e = evidence(&target, Some(Err(failure)));
         assert!(!e.ok);
         assert_eq!(e.rtt_us, None);
         let e = evidence(&target, Some(Ok(Duration::from_micros(1234))));
@@ -262,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_round_returns_at_once() {
-        let mut prober = Prober::new(Vec::new(), MS * 2000, MS * 1000).expect("no sockets needed");
+        let mut prober = Prober::new(Vec::new(), ms(2000), ms(1000)).expect("no sockets needed");
         let round = prober.round().await;
         assert!(round.results.is_empty());
         assert!(round.at_ms > 0);
@@ -274,11 +323,15 @@ mod tests {
         if ipv6_loopback_available() {
             // IPv6 first and IPv4 last too, so order is not by family.
             targets.insert(0, icmp_target("v6", Role::Wan, Ipv6Addr::LOCALHOST.into()));
-            targets.push(icmp_target("v6-again", Role::Wan, Ipv6Addr::LOCALHOST.into()));
+            targets.push(icmp_target(
+                "v6-again",
+                Role::Wan,
+                Ipv6Addr::LOCALHOST.into(),
+            ));
         } else {
             println!("skipped the IPv6 part: ::1 is not available on this machine");
         }
-        let (interval, timeout) = (MS * 1000, MS * 500);
+        let (interval, timeout) = (ms(1000), ms(500));
         let mut prober = Prober::new(targets.clone(), interval, timeout).expect("ICMP sockets");
         assert_eq!(prober.targets(), targets.as_slice());
 
@@ -301,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn round_spreads_its_sends_and_ends_within_the_interval() {
         let targets: Vec<Target> = (1..=4).map(loopback_v4).collect();
-        let (interval, timeout) = (MS * 400, MS * 200);
+        let (interval, timeout) = (ms(400), ms(200));
         let mut prober = Prober::new(targets, interval, timeout).expect("ICMP socket");
         let start = std::time::Instant::now();
         let round = prober.round().await;
@@ -309,7 +362,7 @@ mod tests {
         assert!(round.results.iter().all(|e| e.ok), "{round:?}");
         // The last send is at 3 * (400 - 200) / 4 = 150 ms; a burst would take
         // well under a millisecond on loopback.
-        assert!(took >= MS * 150, "round took {took:?}");
+        assert!(took >= ms(150), "round took {took:?}");
         assert!(took < interval, "round took {took:?}");
     }
 
@@ -319,7 +372,6 @@ mod tests {
         name: String,
         host_if: String,
         peer_if: String,
-        host_addr: Ipv4Addr,
         peer_addr: Ipv4Addr,
     }
 
@@ -337,38 +389,40 @@ mod tests {
     }
 
     impl Netns {
-        fn create() -> io::Result<Netns> {
+        /// The namespace for test number `tag`: names and a /30 of its own,
+        /// 10.254.x.(4 tag) with x from the pid, so that tests running at the
+        /// same time, in this process or another, do not clash.
+        fn create(tag: u8) -> io::Result<Netns> {
             let pid = std::process::id();
-            // A /30 inside the veth pair; the third octet from the pid so that
-            // concurrent runs do not share a prefix.
             let x = (pid % 250) as u8 + 1;
             let netns = Netns {
-                name: format!("ww-probe-{pid}"),
-                host_if: format!("wwp{pid}h"),
-                peer_if: format!("wwp{pid}n"),
-                host_addr: Ipv4Addr::new(10, 254, x, 1),
-                peer_addr: Ipv4Addr::new(10, 254, x, 2),
+                name: format!("ww-probe-{pid}-{tag}"),
+                host_if: format!("wwp{pid}{tag}h"),
+                peer_if: format!("wwp{pid}{tag}n"),
+                peer_addr: Ipv4Addr::new(10, 254, x, 4 * tag + 2),
             };
+            let host_cidr = format!("{}/30", Ipv4Addr::new(10, 254, x, 4 * tag + 1));
+            let peer_cidr = format!("{}/30", netns.peer_addr);
             ip(&["netns", "add", &netns.name])?;
             // From here on, drop cleans up whatever was made.
             let (ns, host_if, peer_if) = (&netns.name, &netns.host_if, &netns.peer_if);
-            ip(&["link", "add", host_if, "type", "veth", "peer", "name", peer_if])?;
+            ip(&[
+                "link", "add", host_if, "type", "veth", "peer", "name", peer_if,
+            ])?;
             ip(&["link", "set", peer_if, "netns", ns])?;
-            ip(&["addr", "add", &format!("{}/30", netns.host_addr), "dev", host_if])?;
+            ip(&["addr", "add", &host_cidr, "dev", host_if])?;
             ip(&["link", "set", host_if, "up"])?;
-            let peer_cidr = format!("{}/30", netns.peer_addr);
-            ip(&["netns", "exec", ns, "ip", "addr", "add", &peer_cidr, "dev", peer_if])?;
-            ip(&["netns", "exec", ns, "ip", "link", "set", peer_if, "up"])?;
+            netns.in_ns(&format!("ip addr add {peer_cidr} dev {peer_if}"))?;
+            netns.in_ns(&format!("ip link set {peer_if} up"))?;
             Ok(netns)
         }
 
-        /// True when traffic to the peer leaves by our veth, and so can go
+        /// True when traffic to `addr` leaves by our veth, and so can go
         /// nowhere but into our namespace. Checked before every probe, so a
         /// half-made setup never sends to the host's real network.
-        fn peer_routed_via_veth(&self) -> bool {
-            let peer = self.peer_addr.to_string();
+        fn routed_via_veth(&self, addr: Ipv4Addr) -> bool {
             Command::new("ip")
-                .args(["-o", "route", "get", &peer])
+                .args(["-o", "route", "get", &addr.to_string()])
                 .output()
                 .is_ok_and(|out| {
                     let text = String::from_utf8_lossy(&out.stdout);
@@ -383,25 +437,32 @@ mod tests {
 
     impl Drop for Netns {
         fn drop(&mut self) {
-            // Deleting one end of a veth pair deletes both; errors are moot
-            // here (the link may never have been made).
+            // Deleting one end of a veth pair deletes both, and the routes
+            // through it; errors are moot (the link may never have been made).
             let _ = ip(&["link", "del", &self.host_if]);
             let _ = ip(&["netns", "del", &self.name]);
         }
     }
 
-    #[tokio::test]
-    async fn a_silent_target_fails_after_the_timeout() {
-        let netns = match Netns::create() {
-            Ok(netns) => netns,
+    fn netns_or_skip(tag: u8) -> Option<Netns> {
+        match Netns::create(tag) {
+            Ok(netns) => Some(netns),
             Err(error) => {
                 println!("skipped: cannot create network namespaces (need root): {error}");
-                return;
+                None
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_target_fails_after_the_timeout() {
+        let Some(netns) = netns_or_skip(1) else {
+            return;
         };
-        assert!(netns.peer_routed_via_veth(), "veth route missing");
-        let target = icmp_target("ns", Role::Lan, netns.peer_addr.into());
-        let (interval, timeout) = (MS * 1000, MS * 300);
+        let peer = netns.peer_addr;
+        assert!(netns.routed_via_veth(peer), "veth route missing");
+        let target = icmp_target("ns", Role::Lan, peer.into());
+        let (interval, timeout) = (ms(1000), ms(300));
         let mut prober = Prober::new(vec![target], interval, timeout).expect("ICMP socket");
 
         let round = prober.round().await;
@@ -411,7 +472,7 @@ mod tests {
         netns
             .in_ns("echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all")
             .expect("silence the namespace");
-        assert!(netns.peer_routed_via_veth());
+        assert!(netns.routed_via_veth(peer));
         let start = std::time::Instant::now();
         let round = prober.round().await;
         let took = start.elapsed();
@@ -423,18 +484,60 @@ mod tests {
         netns
             .in_ns("echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_all")
             .expect("unsilence the namespace");
-        assert!(netns.peer_routed_via_veth());
+        assert!(netns.routed_via_veth(peer));
         assert!(prober.round().await.results[0].ok);
 
         // The cable pulled: the namespace's end goes down.
         netns
             .in_ns(&format!("ip link set {} down", netns.peer_if))
             .expect("link down");
-        if netns.peer_routed_via_veth() {
+        if netns.routed_via_veth(peer) {
             let round = prober.round().await;
             assert!(!round.results[0].ok, "{round:?}");
         } else {
             println!("skipped the link-down part: the host dropped the veth route");
         }
+    }
+
+    #[tokio::test]
+    async fn an_icmp_error_is_not_an_answer() {
+        let Some(netns) = netns_or_skip(2) else {
+            return;
+        };
+        // An address beyond the namespace, routed into it, where a router
+        // with no way on answers "host unreachable" instead of an echo reply.
+        let beyond = Ipv4Addr::new(10, 254, netns.peer_addr.octets()[2], 200);
+        let via = netns.peer_addr.to_string();
+        ip(&[
+            "route",
+            "add",
+            &format!("{beyond}/32"),
+            "via",
+            &via,
+            "dev",
+            &netns.host_if,
+        ])
+        .expect("route into the namespace");
+        netns
+            .in_ns(&format!(
+                "echo 1 > /proc/sys/net/ipv4/ip_forward && ip route add unreachable {beyond}/32"
+            ))
+            .expect("make the namespace a router with no way on");
+        assert!(
+            netns.routed_via_veth(beyond),
+            "route into the namespace missing"
+        );
+
+        let target = icmp_target("beyond", Role::Wan, beyond.into());
+        let (interval, timeout) = (ms(2000), ms(1000));
+        let mut prober = Prober::new(vec![target], interval, timeout).expect("ICMP socket");
+        let start = std::time::Instant::now();
+        let round = prober.round().await;
+        let took = start.elapsed();
+        assert!(!round.results[0].ok, "{round:?}");
+        assert_eq!(round.results[0].rtt_us, None);
+        // Raw sockets see the error and fail the probe at once; a ping
+        // socket does not see it and times out.
+        assert!(took < interval, "took {took:?}");
     }
 }

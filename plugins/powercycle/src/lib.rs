@@ -22,6 +22,7 @@
 //! | `window`      | `"2h"`    | the sliding window of `max_cycles` |
 
 use serde::Deserialize;
+use wanwatch_plugin::{Seconds, human_duration};
 
 wit_bindgen::generate!({ world: "policy", path: "../../wit" });
 
@@ -56,38 +57,6 @@ impl Default for Settings {
             max_wait: Seconds(30 * 60),
             max_cycles: 3,
             window: Seconds(2 * 3600),
-        }
-    }
-}
-
-/// A duration in seconds, written as a number or as "90s", "3m", "2h".
-#[derive(Clone, Copy)]
-struct Seconds(u64);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => return Ok(Seconds(n)),
-            Raw::Text(text) => text,
-        };
-        let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-        let scale = match unit.trim() {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => 0,
-        };
-        match number.parse::<u64>() {
-            Ok(n) if scale > 0 => Ok(Seconds(n * scale)),
-            _ => Err(serde::de::Error::custom(format!(
-                "`{text}` is not a duration: write seconds, or e.g. \"90s\", \"3m\", \"2h\""
-            ))),
         }
     }
 }
@@ -158,7 +127,7 @@ fn wait_after(settings: &Settings, attempt: u32) -> u64 {
 /// Cycles the modem if the limits allow; otherwise notifies and gives up.
 fn cycle(settings: &Settings) -> Result<(), String> {
     let now = clock::now();
-    let window_ms = settings.window.0 * 1000;
+    let window_ms = settings.window.as_millis();
     let mut cycles = memory::cycles();
     cycles.retain(|&t| now.saturating_sub(t) < window_ms);
     if cycles.len() >= settings.max_cycles {
@@ -167,7 +136,7 @@ fn cycle(settings: &Settings) -> Result<(), String> {
             "The WAN is still down after {} power cycles of {} within {}; giving up until it has been up again.",
             cycles.len(),
             settings.device,
-            human(settings.window.0)
+            human_duration(settings.window.as_millis())
         );
         log::log(Level::Warn, &body);
         // A missing notify grant must not hide the give-up in the log above.
@@ -188,18 +157,10 @@ fn cycle(settings: &Settings) -> Result<(), String> {
             "power-cycled {} for {} s (cycle {attempt}); checking again in {}",
             settings.device,
             settings.off_seconds,
-            human(wait)
+            human_duration(wait * 1000)
         ),
     );
     timers::set(RECHECK, wait * 1000)
-}
-
-fn human(seconds: u64) -> String {
-    match seconds {
-        s if s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 impl Guest for Powercycle {

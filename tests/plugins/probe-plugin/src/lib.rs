@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
 
-use wanwatch::policy::types::{Evidence, ProbeKind, Role, Transition, WanState};
+use wanwatch::policy::types::{Evidence, ProbeKind, Role, WanState};
 use wanwatch::policy::{clock, kv, notify, power, settings, timers};
 
 struct Probe;

@@ -1,0 +1,111 @@
+//! The HTTP client every driver uses (smart plugs, ntfy, webhooks).
+//!
+//! reqwest is built with `rustls-no-provider`, so a rustls crypto provider
+//! must be installed before the first client is built, or reqwest panics; ring
+//! is the one the workspace chose (it builds quickly on a Raspberry Pi).
+//! [`builder`] installs it once and applies the two timeouts every driver
+//! needs: a watchdog must never wait on a device for longer than it decided
+//! to.
+
+use std::sync::Once;
+use std::time::Duration;
+
+/// How long connecting and a whole request (connect, send, answer, body) may
+/// take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    /// 3 s to connect (a LAN device that has not answered the SYN by then is
+    /// not there), 10 s in all.
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            total: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Installs ring as the process's rustls crypto provider, once. Safe to call
+/// any number of times, from any thread.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err means another part of the process installed a provider first;
+        // reqwest uses whichever is installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client builder with the crypto provider installed, both timeouts set
+/// and a `wanwatch/<version>` user agent; drivers add what is theirs (e.g.
+/// `no_proxy` for LAN devices) and build.
+pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect.min(timeouts.total))
+        .timeout(timeouts.total)
+        .user_agent(concat!("wanwatch/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The base URL of a device configured by `address`: "192.168.1.50",
+/// "192.168.1.50:8080", "plug.lan", a bare IPv6 address, or a full
+/// "http://host:port" URL. `Err` says, for a person, what is wrong with it.
+pub fn base_url(address: &str) -> Result<reqwest::Url, String> {
+    let address = address.trim();
+    let url = if address.contains("://") {
+        address.to_owned()
+    } else if address.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("http://[{address}]")
+    } else {
+        format!("http://{address}")
+    };
+    let url = reqwest::Url::parse(&url).map_err(|e| format!("`{address}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{address}` is not a host name, an IP address or an http:// URL"
+        ));
+    }
+    Ok(url)
+}
+
+/// A ready client with the given timeouts, for services on the internet
+/// (proxy settings from the environment apply).
+pub fn client(timeouts: Timeouts) -> Result<reqwest::Client, reqwest::Error> {
+    builder(timeouts).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_of_every_form() {
+        let base = |a: &str| base_url(a).map(|url| url.to_string());
+        assert_eq!(base("192.168.1.50").unwrap(), "http://192.168.1.50/");
+        assert_eq!(
+            base("192.168.1.50:8080").unwrap(),
+            "http://192.168.1.50:8080/"
+        );
+        assert_eq!(base("plug.lan").unwrap(), "http://plug.lan/");
+        assert_eq!(
+            base(" http://127.0.0.1:9/ ").unwrap(),
+            "http://127.0.0.1:9/"
+        );
+        assert_eq!(base("fe80::1").unwrap(), "http://[fe80::1]/");
+        assert!(base("ftp://plug").is_err());
+        assert!(base("").is_err());
+        assert!(base("http://").is_err());
+        assert!(base("http://[bad").is_err());
+    }
+
+    #[test]
+    fn clients_can_be_built_repeatedly() {
+        // The second build must not trip over the already installed provider.
+        assert!(client(Timeouts::default()).is_ok());
+        assert!(builder(Timeouts::default()).no_proxy().build().is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! `kv`: each plugin's small persistent key-value store.
+//!
+//! Kept in memory and saved whole, atomically, as `<kv_dir>/<plugin>.json`
+//! after every change: the store is at most 64 KiB, changes are rare (a few
+//! per WAN transition), and a store that is always complete on disk survives
+//! a crash or power cut of the daemon at any moment. Without a `kv_dir` (the
+//! simulator, some tests) it lives in memory only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::bindings::wanwatch::policy::kv::Host;
+use super::{PluginState, shown};
+use crate::fsutil::write_atomic;
+use crate::state::Millis;
+
+/// Keys per store (as promised in the .wit).
+const MAX_KEYS: usize = 256;
+/// Bytes of keys and values per store (as promised in the .wit).
+const MAX_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub(in crate::plugin) struct Kv {
+    entries: BTreeMap<String, String>,
+    /// Total length of keys and values.
+    bytes: usize,
+    /// Where the store is saved, if anywhere.
+    file: Option<PathBuf>,
+}
+
+impl Kv {
+    /// Loads the store of `plugin` from `dir`, or starts an empty one. A file
+    /// that does not parse is moved aside as `<file>.corrupt-<now_ms>` (kept
+    /// for a human to look at) and the plugin starts afresh: a plugin that
+    /// cannot start is worse than one that forgot. An unreadable file, on the
+    /// other hand, is an error: the data may be fine, and starting empty
+    /// would overwrite it at the first change.
+    pub fn load(plugin: &str, dir: Option<&Path>, now_ms: Millis) -> std::io::Result<Kv> {
+        let Some(dir) = dir else {
+            return Ok(Kv::default());
+        };
+        let file = Kv::path(plugin, dir);
+        let entries = match std::fs::read(&file) {
+            Ok(bytes) => match serde_json::from_slice::<BTreeMap<String, String>>(&bytes) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    let aside = PathBuf::from(format!("{}.corrupt-{now_ms}", file.display()));
+                    std::fs::rename(&file, &aside)?;
+                    tracing::warn!(
+                        plugin,
+                        "the key-value store {} is corrupt ({e}); moved it to {} and starting with an empty one",
+                        file.display(),
+                        aside.display()
+                    );
+                    BTreeMap::new()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let bytes = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        Ok(Kv {
+            entries,
+            bytes,
+            file: Some(file),
+        })
+    }
+
+    /// The file the store of `plugin` is saved in.
+    pub fn path(plugin: &str, dir: &Path) -> PathBuf {
+        dir.join(format!("{plugin}.json"))
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.entries.get(key).cloned()
+    }
+
+    pub fn set(&mut self, key: String, value: String) -> Result<(), String> {
+        let old = self.entries.get(&key);
+        if old.is_none() && self.entries.len() >= MAX_KEYS {
+            return Err(format!(
+                "cannot store `{}`: the store holds {MAX_KEYS} keys, its limit",
+                shown(&key, 64)
+            ));
+        }
+        let bytes = self.bytes - old.map_or(0, |v| key.len() + v.len()) + key.len() + value.len();
+        if bytes > MAX_BYTES {
+            return Err(format!(
+                "cannot store `{}`: the store would hold {bytes} bytes, more than its limit of {MAX_BYTES}",
+                shown(&key, 64)
+            ));
+        }
+        let old = self.entries.insert(key.clone(), value);
+        let before = std::mem::replace(&mut self.bytes, bytes);
+        self.save().inspect_err(|_| {
+            // What the plugin was told failed must not half-happen.
+            match old {
+                Some(old) => self.entries.insert(key, old),
+                None => self.entries.remove(&key),
+            };
+            self.bytes = before;
+        })
+    }
+
+    pub fn delete(&mut self, key: &str) -> Result<(), String> {
+        let Some(old) = self.entries.remove(key) else {
+            return Ok(());
+        };
+        let before = self.bytes;
+        self.bytes -= key.len() + old.len();
+        self.save().inspect_err(|_| {
+            self.entries.insert(key.to_owned(), old);
+            self.bytes = before;
+        })
+    }
+
+    fn save(&self) -> Result<(), String> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec(&self.entries).map_err(|e| format!("cannot save the store: {e}"))?;
+        write_atomic(file, &json).map_err(|e| format!("cannot save the store to {}: {e}", file.display()))
+    }
+}
+
+impl Host for PluginState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.kept.kv.get(&key)
+    }
+
+    // Saving fsyncs: host time, not the plugin's.
+    fn set(&mut self, key: String, value: String) -> Result<(), String> {
+        self.blocking(|state| state.kept.kv.set(key, value))
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        self.blocking(|state| state.kept.kv.delete(&key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> Kv {
+        Kv::load("p", Some(dir), 7).unwrap()
+    }
+
+    #[test]
+    fn changes_are_saved_and_loaded_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kv = store(dir.path());
+        kv.set("a".into(), "1".into()).unwrap();
+        kv.set("b".into(), "2".into()).unwrap();
+        kv.set("a".into(), "3".into()).unwrap();
+        kv.delete("b").unwrap();
+        kv.delete("never there").unwrap();
+        let kv = store(dir.path());
+        assert_eq!(kv.get("a").as_deref(), Some("3"));
+        assert_eq!(kv.get("b"), None);
+        assert_eq!(kv.bytes, 2);
+        assert_eq!(kv.file, Some(dir.path().join("p.json")));
+    }
+
+    #[test]
+    fn limits_on_keys_and_bytes() {
+        let mut kv = Kv::default();
+        for i in 0..MAX_KEYS {
+            kv.set(format!("k{i}"), String::new()).unwrap();
+        }
+        assert!(kv.set("one more".into(), String::new()).unwrap_err().contains("256 keys"));
+        // Replacing a key is fine at the key limit.
+        kv.set("k0".into(), "x".into()).unwrap();
+
+        let mut kv = Kv::default();
+        kv.set("big".into(), "x".repeat(MAX_BYTES - 3)).unwrap();
+        let err = kv.set("c".into(), "d".into()).unwrap_err();
+        assert!(err.contains("more than its limit of 65536"), "{err}");
+        // Shrinking a value frees room.
+        kv.set("big".into(), String::new()).unwrap();
+        kv.set("c".into(), "d".into()).unwrap();
+    }
+
+    #[test]
+    fn failed_save_leaves_the_store_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kv = store(dir.path());
+        kv.set("a".into(), "1".into()).unwrap();
+        // A directory where the temp file should go makes the save fail.
+        kv.file = Some(dir.path().join("missing").join("sub").join("p.json"));
+        std::fs::write(dir.path().join("missing"), "a file, not a directory").unwrap();
+        assert!(kv.set("a".into(), "2".into()).is_err());
+        assert!(kv.set("b".into(), "2".into()).is_err());
+        assert!(kv.delete("a").is_err());
+        assert_eq!(kv.get("a").as_deref(), Some("1"));
+        assert_eq!(kv.get("b"), None);
+        assert_eq!(kv.bytes, 2);
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.json"), "{not json").unwrap();
+        let kv = store(dir.path());
+        assert_eq!(kv.entries.len(), 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("p.json.corrupt-7")).unwrap(),
+            "{not json"
+        );
+        assert!(!dir.path().join("p.json").exists());
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in place of the file cannot be read.
+        std::fs::create_dir(dir.path().join("p.json")).unwrap();
+        assert!(Kv::load("p", Some(dir.path()), 0).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! `power`: power cycles, for the devices granted to the plugin only.
+
+use super::bindings::wanwatch::policy::power::Host;
+use super::{PluginState, shown, toml_key};
+use crate::actions::Action;
+
+impl Host for PluginState {
+    fn power_cycle(&mut self, device: String, off_seconds: u32) -> Result<(), String> {
+        let plugin = &self.plugin;
+        if !plugin.grants.devices.contains(&device) {
+            let device = shown(&device, 64);
+            let reason = format!(
+                "power-cycle of `{device}` refused: the device is not granted to plugin `{}`: add `devices = [\"{device}\"]` to [plugins.{}]",
+                plugin.name,
+                toml_key(&plugin.name)
+            );
+            tracing::warn!(plugin = %plugin.name, "{reason}");
+            plugin
+                .host
+                .actions
+                .record_refusal(&plugin.name, Action::PowerCycle { device, off_seconds }, &reason);
+            return Err(reason);
+        }
+        // A cycle waits for the device to confirm, which can take seconds.
+        self.blocking(|state| {
+            let plugin = &state.plugin;
+            plugin.host.actions.power_cycle(&plugin.name, &device, off_seconds)
+        })
+    }
+}

@@ -1,0 +1,266 @@
+//! [`Plugin`]: one loaded plugin, its instance, and its store.
+//!
+//! Each instance lives in its own `Store`, so a fault is contained: the
+//! store, with the instance's memory and its WASI state, is dropped and a
+//! fresh one takes its place. What the plugin must not lose (key-value
+//! store, timers) lives in the host's part of the store data and moves over.
+
+use std::sync::Arc;
+
+use wasmtime::{Engine, Store};
+
+use super::host::{self, Identity, Kept, Kv, Policy, PluginState, PolicyPre, wit};
+use super::runtime::EPOCH_TICK;
+use super::{CallError, CallErrorKind, Event, PluginHealth};
+use crate::state::{Millis, ProbeKind, Role, Transition, WanState};
+
+/// Longest guest error string kept, in bytes.
+const MAX_GUEST_ERROR: usize = 1024;
+
+/// A loaded plugin. Calls into it are serialized by `&mut self`; it is
+/// `Send`, so it can live on a thread of its own (see
+/// [`Runner`](super::Runner)).
+pub struct Plugin {
+    pre: PolicyPre<PluginState>,
+    store: Store<PluginState>,
+    /// None after a fault, until the next call instantiates afresh.
+    instance: Option<Policy>,
+    health: PluginHealth,
+}
+
+impl Plugin {
+    /// Sets the plugin up and instantiates it.
+    pub(super) fn start(pre: PolicyPre<PluginState>, identity: Arc<Identity>, kv: Kv) -> Result<Plugin, CallError> {
+        let health = PluginHealth {
+            name: identity.name.clone(),
+            calls: 0,
+            failures: 0,
+            consecutive_failures: 0,
+            last_error: None,
+            last_error_at_ms: None,
+        };
+        let kept = Kept {
+            kv,
+            ..Kept::default()
+        };
+        let store = new_store(pre.engine(), PluginState::new(identity, kept));
+        let mut plugin = Plugin {
+            pre,
+            store,
+            instance: None,
+            health,
+        };
+        plugin.restart()?;
+        Ok(plugin)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.store.data().plugin.name
+    }
+
+    /// Calls the export that handles `event`, first creating a fresh
+    /// instance if the last one was discarded.
+    ///
+    /// If the guest traps, runs past its deadline or out of memory, its
+    /// instance is discarded, so the next call starts afresh; the error
+    /// names the plugin, the callback, the reason, and ends with what the
+    /// guest wrote to stderr (a Rust guest's panic message). An error string
+    /// returned by the guest is a [`CallErrorKind::GuestError`] and leaves
+    /// the instance in place.
+    pub fn call(&mut self, event: &Event) -> Result<(), CallError> {
+        let result = self.deliver(event);
+        let health = &mut self.health;
+        health.calls += 1;
+        match &result {
+            Ok(()) => health.consecutive_failures = 0,
+            Err(error) => {
+                health.failures += 1;
+                health.consecutive_failures = health.consecutive_failures.saturating_add(1);
+                health.last_error = Some(error.to_string());
+                health.last_error_at_ms = Some(self.store.data().plugin.host.clock.now_ms());
+            }
+        }
+        result
+    }
+
+    /// Discards the current instance, if any, and creates a fresh one now,
+    /// keeping the key-value store and the timers: what a fault does, on
+    /// purpose (for instance, to measure what a fault costs).
+    pub fn restart(&mut self) -> Result<(), CallError> {
+        if self.instance.take().is_some() {
+            self.discard();
+        }
+        self.begin();
+        let instance = self.instantiate()?;
+        self.instance = Some(instance);
+        Ok(())
+    }
+
+    /// When the earliest armed timer is due.
+    pub fn next_timer(&self) -> Option<Millis> {
+        self.store.data().kept.timers.next()
+    }
+
+    /// Removes and returns the timers due at or before `now`, earliest first
+    /// (ties by name): the caller then delivers each as [`Event::Timer`].
+    pub fn take_due_timers(&mut self, now: Millis) -> Vec<String> {
+        self.store.data_mut().kept.timers.take_due(now)
+    }
+
+    pub fn health(&self) -> PluginHealth {
+        self.health.clone()
+    }
+
+    fn deliver(&mut self, event: &Event) -> Result<(), CallError> {
+        self.begin();
+        let instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => self.instantiate()?,
+        };
+        let callback = callback(event);
+        let store = &mut self.store;
+        let outcome = match event {
+            Event::Transition(t) => {
+                let t = to_wit(t);
+                match t.current {
+                    wit::WanState::Up => instance.call_on_wan_up(store, &t),
+                    wit::WanState::Sick => instance.call_on_wan_sick(store, &t),
+                    wit::WanState::Down => instance.call_on_wan_down(store, &t),
+                }
+            }
+            Event::Timer(name) => instance.call_on_timer(store, name),
+        };
+        match outcome {
+            Ok(result) => {
+                self.instance = Some(instance);
+                result.map_err(|message| {
+                    let message = host::shown(&message, MAX_GUEST_ERROR);
+                    self.error(callback, CallErrorKind::GuestError, message)
+                })
+            }
+            // `instance` is dropped with its store.
+            Err(trap) => Err(self.fault(callback, &trap)),
+        }
+    }
+
+    /// Starts the clock of a callback (or an instantiation, which runs guest
+    /// code too) and arms its deadline.
+    fn begin(&mut self) {
+        let state = self.store.data_mut();
+        state.call.start();
+        state.stderr.clear();
+        let deadline = state.plugin.deadline;
+        self.store.set_epoch_deadline(host::ticks(deadline, EPOCH_TICK));
+    }
+
+    fn instantiate(&mut self) -> Result<Policy, CallError> {
+        self.pre
+            .instantiate(&mut self.store)
+            .map_err(|trap| self.fault("instantiate", &trap))
+    }
+
+    /// Makes a [`CallError`] of a trap, then discards the store.
+    fn fault(&mut self, callback: &'static str, trap: &wasmtime::Error) -> CallError {
+        let state = self.store.data();
+        let (kind, message) = if state.call.deadline_hit {
+            let message = format!(
+                "ran for more than {} of its own time (time in host calls not counted)",
+                humantime::format_duration(state.plugin.deadline)
+            );
+            (CallErrorKind::Deadline, message)
+        } else if let Some(desired) = state.memory.denied {
+            let limit = state.plugin.memory_bytes;
+            let message = if desired > limit {
+                format!("tried to grow its memory to {desired} bytes, beyond its limit of {limit} (`memory_mib`)")
+            } else {
+                format!("the host could not grow its memory: {}", trap.root_cause())
+            };
+            (CallErrorKind::OutOfMemory, message)
+        } else {
+            let message = match trap.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => trap.to_string(),
+                None => trap.root_cause().to_string(),
+            };
+            (CallErrorKind::Trap, message)
+        };
+        tracing::debug!(plugin = %state.plugin.name, callback, "trap details: {trap:?}");
+        let error = self.error(callback, kind, message);
+        self.discard();
+        error
+    }
+
+    fn error(&self, callback: &'static str, kind: CallErrorKind, message: String) -> CallError {
+        let state = self.store.data();
+        CallError {
+            plugin: state.plugin.name.clone(),
+            callback,
+            kind,
+            message,
+            stderr: state.stderr.text(),
+        }
+    }
+
+    /// Replaces the store with a fresh one, carrying over what must survive.
+    fn discard(&mut self) {
+        let state = self.store.data_mut();
+        let kept = std::mem::take(&mut state.kept);
+        let identity = Arc::clone(&state.plugin);
+        self.store = new_store(self.pre.engine(), PluginState::new(identity, kept));
+        self.instance = None;
+    }
+}
+
+/// A store with the plugin's memory limit and its deadline.
+fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
+    let deadline = state.plugin.deadline;
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store.epoch_deadline_callback(move |mut store| Ok(store.data_mut().call.on_epoch(deadline, EPOCH_TICK)));
+    store
+}
+
+/// The export `event` goes to, as named in the .wit.
+fn callback(event: &Event) -> &'static str {
+    match event {
+        Event::Transition(t) => match t.current {
+            WanState::Up => "on-wan-up",
+            WanState::Sick => "on-wan-sick",
+            WanState::Down => "on-wan-down",
+        },
+        Event::Timer(_) => "on-timer",
+    }
+}
+
+fn to_wit(t: &Transition) -> wit::Transition {
+    let state = |s: WanState| match s {
+        WanState::Up => wit::WanState::Up,
+        WanState::Sick => wit::WanState::Sick,
+        WanState::Down => wit::WanState::Down,
+    };
+    wit::Transition {
+        previous: state(t.previous),
+        current: state(t.current),
+        at_ms: t.at_ms,
+        previous_duration_ms: t.previous_duration_ms,
+        local_fault: t.local_fault,
+        evidence: t
+            .evidence
+            .iter()
+            .map(|e| wit::Evidence {
+                target: e.target.clone(),
+                role: match e.role {
+                    Role::Lan => wit::Role::Lan,
+                    Role::Wan => wit::Role::Wan,
+                },
+                kind: match e.kind {
+                    ProbeKind::Icmp => wit::ProbeKind::Icmp,
+                    ProbeKind::Dns => wit::ProbeKind::Dns,
+                    ProbeKind::Http => wit::ProbeKind::Http,
+                    ProbeKind::Tcp => wit::ProbeKind::Tcp,
+                },
+                ok: e.ok,
+                rtt_us: e.rtt_us,
+            })
+            .collect(),
+    }
+}
