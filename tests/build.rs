@@ -12,9 +12,15 @@ fn main() {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let built = build_guests(&manifest.join("plugins"), PLUGINS);
     // The guests are generated from the contract: rebuild them when it changes.
-    println!("cargo:rerun-if-changed={}", manifest.join("../wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("../wit").display()
+    );
     for (name, wasm) in PLUGINS.iter().zip(built) {
-        let var = format!("WANWATCH_TEST_PLUGIN_{}", name.to_uppercase().replace('-', "_"));
+        let var = format!(
+            "WANWATCH_TEST_PLUGIN_{}",
+            name.to_uppercase().replace('-', "_")
+        );
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
 }

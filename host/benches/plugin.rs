@@ -20,7 +20,8 @@ use wanwatch::plugin::{Event, HostContext, Plugin, PluginSpec, Runtime};
 use wanwatch::state::{Evidence, ProbeKind, Role, Transition, WanState};
 
 fn powercycle(runtime: &Runtime) -> Plugin {
-    let spec = PluginSpec::from_config("powercycle", &PluginConfig::new(None)).expect("the built-in plugin");
+    let spec = PluginSpec::from_config("powercycle", &PluginConfig::new(None))
+        .expect("the built-in plugin");
     let clock = Arc::new(SystemClock);
     let host = HostContext {
         actions: Arc::new(Actions::dry_run(clock.clone(), 4)),
@@ -59,7 +60,11 @@ fn plugin(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     let event = sick();
     group.bench_function("callback", |b| {
-        b.iter(|| plugin.call(black_box(&event)).unwrap_or_else(|e| panic!("{e}")))
+        b.iter(|| {
+            plugin
+                .call(black_box(&event))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
     });
     group.bench_function("instantiate", |b| {
         b.iter(|| plugin.restart().unwrap_or_else(|e| panic!("{e}")))

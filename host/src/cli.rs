@@ -1,4 +1,4 @@
-//! The `wanwatch` command line: `run`, `check`, `status`.
+//! The `wanwatch` command line: `run`, `check`, `status`, `plug`.
 //!
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
@@ -13,6 +13,7 @@ use crate::actions::Actions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::daemon::{self, Daemon};
+use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly};
 use crate::plugin::Runtime;
 
 /// The config read when --config is not given, if it exists.
@@ -60,6 +61,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Talks to a configured power plug directly.
+    Plug {
+        #[command(subcommand)]
+        command: PlugCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlugCommand {
+    /// Shows the plug's generation, model, firmware, relay, timer and
+    /// power-on setting.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The device, as named in the config (`[devices.NAME]`).
+        name: String,
+    },
+    /// Power-cycles the plug: off, then back on by the plug's own timer;
+    /// waits until the plug is confirmed back on.
+    Cycle {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The device, as named in the config (`[devices.NAME]`).
+        name: String,
+        /// How long the plug stays off, in whole seconds ("10s", "1m").
+        #[arg(long, default_value = "10s", value_parser = off_seconds)]
+        off: u32,
+        /// Read the plug but switch nothing; say what would be done.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -96,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Run { config, dry_run } => config.load().and_then(|c| run(&c, dry_run)),
         Command::Check { config } => config.load().and_then(|c| check(&c)),
         Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
+        Command::Plug { command } => plug(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,6 +235,129 @@ fn status(config: &Config, json: bool) -> Result<(), String> {
         println!("{text}");
     } else {
         print!("{}", status.render(SystemClock.now_ms()));
+    }
+    Ok(())
+}
+
+/// `--off`: a duration of whole seconds, at least 1 ("10s", "1m", or "10").
+fn off_seconds(text: &str) -> Result<u32, String> {
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => std::time::Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("not a duration ({e}); write e.g. \"10s\""))?,
+    };
+    if duration.subsec_nanos() != 0 || duration.is_zero() {
+        return Err("the off time must be a whole number of seconds, at least 1 s".into());
+    }
+    u32::try_from(duration.as_secs()).map_err(|_| "the off time is too long".into())
+}
+
+fn plug(command: PlugCommand) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    match command {
+        PlugCommand::Status { config, name } => {
+            let plug = configured_plug(&config.load()?, &name)?;
+            runtime.block_on(plug_status(&plug))
+        }
+        PlugCommand::Cycle {
+            config,
+            name,
+            off,
+            dry_run,
+        } => {
+            let plug = configured_plug(&config.load()?, &name)?;
+            runtime.block_on(plug_cycle(&plug, off, dry_run))
+        }
+    }
+}
+
+fn configured_plug(config: &Config, name: &str) -> Result<Shelly, String> {
+    let device = config.devices.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.devices.keys().map(String::as_str).collect();
+        if known.is_empty() {
+            format!("no device named `{name}`: the config has no [devices.NAME] section")
+        } else {
+            format!(
+                "no device named `{name}` (configured: {})",
+                known.join(", ")
+            )
+        }
+    })?;
+    Ok(Shelly::new(name, device))
+}
+
+async fn plug_status(plug: &Shelly) -> Result<(), String> {
+    let status = plug.status().await.map_err(|e| e.to_string())?;
+    print!("{}", render_plug_status(plug, &status));
+    Ok(())
+}
+
+fn render_plug_status(plug: &Shelly, status: &PlugStatus) -> String {
+    let id = &status.identity;
+    let timer = match status.state.timer {
+        None => "none".to_owned(),
+        Some(t) => format!(
+            "flips back in ~{} s (of {} s)",
+            t.remaining.as_secs_f64().ceil(),
+            t.duration.as_secs_f64().round()
+        ),
+    };
+    let mut text = format!(
+        "plug {} ({})\n  generation  Gen{}\n  model       {}\n  firmware    {}\n  login       {}\n  relay {:<5} {}\n  timer       {timer}\n  power-on    {}\n",
+        plug.name(),
+        plug.address(),
+        id.generation,
+        id.model,
+        id.firmware,
+        if id.auth { "enabled" } else { "disabled" },
+        status.relay,
+        if status.state.output { "on" } else { "off" },
+        status.power_on,
+    );
+    if let Some(warning) = status.power_on_warning() {
+        text += &format!("warning: {warning}\n");
+    }
+    text
+}
+
+async fn plug_cycle(plug: &Shelly, off: u32, dry_run: bool) -> Result<(), String> {
+    let name = plug.name();
+    // Read first: it shows the plug answers, and its power-on setting.
+    let status = plug.status().await.map_err(|e| e.to_string())?;
+    if let Some(warning) = status.power_on_warning() {
+        println!("warning: {warning}");
+    }
+    if dry_run {
+        let refusal = match status.state {
+            RelayState {
+                output: false,
+                timer: Some(_),
+            } => " (it would be refused now: a cycle is under way)",
+            _ => "",
+        };
+        println!(
+            "dry run: would switch plug {name} (Gen{}, relay {}) off for {off} s, with its own timer switching it back on{refusal}",
+            status.identity.generation, status.relay
+        );
+        return Ok(());
+    }
+    let started = plug.power_cycle(off).await.map_err(|e| e.to_string())?;
+    println!(
+        "plug {name}: off; the plug switches itself back on in ~{} s",
+        started.back_on_in.as_secs_f64().ceil()
+    );
+    match plug
+        .await_back_on(&started)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        BackOn::ByItself => println!("plug {name}: back on"),
+        BackOn::SwitchedOn => {
+            println!("plug {name}: was still off without a timer; switched it on")
+        }
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! The stand-ins replace the world, not the code under test: the plugins,
 //! the runtime and `Actions` run for real.
 
+pub mod http;
 pub mod ntfy;
+pub mod shelly;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,8 +83,16 @@ impl<T: Clone + std::fmt::Debug> Recorder<T> {
         let mut items = self.lock();
         while !done(&items) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out after {timeout:?} waiting; recorded so far: {:#?}", *items);
-            items = self.changed.wait_timeout(items, left).unwrap_or_else(PoisonError::into_inner).0;
+            assert!(
+                !left.is_zero(),
+                "timed out after {timeout:?} waiting; recorded so far: {:#?}",
+                *items
+            );
+            items = self
+                .changed
+                .wait_timeout(items, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         items.clone()
     }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use wanwatch::actions::{Action, Actions, Notification};
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{
-    CallError, CallErrorKind, Event, Grants, HostContext, Plugin, PluginError, PluginSpec, Runner, Runtime,
-    WasmSource,
+    CallError, CallErrorKind, Event, Grants, HostContext, Plugin, PluginError, PluginSpec, Runner,
+    Runtime, WasmSource,
 };
 use wanwatch::state::{Evidence, Millis, ProbeKind, Role, Transition, WanState};
 use wanwatch_tests::{ManualClock, RecordingNotifier, RecordingSwitch, plugin_wasm};
@@ -63,7 +63,12 @@ impl World {
             delay,
             ..RecordingSwitch::default()
         });
-        let actions = Arc::new(Actions::new(switch.clone(), notifier.clone(), clock.clone(), 100));
+        let actions = Arc::new(Actions::new(
+            switch.clone(),
+            notifier.clone(),
+            clock.clone(),
+            100,
+        ));
         World {
             clock,
             manual,
@@ -83,7 +88,9 @@ impl World {
     }
 
     fn load(&self, spec: PluginSpec) -> Plugin {
-        runtime().load(spec, self.host()).unwrap_or_else(|e| panic!("{e}"))
+        runtime()
+            .load(spec, self.host())
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Every report notified so far by `plugin`: (callback, body).
@@ -93,7 +100,12 @@ impl World {
             .items()
             .into_iter()
             .filter(|n| n.plugin == plugin)
-            .map(|n| (n.title, serde_json::from_str(&n.body).expect("a JSON report")))
+            .map(|n| {
+                (
+                    n.title,
+                    serde_json::from_str(&n.body).expect("a JSON report"),
+                )
+            })
             .collect()
     }
 
@@ -190,16 +202,25 @@ fn every_callback_receives_every_field() {
     let world = World::new();
     let mut plugin = world.load(probe("fields", json!({})));
     assert_eq!(plugin.name(), "fields");
-    for (event, callback) in [(sick(), "on-wan-sick"), (down(), "on-wan-down"), (up(), "on-wan-up")] {
+    for (event, callback) in [
+        (sick(), "on-wan-sick"),
+        (down(), "on-wan-down"),
+        (up(), "on-wan-up"),
+    ] {
         plugin.call(&event).unwrap_or_else(|e| panic!("{e}"));
         let report = world.last_report("fields", callback);
-        let Event::Transition(sent) = &event else { unreachable!() };
-        let received: Transition = serde_json::from_value(report["transition"].clone()).expect("a transition");
+        let Event::Transition(sent) = &event else {
+            unreachable!()
+        };
+        let received: Transition =
+            serde_json::from_value(report["transition"].clone()).expect("a transition");
         assert_eq!(&received, sent);
         // The clock import reads the host's clock.
         assert_eq!(report["now"], json!(T0));
     }
-    plugin.call(&Event::Timer("a timer".into())).unwrap_or_else(|e| panic!("{e}"));
+    plugin
+        .call(&Event::Timer("a timer".into()))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(world.last_report("fields", "on-timer")["timer"], "a timer");
     assert_eq!(plugin.health().calls, 4);
     assert_eq!(plugin.health().failures, 0);
@@ -220,7 +241,8 @@ fn kv_survives_reinstantiation_and_reloading() {
     assert_eq!(report["counter"], 3, "{report}");
 
     let file = world.kv_dir.path().join("memory.json");
-    let saved: Value = serde_json::from_slice(&std::fs::read(&file).expect("the kv file")).expect("JSON");
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("the kv file")).expect("JSON");
     assert_eq!(saved, json!({ "counter": "3" }));
 
     drop(plugin);
@@ -247,7 +269,10 @@ fn calls_outside_the_grants_are_refused_and_journalled() {
     let refusal = world.last_report("granted", "on-wan-down")["power"].clone();
     let refusal = refusal.as_str().expect("the error the plugin received");
     assert!(refusal.contains("not granted"), "{refusal}");
-    assert!(refusal.contains("add `devices = [\"router\"]` to [plugins.granted]"), "{refusal}");
+    assert!(
+        refusal.contains("add `devices = [\"router\"]` to [plugins.granted]"),
+        "{refusal}"
+    );
     assert!(world.switch.cycles.items().is_empty());
     let journal = world.actions.recent();
     let record = journal
@@ -275,16 +300,19 @@ fn calls_outside_the_grants_are_refused_and_journalled() {
     let mut mute = world.load(spec);
     let error = call_err(&mut mute, &up());
     assert_eq!(error.kind, CallErrorKind::GuestError);
-    assert!(error.message.contains("not granted to plugin `mute`"), "{error}");
-    assert!(error.message.contains("add `notify = true` to [plugins.mute]"), "{error}");
-    assert!(world.reports("mute").is_empty());
     assert!(
-        world
-            .actions
-            .recent()
-            .iter()
-            .any(|r| r.plugin == "mute" && matches!(&r.action, Action::Notify { title, .. } if title == "on-wan-up"))
+        error.message.contains("not granted to plugin `mute`"),
+        "{error}"
     );
+    assert!(
+        error
+            .message
+            .contains("add `notify = true` to [plugins.mute]"),
+        "{error}"
+    );
+    assert!(world.reports("mute").is_empty());
+    assert!(world.actions.recent().iter().any(|r| r.plugin == "mute"
+        && matches!(&r.action, Action::Notify { title, .. } if title == "on-wan-up")));
 }
 
 #[test]
@@ -303,7 +331,10 @@ fn a_trap_discards_the_instance_and_the_next_call_works() {
     assert_eq!(world.last_report("trap", "on-wan-up")["instance_calls"], 1);
 
     let health = plugin.health();
-    assert_eq!((health.calls, health.failures, health.consecutive_failures), (3, 1, 0));
+    assert_eq!(
+        (health.calls, health.failures, health.consecutive_failures),
+        (3, 1, 0)
+    );
     assert_eq!(health.last_error, Some(error.to_string()));
     assert_eq!(health.last_error_at_ms, Some(T0));
 }
@@ -311,13 +342,22 @@ fn a_trap_discards_the_instance_and_the_next_call_works() {
 #[test]
 fn a_panic_reports_its_message_from_stderr() {
     let world = World::new();
-    let mut plugin = world.load(probe("panic", json!({ "on-wan-sick": { "fault": "panic" } })));
+    let mut plugin = world.load(probe(
+        "panic",
+        json!({ "on-wan-sick": { "fault": "panic" } }),
+    ));
     let error = call_err(&mut plugin, &sick());
     assert_eq!(error.kind, CallErrorKind::Trap);
     let stderr = error.stderr.clone().expect("the panic message");
-    assert!(stderr.contains("probe-plugin panics on purpose in on-wan-sick"), "{stderr}");
+    assert!(
+        stderr.contains("probe-plugin panics on purpose in on-wan-sick"),
+        "{stderr}"
+    );
     let shown = error.to_string();
-    assert!(shown.starts_with("plugin `panic`: on-wan-sick trapped: "), "{shown}");
+    assert!(
+        shown.starts_with("plugin `panic`: on-wan-sick trapped: "),
+        "{shown}"
+    );
     assert!(shown.contains("probe-plugin panics on purpose"), "{shown}");
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -330,9 +370,20 @@ fn a_loop_is_stopped_at_its_deadline() {
     let error = call_err(&mut plugin, &down());
     let took = start.elapsed();
     assert_eq!(error.kind, CallErrorKind::Deadline, "{error}");
-    assert!(error.to_string().contains("exceeded its deadline: ran for more than 100ms"), "{error}");
-    assert!(took >= DEADLINE, "stopped after {took:?}, before its deadline");
-    assert!(took < DEADLINE + Duration::from_millis(200), "stopped only after {took:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("exceeded its deadline: ran for more than 100ms"),
+        "{error}"
+    );
+    assert!(
+        took >= DEADLINE,
+        "stopped after {took:?}, before its deadline"
+    );
+    assert!(
+        took < DEADLINE + Duration::from_millis(200),
+        "stopped only after {took:?}"
+    );
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(world.last_report("loop", "on-wan-up")["instance_calls"], 1);
 }
@@ -345,7 +396,10 @@ fn unbounded_allocation_runs_out_of_memory() {
     let mut plugin = world.load(spec);
     let error = call_err(&mut plugin, &down());
     assert_eq!(error.kind, CallErrorKind::OutOfMemory, "{error}");
-    assert!(error.message.contains("beyond its limit of 16777216"), "{error}");
+    assert!(
+        error.message.contains("beyond its limit of 16777216"),
+        "{error}"
+    );
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(world.last_report("hog", "on-wan-up")["instance_calls"], 1);
 }
@@ -353,7 +407,10 @@ fn unbounded_allocation_runs_out_of_memory() {
 #[test]
 fn a_guest_error_keeps_the_instance() {
     let world = World::new();
-    let mut plugin = world.load(probe("error", json!({ "on-wan-down": { "fault": "error" } })));
+    let mut plugin = world.load(probe(
+        "error",
+        json!({ "on-wan-down": { "fault": "error" } }),
+    ));
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
     let error = call_err(&mut plugin, &down());
     assert_eq!(error.kind, CallErrorKind::GuestError);
@@ -381,7 +438,10 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
         runner.send(down());
         runner.send(up());
     }
-    world.notifier.sent.wait_until(PATIENCE, |sent| count(sent, "healthy") == 2);
+    world
+        .notifier
+        .sent
+        .wait_until(PATIENCE, |sent| count(sent, "healthy") == 2);
     assert!(
         start.elapsed() < faulty_deadline,
         "the healthy plugin was held up: {:?}",
@@ -389,13 +449,25 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
     );
     assert_eq!(healthy.health().failures, 0);
 
-    world.notifier.sent.wait_until(PATIENCE, |sent| count(sent, "faulty") == 1);
+    world
+        .notifier
+        .sent
+        .wait_until(PATIENCE, |sent| count(sent, "faulty") == 1);
     assert!(start.elapsed() >= faulty_deadline);
-    assert_eq!(world.last_report("faulty", "on-wan-up")["instance_calls"], 1);
+    assert_eq!(
+        world.last_report("faulty", "on-wan-up")["instance_calls"],
+        1
+    );
     // Its health was updated before the next call began.
     let health = faulty.health();
     assert_eq!(health.failures, 1);
-    assert!(health.last_error.as_deref().is_some_and(|e| e.contains("deadline")), "{health:?}");
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("deadline")),
+        "{health:?}"
+    );
     faulty.shutdown();
     healthy.shutdown();
 }
@@ -404,7 +476,10 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
 fn time_in_host_calls_does_not_count_against_the_deadline() {
     let delay = DEADLINE * 3;
     let world = World::with_slow_switch(delay);
-    let mut plugin = world.load(probe("patient", json!({ "on-wan-down": { "power": ["modem", 10] } })));
+    let mut plugin = world.load(probe(
+        "patient",
+        json!({ "on-wan-down": { "power": ["modem", 10] } }),
+    ));
     let start = Instant::now();
     plugin.call(&down()).unwrap_or_else(|e| panic!("{e}"));
     assert!(start.elapsed() >= delay);
@@ -429,14 +504,24 @@ fn timers_fire_in_order_can_be_cancelled_and_survive_a_fault() {
 
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
     call_err(&mut plugin, &down());
-    assert_eq!(plugin.next_timer(), Some(T0 + 500), "timers survive the fault");
+    assert_eq!(
+        plugin.next_timer(),
+        Some(T0 + 500),
+        "timers survive the fault"
+    );
 
     world.manual.set(T0 + 1000);
     let due = plugin.take_due_timers(T0 + 1000);
-    assert_eq!(due, ["c", "a", "b"], "in due order, ties by name; `x` was cancelled");
+    assert_eq!(
+        due,
+        ["c", "a", "b"],
+        "in due order, ties by name; `x` was cancelled"
+    );
     assert_eq!(plugin.next_timer(), None);
     for name in due {
-        plugin.call(&Event::Timer(name)).unwrap_or_else(|e| panic!("{e}"));
+        plugin
+            .call(&Event::Timer(name))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let fired: Vec<Value> = world
         .reports("timers")
@@ -455,7 +540,10 @@ fn a_runner_fires_timers_when_due() {
     let runner = Runner::spawn(world.load(probe("runner", settings)), world.clock.clone());
     let start = Instant::now();
     runner.send(up());
-    let sent = world.notifier.sent.wait_until(PATIENCE, |sent| sent.len() == 2);
+    let sent = world
+        .notifier
+        .sent
+        .wait_until(PATIENCE, |sent| sent.len() == 2);
     assert!(start.elapsed() >= Duration::from_millis(after_ms));
     assert_eq!(sent[1].title, "on-timer");
     assert_eq!(world.last_report("runner", "on-timer")["timer"], "soon");
@@ -485,23 +573,42 @@ fn loading_errors_name_the_plugin_and_the_reason() {
     };
 
     let error = load("core", Some(b"\0asm\x01\0\0\0"));
-    assert!(matches!(error, PluginError::NotComponent { .. }), "{error:?}");
-    assert!(error.to_string().contains("is not a component (a core wasm module?)"), "{error}");
+    assert!(
+        matches!(error, PluginError::NotComponent { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("is not a component (a core wasm module?)"),
+        "{error}"
+    );
 
     let component = std::fs::read(plugin_wasm("probe-plugin")).expect("the probe plugin");
     let error = load("truncated", Some(&component[..component.len() / 2]));
     assert!(matches!(error, PluginError::Invalid { .. }), "{error:?}");
-    assert!(error.to_string().contains("is not a valid component: "), "{error}");
+    assert!(
+        error.to_string().contains("is not a valid component: "),
+        "{error}"
+    );
 
     let error = load("text", Some(b"#!/bin/sh\necho hello\n"));
     assert!(matches!(error, PluginError::NotWasm { .. }), "{error:?}");
 
     let error = load("missing", None);
     assert!(matches!(error, PluginError::Read { .. }), "{error:?}");
-    assert!(error.to_string().contains("cannot read file: No such file"), "{error}");
+    assert!(
+        error.to_string().contains("cannot read file: No such file"),
+        "{error}"
+    );
 
     // A valid component, but an empty one.
     let error = load("empty", Some(b"\0asm\x0d\0\x01\0"));
     assert!(matches!(error, PluginError::WrongWorld { .. }), "{error:?}");
-    assert!(error.to_string().contains("does not implement wanwatch:policy@0.1.x: "), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("does not implement wanwatch:policy@0.1.x: "),
+        "{error}"
+    );
 }

@@ -201,7 +201,9 @@ pub struct ShellyError {
 pub enum ErrorKind {
     #[error("the address is not usable: {0}")]
     BadAddress(String),
-    #[error("the plug has login enabled and no password is configured (HTTP 401)")]
+    #[error(
+        "the plug has login enabled and no password is configured (HTTP 401): set `password` in its [devices] section"
+    )]
     NoPassword,
     #[error("wrong username or password (HTTP 401){0}")]
     WrongPassword(&'static str),
@@ -700,7 +702,8 @@ impl Shelly {
         method: &'static str,
         params: Value,
     ) -> Result<T, ErrorKind> {
-        let frame = json!({ "id": 1, "method": method, "params": params });
+        // `src` names the caller; the Shelly docs list it as required.
+        let frame = json!({ "id": 1, "src": "wanwatch", "method": method, "params": params });
         let body = frame.to_string().into_bytes();
         let answer = self
             .exchange(Method::POST, "/rpc", Some(body), Auth::Digest)

@@ -879,7 +879,7 @@ mod tests {
         );
         let e = parse("[notify.ntfy]\ntopic = \"t\"\ntitle = \"x\"\n").unwrap_err();
         assert!(
-            e.starts_with("wanwatch.toml:3:1: notify.ntfy: unknown field `title`"),
+            e.starts_with("wanwatch.toml:3:1: notify.ntfy.title: unknown field `title`"),
             "{e}"
         );
     }

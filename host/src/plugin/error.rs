@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// component came from, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("plugin `{plugin}`: has no `file`, and `{plugin}` is not a built-in plugin (built in: {builtin})")]
+    #[error(
+        "plugin `{plugin}`: has no `file`, and `{plugin}` is not a built-in plugin (built in: {builtin})"
+    )]
     NotBuiltin { plugin: String, builtin: String },
 
     #[error(
@@ -16,7 +18,11 @@ pub enum PluginError {
     BadName { plugin: String },
 
     #[error("plugin `{plugin}` ({origin}): cannot read file: {error}")]
-    Read { plugin: String, origin: String, error: std::io::Error },
+    Read {
+        plugin: String,
+        origin: String,
+        error: std::io::Error,
+    },
 
     #[error("plugin `{plugin}` ({origin}): is not WebAssembly (it does not begin with `\\0asm`)")]
     NotWasm { plugin: String, origin: String },
@@ -27,16 +33,32 @@ pub enum PluginError {
     NotComponent { plugin: String, origin: String },
 
     #[error("plugin `{plugin}` ({origin}): is not a valid component: {message}")]
-    Invalid { plugin: String, origin: String, message: String },
+    Invalid {
+        plugin: String,
+        origin: String,
+        message: String,
+    },
 
     #[error("plugin `{plugin}` ({origin}): does not implement wanwatch:policy@0.1.x: {message}")]
-    WrongWorld { plugin: String, origin: String, message: String },
+    WrongWorld {
+        plugin: String,
+        origin: String,
+        message: String,
+    },
 
     #[error("plugin `{plugin}` ({origin}): failed to start: {}", .error.reason())]
-    Start { plugin: String, origin: String, error: CallError },
+    Start {
+        plugin: String,
+        origin: String,
+        error: Box<CallError>,
+    },
 
     #[error("plugin `{plugin}`: cannot load its key-value store {}: {error}", path.display())]
-    Kv { plugin: String, path: PathBuf, error: std::io::Error },
+    Kv {
+        plugin: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Why a callback failed.
@@ -92,7 +114,13 @@ impl CallError {
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "plugin `{}`: {} {}", self.plugin, self.callback, self.reason())
+        write!(
+            f,
+            "plugin `{}`: {} {}",
+            self.plugin,
+            self.callback,
+            self.reason()
+        )
     }
 }
 

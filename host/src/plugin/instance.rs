@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Store};
 
-use super::host::{self, Identity, Kept, Kv, Policy, PluginState, PolicyPre, wit};
+use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, wit};
 use super::runtime::EPOCH_TICK;
 use super::{CallError, CallErrorKind, Event, PluginHealth};
 use crate::state::{Millis, ProbeKind, Role, Transition, WanState};
@@ -30,7 +30,11 @@ pub struct Plugin {
 
 impl Plugin {
     /// Sets the plugin up and instantiates it.
-    pub(super) fn start(pre: PolicyPre<PluginState>, identity: Arc<Identity>, kv: Kv) -> Result<Plugin, CallError> {
+    pub(super) fn start(
+        pre: PolicyPre<PluginState>,
+        identity: Arc<Identity>,
+        kv: Kv,
+    ) -> Result<Plugin, CallError> {
         let health = PluginHealth {
             name: identity.name.clone(),
             calls: 0,
@@ -150,7 +154,8 @@ impl Plugin {
         state.call.start();
         state.stderr.clear();
         let deadline = state.plugin.deadline;
-        self.store.set_epoch_deadline(host::ticks(deadline, EPOCH_TICK));
+        self.store
+            .set_epoch_deadline(host::ticks(deadline, EPOCH_TICK));
     }
 
     fn instantiate(&mut self) -> Result<Policy, CallError> {
@@ -171,7 +176,9 @@ impl Plugin {
         } else if let Some(desired) = state.memory.denied {
             let limit = state.plugin.memory_bytes;
             let message = if desired > limit {
-                format!("tried to grow its memory to {desired} bytes, beyond its limit of {limit} (`memory_mib`)")
+                format!(
+                    "tried to grow its memory to {desired} bytes, beyond its limit of {limit} bytes (`memory_mib`)"
+                )
             } else {
                 format!("the host could not grow its memory: {}", trap.root_cause())
             };
@@ -215,7 +222,9 @@ fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
     let deadline = state.plugin.deadline;
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
-    store.epoch_deadline_callback(move |mut store| Ok(store.data_mut().call.on_epoch(deadline, EPOCH_TICK)));
+    store.epoch_deadline_callback(move |mut store| {
+        Ok(store.data_mut().call.on_epoch(deadline, EPOCH_TICK))
+    });
     store
 }
 

@@ -15,6 +15,11 @@
 //!   and its timers, live in the host and survive.
 //! - [`Runner`] drives a `Plugin` on its own thread for the daemon; the
 //!   simulator drives `Plugin` directly, in virtual time.
+//!
+//! Deadlines count the guest's own time only: time blocked in the policy
+//! imports (a power cycle waits for the device) is not held against it. A
+//! guest blocked in WASI itself (a `sleep`) cannot be interrupted until the
+//! call returns; under a [`Runner`] that holds up only that plugin's thread.
 
 pub mod builtin;
 mod error;
@@ -96,10 +101,12 @@ impl PluginSpec {
     pub fn from_config(name: &str, config: &PluginConfig) -> Result<PluginSpec, PluginError> {
         let source = match &config.file {
             Some(file) => WasmSource::File(file.clone()),
-            None => WasmSource::Static(builtin::wasm(name).ok_or_else(|| PluginError::NotBuiltin {
-                plugin: name.to_owned(),
-                builtin: builtin::names().collect::<Vec<_>>().join(", "),
-            })?),
+            None => {
+                WasmSource::Static(builtin::wasm(name).ok_or_else(|| PluginError::NotBuiltin {
+                    plugin: name.to_owned(),
+                    builtin: builtin::names().collect::<Vec<_>>().join(", "),
+                })?)
+            }
         };
         Ok(PluginSpec {
             name: name.to_owned(),
@@ -219,8 +226,9 @@ nested = { list = [1, "two"] }
         let config = PluginConfig::new(None);
         let err = PluginSpec::from_config("nonesuch", &config).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("plugin `nonesuch`: has no `file`, and `nonesuch` is not a built-in plugin"),
+            err.to_string().starts_with(
+                "plugin `nonesuch`: has no `file`, and `nonesuch` is not a built-in plugin"
+            ),
             "{err}"
         );
         let spec = PluginSpec::from_config("powercycle", &config).unwrap();

@@ -55,7 +55,10 @@ impl Runner {
 
     /// The plugin's health as of its last call.
     pub fn health(&self) -> PluginHealth {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Delivers what is already queued, then stops the thread and waits for it.
@@ -67,7 +70,12 @@ impl Runner {
     }
 }
 
-fn run(mut plugin: Plugin, clock: Arc<dyn Clock>, inbox: &mpsc::Receiver<Message>, health: &Mutex<PluginHealth>) {
+fn run(
+    mut plugin: Plugin,
+    clock: Arc<dyn Clock>,
+    inbox: &mpsc::Receiver<Message>,
+    health: &Mutex<PluginHealth>,
+) {
     let deliver = |plugin: &mut Plugin, event: Event| {
         if let Err(e) = plugin.call(&event) {
             tracing::error!(plugin = %e.plugin, callback = e.callback, kind = ?e.kind, "{e}");

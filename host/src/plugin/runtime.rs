@@ -59,7 +59,13 @@ impl Runtime {
             WasmSource::Static(bytes) => Cow::Borrowed(bytes),
             WasmSource::File(path) => match std::fs::read(path) {
                 Ok(bytes) => Cow::Owned(bytes),
-                Err(error) => return Err(PluginError::Read { plugin, origin, error }),
+                Err(error) => {
+                    return Err(PluginError::Read {
+                        plugin,
+                        origin,
+                        error,
+                    });
+                }
             },
         };
         // Said plainly before wasmtime says it in its own terms.
@@ -73,14 +79,27 @@ impl Runtime {
             Ok(component) => component,
             Err(e) => {
                 let message = format!("{e:#}");
-                return Err(PluginError::Invalid { plugin, origin, message });
+                return Err(PluginError::Invalid {
+                    plugin,
+                    origin,
+                    message,
+                });
             }
         };
-        let pre = match self.inner.linker.instantiate_pre(&component).and_then(PolicyPre::new) {
+        let pre = match self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PolicyPre::new)
+        {
             Ok(pre) => pre,
             Err(e) => {
                 let message = format!("{e:#}");
-                return Err(PluginError::WrongWorld { plugin, origin, message });
+                return Err(PluginError::WrongWorld {
+                    plugin,
+                    origin,
+                    message,
+                });
             }
         };
         let kv_dir = host.kv_dir.as_deref();
@@ -88,7 +107,11 @@ impl Runtime {
             Ok(kv) => kv,
             Err(error) => {
                 let path = kv_dir.map(|dir| Kv::path(&plugin, dir)).unwrap_or_default();
-                return Err(PluginError::Kv { plugin, path, error });
+                return Err(PluginError::Kv {
+                    plugin,
+                    path,
+                    error,
+                });
             }
         };
         let identity = Identity {
@@ -102,7 +125,7 @@ impl Runtime {
         Plugin::start(pre, Arc::new(identity), kv).map_err(|error| PluginError::Start {
             plugin,
             origin,
-            error,
+            error: Box::new(error),
         })
     }
 }

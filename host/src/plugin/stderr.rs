@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use bytes::Bytes;
 
 /// How much of the guest's stderr is kept.
 const TAIL_BYTES: usize = 4096;
@@ -94,7 +94,11 @@ impl OutputStream for StderrTail {
 }
 
 impl tokio::io::AsyncWrite for StderrTail {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -133,7 +137,9 @@ mod tests {
         }
         stream.clear();
         assert_eq!(stream.text(), None);
-        stream.write(Bytes::from_static(b"  panicked at lib.rs:1\n")).unwrap();
+        stream
+            .write(Bytes::from_static(b"  panicked at lib.rs:1\n"))
+            .unwrap();
         assert_eq!(stream.text().as_deref(), Some("panicked at lib.rs:1"));
     }
 }

@@ -118,8 +118,10 @@ impl Kv {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let json = serde_json::to_vec(&self.entries).map_err(|e| format!("cannot save the store: {e}"))?;
-        write_atomic(file, &json).map_err(|e| format!("cannot save the store to {}: {e}", file.display()))
+        let json =
+            serde_json::to_vec(&self.entries).map_err(|e| format!("cannot save the store: {e}"))?;
+        write_atomic(file, &json)
+            .map_err(|e| format!("cannot save the store to {}: {e}", file.display()))
     }
 }
 
@@ -168,7 +170,11 @@ mod tests {
         for i in 0..MAX_KEYS {
             kv.set(format!("k{i}"), String::new()).unwrap();
         }
-        assert!(kv.set("one more".into(), String::new()).unwrap_err().contains("256 keys"));
+        assert!(
+            kv.set("one more".into(), String::new())
+                .unwrap_err()
+                .contains("256 keys")
+        );
         // Replacing a key is fine at the key limit.
         kv.set("k0".into(), "x".into()).unwrap();
 

@@ -40,7 +40,8 @@ impl LogBudget {
         let since = self.refilled_at.get_or_insert(now);
         let earned = now.saturating_sub(*since) / REFILL_MS;
         if earned > 0 {
-            self.tokens = u32::try_from(earned).map_or(BURST, |e| self.tokens.saturating_add(e).min(BURST));
+            self.tokens =
+                u32::try_from(earned).map_or(BURST, |e| self.tokens.saturating_add(e).min(BURST));
             *since += earned * REFILL_MS;
         }
         if self.tokens == 0 {
@@ -62,7 +63,10 @@ impl Host for PluginState {
         self.blocking(|state| {
             let plugin = state.plugin.name.as_str();
             if suppressed > 0 {
-                tracing::warn!(plugin, "{suppressed} log line(s) from this plugin dropped: it logs too fast");
+                tracing::warn!(
+                    plugin,
+                    "{suppressed} log line(s) from this plugin dropped: it logs too fast"
+                );
             }
             let message = shown(&message, MAX_MESSAGE);
             match level {

@@ -264,7 +264,11 @@ pub(super) fn toml_key(name: &str) -> String {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if bare { name.to_owned() } else { format!("{name:?}") }
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
 }
 
 #[cfg(test)]

@@ -21,14 +21,20 @@ impl Host for PluginState {
             );
             tracing::warn!(plugin = %plugin.name, "{reason}");
             let action = Action::Notify { title, priority };
-            plugin.host.actions.record_refusal(&plugin.name, action, &reason);
+            plugin
+                .host
+                .actions
+                .record_refusal(&plugin.name, action, &reason);
             return Err(reason);
         }
         let body = cut(body, MAX_BODY);
         // The notifier may be a network round trip.
         self.blocking(|state| {
             let plugin = &state.plugin;
-            plugin.host.actions.notify(&plugin.name, &title, &body, priority)
+            plugin
+                .host
+                .actions
+                .notify(&plugin.name, &title, &body, priority)
         })
     }
 }
@@ -36,7 +42,10 @@ impl Host for PluginState {
 /// `text` cut to at most `max` bytes, at a character boundary.
 fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
-        let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let end = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text.truncate(end);
         text.push('…');
     }

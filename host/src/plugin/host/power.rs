@@ -15,16 +15,23 @@ impl Host for PluginState {
                 toml_key(&plugin.name)
             );
             tracing::warn!(plugin = %plugin.name, "{reason}");
-            plugin
-                .host
-                .actions
-                .record_refusal(&plugin.name, Action::PowerCycle { device, off_seconds }, &reason);
+            plugin.host.actions.record_refusal(
+                &plugin.name,
+                Action::PowerCycle {
+                    device,
+                    off_seconds,
+                },
+                &reason,
+            );
             return Err(reason);
         }
         // A cycle waits for the device to confirm, which can take seconds.
         self.blocking(|state| {
             let plugin = &state.plugin;
-            plugin.host.actions.power_cycle(&plugin.name, &device, off_seconds)
+            plugin
+                .host
+                .actions
+                .power_cycle(&plugin.name, &device, off_seconds)
         })
     }
 }

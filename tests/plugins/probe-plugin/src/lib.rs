@@ -55,13 +55,18 @@ impl Guest for Probe {
 }
 
 fn handle(callback: &str, mut report: Value) -> Result<(), String> {
-    let settings: Value = serde_json::from_str(&settings::get()).map_err(|e| format!("settings: {e}"))?;
+    let settings: Value =
+        serde_json::from_str(&settings::get()).map_err(|e| format!("settings: {e}"))?;
     let todo = &settings[callback];
 
-    let counter = kv::get("counter").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
+    let counter = kv::get("counter")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
     kv::set("counter", &counter.to_string())?;
     report["counter"] = json!(counter);
-    report["instance_calls"] = json!(INSTANCE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+    report["instance_calls"] =
+        json!(INSTANCE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
     report["now"] = json!(clock::now());
 
     match todo["fault"].as_str() {
