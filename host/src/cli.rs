@@ -159,7 +159,9 @@ fn run(config: &Config, dry_run: bool) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let daemon = Daemon::start(config, dry_run).map_err(|e| format!("{e:#}"))?;
+        let daemon = Daemon::start(config, dry_run)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         daemon.run(shutdown_signal()).await.map_err(|e| format!("{e:#}"))
     })
 }
@@ -218,6 +220,15 @@ fn check(config: &Config) -> Result<(), String> {
     }
     if let Some(reason) = daemon::dry_run_reason(config, false) {
         println!("note: {reason}");
+    }
+    // The plugs are asked too: a wrong password or a power-on setting that
+    // leaves the modem dark after a blackout is a config error in practice.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    for warning in runtime.block_on(daemon::preflight(config)) {
+        println!("warning: {warning}");
     }
     Ok(())
 }

@@ -356,6 +356,16 @@ impl Config {
                 ),
             ));
         }
+        for (name, address) in &self.power.devices {
+            if let Err(e) = crate::drivers::http::base_url(address) {
+                errors.push((vec!["power".into(), "devices".into(), name.clone()], e));
+            }
+        }
+        for (name, device) in &self.devices {
+            if let Err(e) = crate::drivers::http::base_url(&device.address) {
+                errors.push((vec!["devices".into(), name.clone(), "address".into()], e));
+            }
+        }
         if !self.power.devices.is_empty() && self.power.timeout >= self.power.interval {
             errors.push((
                 path(&["power", "timeout"]),

@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::actions::Actions;
+use crate::actions::{Actions, DryRun};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
+use crate::drivers::Plugs;
 use crate::human;
 use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
+use crate::power::{PowerMonitor, PowerRound, PowerTransition, Poller};
 use crate::probe::{Prober, Target, gateway};
 use crate::state::{ProbeKind, Role, Round, StateMachine, Transition};
 use crate::status::{Status, StatusFile, TargetStatus};
@@ -124,10 +126,31 @@ pub fn dry_run_reason(config: &Config, dry_run: bool) -> Option<&'static str> {
     } else if config.devices.is_empty() {
         Some("no power plug is configured: acting as dry run (add a [devices.modem] section)")
     } else {
-        Some(
-            "this version has no power-plug driver yet: acting as dry run, every action is logged as what it would do",
-        )
+        None
     }
+}
+
+/// The gateway to the world: the real plug drivers unless this is a dry
+/// run. Run on `handle`, the daemon's runtime.
+pub fn actions(
+    config: &Config,
+    dry_run: bool,
+    clock: Arc<dyn Clock>,
+    handle: tokio::runtime::Handle,
+) -> Actions {
+    let cap = config.safety.max_cycles_per_hour;
+    if dry_run_reason(config, dry_run).is_some() {
+        return Actions::dry_run(clock, cap);
+    }
+    let plugs = Arc::new(Plugs::new(&config.devices, handle));
+    Actions::new(plugs, Arc::new(DryRun), clock, cap)
+}
+
+/// Reads every plug's identity and power-on setting, and logs what a user
+/// must know before trusting it with the modem.
+pub async fn preflight(config: &Config) -> Vec<String> {
+    let plugs = Plugs::new(&config.devices, tokio::runtime::Handle::current());
+    plugs.preflight().await
 }
 
 /// Loads every plugin, or says which one failed and why.
@@ -155,7 +178,10 @@ pub fn load_plugins(
 pub struct Daemon {
     clock: Arc<dyn Clock>,
     machine: StateMachine,
-    prober: Prober,
+    /// The round sources; `run` moves them into tasks of their own.
+    prober: Option<Prober>,
+    power: Option<(PowerMonitor, Poller, Duration)>,
+    targets: Vec<Target>,
     runners: Vec<Runner>,
     actions: Arc<Actions>,
     status: Status,
@@ -169,16 +195,24 @@ pub struct Daemon {
 impl Daemon {
     /// Sets everything up: targets, status (resumed), actions, plugins,
     /// prober. Fails with a clear message on anything that would make the
-    /// watchdog useless.
-    pub fn start(config: &Config, dry_run: bool) -> anyhow::Result<Daemon> {
+    /// watchdog useless. Runs inside the daemon's tokio runtime.
+    pub async fn start(config: &Config, dry_run: bool) -> anyhow::Result<Daemon> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let now = clock.now_ms();
         let targets = targets(config)?;
         let reason = dry_run_reason(config, dry_run);
-        if let Some(reason) = reason {
-            tracing::warn!("{reason}");
+        match reason {
+            Some(reason) => tracing::warn!("{reason}"),
+            // A plug that cannot be reached or would leave the modem dark
+            // after a blackout is worth knowing now, not during an outage.
+            None => {
+                for warning in preflight(config).await {
+                    tracing::warn!("{warning}");
+                }
+            }
         }
-        let actions = Arc::new(Actions::dry_run(clock.clone(), config.safety.max_cycles_per_hour));
+        let handle = tokio::runtime::Handle::current();
+        let actions = Arc::new(actions(config, dry_run, clock.clone(), handle));
 
         let status_file = status_file(config);
         let resumed = status_file.resume(now);
@@ -211,6 +245,14 @@ impl Daemon {
 
         let prober = Prober::new(targets.clone(), config.probe.interval, config.probe.timeout)
             .context("cannot open the ICMP sockets (wanwatch needs root or CAP_NET_RAW)")?;
+        let power = if config.power.devices.is_empty() {
+            None
+        } else {
+            let poller = Poller::new(&config.power.devices, config.power.timeout)
+                .map_err(|e| anyhow::anyhow!("power detection: {e}"))?;
+            let monitor = PowerMonitor::new(config.power.out_share, now);
+            Some((monitor, poller, config.power.interval))
+        };
         let names: BTreeSet<String> = targets
             .iter()
             .map(|t| format!("{} {} ({:?})", t.name, t.address, t.role).to_lowercase())
@@ -224,7 +266,9 @@ impl Daemon {
         Ok(Daemon {
             clock,
             machine,
-            prober,
+            prober: Some(prober),
+            targets,
+            power,
             runners,
             actions,
             status,
@@ -237,26 +281,38 @@ impl Daemon {
 
     /// Runs until `shutdown` completes, then stops the plugins and flushes
     /// the status file.
+    ///
+    /// Probing and power polling run as tasks of their own that send their
+    /// rounds here, so neither ever waits for the other or for this loop.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let mut ticker = tokio::time::interval(self.interval);
-        // After a stall, carry on at the normal cadence rather than firing
-        // the missed rounds back to back.
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (round_tx, mut rounds) = tokio::sync::mpsc::channel(4);
+        let probing = self
+            .prober
+            .take()
+            .map(|prober| tokio::spawn(probe_loop(prober, self.interval, round_tx)));
+        let (power_tx, mut power_rounds) = tokio::sync::mpsc::channel(4);
+        let mut monitor = None;
+        let polling = self.power.take().map(|(m, poller, every)| {
+            monitor = Some(m);
+            tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
+        });
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                _ = ticker.tick() => {}
+                Some(round) = rounds.recv() => self.on_round(&round),
+                Some(round) = power_rounds.recv() => {
+                    if let Some(t) = monitor.as_mut().and_then(|m| m.observe(&round)) {
+                        self.on_power_transition(&t);
+                    }
+                }
             }
-            let round = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                round = self.prober.round() => round,
-            };
-            self.on_round(&round);
         }
         tracing::info!("stopping");
+        for task in probing.into_iter().chain(polling) {
+            task.abort();
+        }
         for runner in std::mem::take(&mut self.runners) {
             runner.shutdown();
         }
@@ -266,8 +322,7 @@ impl Daemon {
 
     fn on_round(&mut self, round: &Round) {
         self.status.targets = self
-            .prober
-            .targets()
+            .targets
             .iter()
             .zip(&round.results)
             .map(|(target, evidence)| TargetStatus {
@@ -296,6 +351,26 @@ impl Daemon {
         }
     }
 
+    fn on_power_transition(&mut self, t: &PowerTransition) {
+        let silent: Vec<&str> = t
+            .devices
+            .iter()
+            .filter(|d| !d.answered)
+            .map(|d| d.device.as_str())
+            .collect();
+        tracing::info!(
+            power = %t.current,
+            "mains power {} at {}, after {} {} (silent: {})",
+            t.current,
+            human::timestamp(t.at_ms),
+            human::duration_ms(t.previous_duration_ms),
+            t.previous,
+            if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
+        );
+        self.status.power = Some(t.current);
+        self.write_status();
+    }
+
     fn write_status(&mut self) {
         let now = self.clock.now_ms();
         self.status.updated_at_ms = now;
@@ -311,6 +386,42 @@ impl Daemon {
             );
         }
         self.last_status_write_ms = now;
+    }
+}
+
+/// Probes on the configured cadence and sends each round to the daemon.
+async fn probe_loop(mut prober: Prober, every: Duration, rounds: tokio::sync::mpsc::Sender<Round>) {
+    let mut ticker = tokio::time::interval(every);
+    // After a stall, carry on at the normal cadence rather than firing the
+    // missed rounds back to back.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if rounds.send(prober.round().await).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Polls the power-detection devices and sends each round to the daemon.
+async fn power_loop(
+    poller: Poller,
+    every: Duration,
+    clock: Arc<dyn Clock>,
+    rounds: tokio::sync::mpsc::Sender<PowerRound>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let devices = poller.round().await;
+        let round = PowerRound {
+            at_ms: clock.now_ms(),
+            devices,
+        };
+        if rounds.send(round).await.is_err() {
+            return;
+        }
     }
 }
 

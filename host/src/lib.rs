@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod human;
 pub mod notify;
 pub mod plugin;
+pub mod power;
 pub mod probe;
 pub mod state;
 pub mod status;

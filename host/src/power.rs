@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::drivers::http;
 use crate::state::Millis;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,27 +115,38 @@ impl PowerMonitor {
 /// Polls the power-detection devices over HTTP.
 pub struct Poller {
     client: reqwest::Client,
-    devices: Vec<(String, String)>,
+    devices: Vec<(String, reqwest::Url)>,
 }
 
 impl Poller {
-    /// `devices`: name and URL (or host[:port]) of each device.
-    pub fn new(devices: Vec<(String, String)>, timeout: Duration) -> Self {
+    /// `devices`: name and address (a URL or host[:port]) of each device.
+    /// Fails on an address that is not one (config validation catches
+    /// these first) or when no HTTP client can be built.
+    pub fn new<'a>(
+        devices: impl IntoIterator<Item = (&'a String, &'a String)>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let devices = devices
             .into_iter()
-            .map(|(name, address)| (name, crate::drivers::http::base_url(&address)))
-            .collect();
-        Poller {
-            client: crate::drivers::http::client(timeout),
-            devices,
-        }
+            .map(|(name, address)| Ok((name.clone(), http::base_url(address)?)))
+            .collect::<Result<_, String>>()?;
+        let timeouts = http::Timeouts {
+            connect: timeout,
+            total: timeout,
+        };
+        // LAN devices: a proxy from the environment must not stand in for them.
+        let client = http::builder(timeouts)
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        Ok(Poller { client, devices })
     }
 
     /// Polls every device at once; any HTTP answer, even an error status or
     /// a login page, means the device is powered.
     pub async fn round(&self) -> Vec<DeviceEvidence> {
         let polls = self.devices.iter().map(|(name, url)| async move {
-            let answered = self.client.get(url).send().await.is_ok();
+            let answered = self.client.get(url.clone()).send().await.is_ok();
             DeviceEvidence {
                 device: name.clone(),
                 answered,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::ActionRecord;
 use crate::human;
 use crate::plugin::PluginHealth;
+use crate::power::PowerState;
 use crate::state::{Evidence, Millis, Transition, WanState};
 
 /// How many transitions the file keeps.
@@ -24,8 +25,11 @@ pub struct Status {
     pub state: WanState,
     pub since_ms: Millis,
     pub updated_at_ms: Millis,
-    /// True when no action is really performed (`--dry-run`, or no driver).
+    /// True when no action is really performed (`--dry-run`, or no plug).
     pub dry_run: bool,
+    /// Mains power, when power detection is configured.
+    #[serde(default)]
+    pub power: Option<PowerState>,
     /// The most recent transitions, oldest first, without their evidence.
     #[serde(default)]
     pub transitions: VecDeque<TransitionSummary>,
@@ -75,6 +79,7 @@ impl Status {
             since_ms,
             updated_at_ms: since_ms,
             dry_run,
+            power: None,
             transitions: VecDeque::new(),
             targets: Vec::new(),
             actions: Vec::new(),
@@ -100,6 +105,9 @@ impl Status {
             human::duration_ms(now_ms.saturating_sub(self.since_ms)),
             if self.dry_run { ", dry run" } else { "" }
         );
+        if let Some(power) = self.power {
+            out += &format!("mains power {power}\n");
+        }
         let age = now_ms.saturating_sub(self.updated_at_ms);
         out += &format!("updated {} ago\n", human::duration_ms(age));
         if !self.targets.is_empty() {

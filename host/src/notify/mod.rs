@@ -917,3 +917,29 @@ mod tests {
         assert_eq!(answer_text(status, &[0xff, 0xfe]), "Bad Gateway");
     }
 }
+#[cfg(test)]
+mod scratch_logs {
+    use super::*;
+    #[test]
+    fn scratch_notify_logs() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let text = format!("[notify]\nqueue_max = 2\n[notify.ntfy]\nserver = \"http://127.0.0.1:{port}\"\ntopic = \"t\"\ntoken = \"SECRETTOKEN\"\n[[notify.webhook]]\nurl = \"http://127.0.0.1:{port}/x/SECRETPATH\"\n");
+        let config = crate::config::Config::parse(Path::new("x.toml"), &text).unwrap().notify;
+        let tuning = Tuning { first_retry: Duration::from_millis(50), max_retry: Duration::from_millis(100), ..Tuning::default() };
+        let o = Outbox::with_tuning(&config, dir.path(), rt.handle().clone(), tuning).unwrap();
+        for t in ["a", "b", "c"] {
+            o.notify(&Notification { title: t.into(), body: "b".into(), priority: 3, raised_at_ms: 1_700_000_000_000, plugin: "p".into(), wan_state: crate::state::WanState::Down, wan_since_ms: 0 }).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        eprintln!("{:#?}", o.status());
+        drop(o);
+        std::fs::OpenOptions::new().append(true).open(dir.path().join(QUEUE_FILE)).unwrap().write_all(b"{\"id\":9").unwrap();
+        let _o = Outbox::with_tuning(&config, dir.path(), rt.handle().clone(), Tuning::default()).unwrap();
+    }
+    use std::io::Write;
+}
