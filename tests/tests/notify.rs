@@ -247,21 +247,22 @@ fn ntfy_silence_and_refusal_are_transient() {
 
     server.fail(Some(Failure::Hang));
     let e = publish(&config, &rt).unwrap_err();
-    assert_eq!(e.message, format!("cannot reach ntfy {url}/wan: timed out"));
+    assert_eq!(e.message, format!("ntfy {url}/wan: no answer: timed out"));
     assert!(!e.permanent);
 
     server.fail(Some(Failure::Close));
     let e = publish(&config, &rt).unwrap_err();
     assert!(
         e.message
-            .starts_with(&format!("cannot reach ntfy {url}/wan: ")),
+            .starts_with(&format!("ntfy {url}/wan: no answer: ")),
         "{e}"
     );
     assert!(!e.permanent);
 
     server.go_offline();
     let e = publish(&config, &rt).unwrap_err();
-    assert!(e.message.contains("Connection refused"), "{e}");
+    let refused = format!("ntfy {url}/wan: no answer: cannot connect: Connection refused");
+    assert!(e.message.starts_with(&refused), "{e}");
     assert!(!e.permanent);
 }
 

@@ -379,28 +379,28 @@ impl DeliveryError {
     fn transport(to: &str, e: reqwest::Error) -> DeliveryError {
         DeliveryError {
             permanent: e.is_builder(),
-            message: format!("cannot reach {to}: {}", describe(e)),
+            message: format!("{to}: no answer: {}", describe(e)),
         }
     }
 }
 
-/// A reqwest error with its causes ("connection refused" is several levels
-/// down) and without its URL, which may hold a secret.
+/// A reqwest error as its deepest cause ("Connection refused" lies several
+/// levels below "error sending request"), and without its URL, which may
+/// hold a secret.
 fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     if e.is_timeout() {
         return "timed out".into();
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = cause.source();
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
     }
-    text
+    if e.is_connect() {
+        format!("cannot connect: {cause}")
+    } else {
+        cause.to_string()
+    }
 }
 
 /// The start of an error answer's body: enough to explain it, never so much
@@ -650,9 +650,12 @@ async fn deliver(
     let name = shared.sinks[sink].name();
     let id = &shared.ids[sink];
     let mut backoff = tuning.first_retry;
-    // Permanent rejections of the notification at the head: (id, count).
-    let mut rejected = (0, 0);
+    // How often the sink has rejected the notification at the head: (id,
+    // count).
+    let mut rejected: Option<(u64, u32)> = None;
     loop {
+        // This may wait for a `notify` fsyncing its append; notifications
+        // are few, so that is rare and short.
         let next = lock(&shared.queue).oldest_pending(id);
         let Some(entry) = next else {
             // A change after the check above is not lost: the receiver
@@ -670,12 +673,12 @@ async fn deliver(
                 let late = lateness(n, now)
                     .map(|l| format!(" ({l})"))
                     .unwrap_or_default();
-                tracing::info!(sink = name, "{name}: delivered {:?}{late}", n.title);
+                tracing::info!("{name}: delivered {:?}{late}", n.title);
                 settle(&shared, entry.id, sink).await;
                 let mut status = lock(&shared.status);
                 status[sink].delivered += 1;
                 if status[sink].failing.take().is_some() {
-                    tracing::info!(sink = name, "{name}: delivering again");
+                    tracing::info!("{name}: delivering again");
                 }
                 backoff = tuning.first_retry;
                 continue;
@@ -683,18 +686,17 @@ async fn deliver(
             Err(e) => e,
         };
         if error.permanent {
-            rejected = if rejected.0 == entry.id {
-                (entry.id, rejected.1 + 1)
-            } else {
-                (entry.id, 1)
+            let count = match rejected {
+                Some((head, count)) if head == entry.id => count + 1,
+                _ => 1,
             };
-            if rejected.1 >= tuning.permanent_attempts {
+            rejected = Some((entry.id, count));
+            if count >= tuning.permanent_attempts {
+                // The error names the sink.
                 tracing::error!(
-                    sink = name,
-                    "{name}: gave up on the notification raised {}, title {:?}, after {} attempts: {error}",
+                    "gave up on the notification raised {}, title {:?}, after {count} attempts: {error}",
                     human::timestamp(n.raised_at_ms),
                     n.title,
-                    rejected.1
                 );
                 settle(&shared, entry.id, sink).await;
                 let mut status = lock(&shared.status);
@@ -713,12 +715,11 @@ async fn deliver(
             let mut status = lock(&shared.status);
             if status[sink].failing.as_ref() != Some(&error.message) {
                 tracing::warn!(
-                    sink = name,
-                    "{name}: {error}; will retry in {} ({pending} queued)",
+                    "{error}; will retry in {} ({pending} queued)",
                     human::duration_ms(backoff.as_millis() as Millis),
                 );
             } else {
-                tracing::debug!(sink = name, "{name}: still failing: {error}");
+                tracing::debug!("still failing: {error}");
             }
             status[sink].failing = Some(error.message);
         }
@@ -916,30 +917,4 @@ mod tests {
         assert_eq!(answer_text(status, &[b'x'; 300]), "Bad Gateway");
         assert_eq!(answer_text(status, &[0xff, 0xfe]), "Bad Gateway");
     }
-}
-#[cfg(test)]
-mod scratch_logs {
-    use super::*;
-    #[test]
-    fn scratch_notify_logs() {
-        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        let text = format!("[notify]\nqueue_max = 2\n[notify.ntfy]\nserver = \"http://127.0.0.1:{port}\"\ntopic = \"t\"\ntoken = \"SECRETTOKEN\"\n[[notify.webhook]]\nurl = \"http://127.0.0.1:{port}/x/SECRETPATH\"\n");
-        let config = crate::config::Config::parse(Path::new("x.toml"), &text).unwrap().notify;
-        let tuning = Tuning { first_retry: Duration::from_millis(50), max_retry: Duration::from_millis(100), ..Tuning::default() };
-        let o = Outbox::with_tuning(&config, dir.path(), rt.handle().clone(), tuning).unwrap();
-        for t in ["a", "b", "c"] {
-            o.notify(&Notification { title: t.into(), body: "b".into(), priority: 3, raised_at_ms: 1_700_000_000_000, plugin: "p".into(), wan_state: crate::state::WanState::Down, wan_since_ms: 0 }).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        eprintln!("{:#?}", o.status());
-        drop(o);
-        std::fs::OpenOptions::new().append(true).open(dir.path().join(QUEUE_FILE)).unwrap().write_all(b"{\"id\":9").unwrap();
-        let _o = Outbox::with_tuning(&config, dir.path(), rt.handle().clone(), Tuning::default()).unwrap();
-    }
-    use std::io::Write;
 }

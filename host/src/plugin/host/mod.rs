@@ -299,9 +299,10 @@ mod tests {
     fn deadline_counts_only_guest_time() {
         let tick = Duration::from_millis(5);
         let mut clock = CallClock::new();
-        // Long past the deadline in wall time, but all of it in host calls.
-        clock.started -= Duration::from_secs(10);
-        clock.host_time = Duration::from_secs(10) - Duration::from_millis(40);
+        // Long past the deadline in wall time, but all but 40 ms of it in
+        // host calls: 60 ms (12 ticks) left.
+        clock.started -= Duration::from_secs(1);
+        clock.host_time = Duration::from_secs(1) - Duration::from_millis(40);
         assert!(matches!(
             clock.on_epoch(Duration::from_millis(100), tick),
             UpdateDeadline::Continue(n) if (11..=12).contains(&n)
