@@ -5,6 +5,9 @@ include!("../plugins/guest_build.rs");
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = build_guests(&root.join("plugins"), &["powercycle"]);
-    println!("cargo:rustc-env=WANWATCH_POWERCYCLE_WASM={}", built[0].display());
+    let plugins = ["powercycle", "notify"];
+    let built = build_guests(&root.join("plugins"), &plugins);
+    for (name, wasm) in plugins.iter().zip(built) {
+        println!("cargo:rustc-env=WANWATCH_{}_WASM={}", name.to_uppercase(), wasm.display());
+    }
 }

@@ -39,7 +39,7 @@ fn sick() -> Event {
         ok: false,
         rtt_us: None,
     };
-    Event::Transition(Transition {
+    Event::wan(Transition {
         previous: WanState::Up,
         current: WanState::Sick,
         at_ms: 1_700_000_000_000,

@@ -8,7 +8,7 @@
 //! simulated world in the simulator.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -134,6 +134,8 @@ pub struct Actions {
     /// Counts journal entries, so the daemon can tell cheaply that there is
     /// something new to show in the status file.
     generation: AtomicU64,
+    /// Power cycles performed (or, in a dry run, that would have been).
+    cycles_done: AtomicU32,
 }
 
 impl Actions {
@@ -152,6 +154,7 @@ impl Actions {
             journal: Mutex::new(VecDeque::new()),
             wan: Mutex::new((WanState::Up, 0)),
             generation: AtomicU64::new(0),
+            cycles_done: AtomicU32::new(0),
         }
     }
 
@@ -181,6 +184,9 @@ impl Actions {
         let result = lock(&self.cap)
             .admit(now)
             .and_then(|()| self.switch.power_cycle(device, off_seconds));
+        if result.is_ok() {
+            self.cycles_done.fetch_add(1, Ordering::AcqRel);
+        }
         let action = Action::PowerCycle {
             device: device.to_owned(),
             off_seconds,
@@ -210,6 +216,11 @@ impl Actions {
         };
         self.record(now, plugin, action, &result);
         result
+    }
+
+    /// How many power cycles have been performed since the start.
+    pub fn cycles_done(&self) -> u32 {
+        self.cycles_done.load(Ordering::Acquire)
     }
 
     /// Changes whenever a request is journalled.

@@ -22,10 +22,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::drivers::Plugs;
 use crate::human;
-use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
-use crate::power::{PowerMonitor, PowerRound, PowerTransition, Poller};
+use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime, WanEvent};
+use crate::power::{Poller, PowerMonitor, PowerRound, PowerState, PowerTransition};
 use crate::probe::{Prober, Target, gateway};
-use crate::state::{ProbeKind, Role, Round, StateMachine, Transition};
+use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, TargetStatus};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -189,6 +189,10 @@ pub struct Daemon {
     last_status_write_ms: u64,
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
+    power_state: PowerState,
+    /// [`Actions::cycles_done`] when the WAN was last up, so transitions can
+    /// say how many cycles the current outage has taken.
+    cycles_before_outage: u32,
     interval: Duration,
 }
 
@@ -275,6 +279,8 @@ impl Daemon {
             status_file,
             last_status_write_ms: 0,
             actions_shown: 0,
+            power_state: PowerState::On,
+            cycles_before_outage: 0,
             interval: config.probe.interval,
         })
     }
@@ -336,9 +342,15 @@ impl Daemon {
                 log_transition(&transition);
                 self.status.record_transition(&transition);
                 self.actions.set_wan_state(transition.current, transition.at_ms);
-                for runner in &self.runners {
-                    runner.send(Event::Transition(transition.clone()));
+                let event = Event::Wan(WanEvent {
+                    transition: transition.clone(),
+                    power: self.power_state,
+                    power_cycles: self.actions.cycles_done().saturating_sub(self.cycles_before_outage),
+                });
+                if transition.current == WanState::Up {
+                    self.cycles_before_outage = self.actions.cycles_done();
                 }
+                self.broadcast(&event);
                 self.write_status();
             }
             None => {
@@ -368,7 +380,15 @@ impl Daemon {
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
+        self.power_state = t.current;
+        self.broadcast(&Event::Power(t.clone()));
         self.write_status();
+    }
+
+    fn broadcast(&self, event: &Event) {
+        for runner in &self.runners {
+            runner.send(event.clone());
+        }
     }
 
     fn write_status(&mut self) {

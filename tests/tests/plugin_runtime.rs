@@ -12,8 +12,9 @@ use wanwatch::actions::{Action, Actions, Notification};
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{
     CallError, CallErrorKind, Event, Grants, HostContext, Plugin, PluginError, PluginSpec, Runner,
-    Runtime, WasmSource,
+    Runtime, WanEvent, WasmSource,
 };
+use wanwatch::power::{DeviceEvidence, PowerState, PowerTransition};
 use wanwatch::state::{Evidence, Millis, ProbeKind, Role, Transition, WanState};
 use wanwatch_tests::{ManualClock, RecordingNotifier, RecordingSwitch, plugin_wasm};
 
@@ -174,15 +175,15 @@ fn transition(previous: WanState, current: WanState) -> Transition {
 }
 
 fn up() -> Event {
-    Event::Transition(transition(WanState::Down, WanState::Up))
+    Event::wan(transition(WanState::Down, WanState::Up))
 }
 
 fn sick() -> Event {
-    Event::Transition(transition(WanState::Up, WanState::Sick))
+    Event::wan(transition(WanState::Up, WanState::Sick))
 }
 
 fn down() -> Event {
-    Event::Transition(transition(WanState::Sick, WanState::Down))
+    Event::wan(transition(WanState::Sick, WanState::Down))
 }
 
 /// How many of `sent` came from `plugin`.
@@ -202,19 +203,31 @@ fn every_callback_receives_every_field() {
     let world = World::new();
     let mut plugin = world.load(probe("fields", json!({})));
     assert_eq!(plugin.name(), "fields");
-    for (event, callback) in [
-        (sick(), "on-wan-sick"),
-        (down(), "on-wan-down"),
-        (up(), "on-wan-up"),
+    // The context beside the transition differs per event, so a field
+    // crossed with another would show.
+    let with = |event: Event, power: PowerState, power_cycles: u32| match event {
+        Event::Wan(e) => Event::Wan(WanEvent {
+            power,
+            power_cycles,
+            ..e
+        }),
+        other => other,
+    };
+    for (event, callback, power, cycles) in [
+        (sick(), "on-wan-sick", "on", 0),
+        (with(down(), PowerState::Out, 0), "on-wan-down", "out", 0),
+        (with(up(), PowerState::On, 3), "on-wan-up", "on", 3),
     ] {
         plugin.call(&event).unwrap_or_else(|e| panic!("{e}"));
         let report = world.last_report("fields", callback);
-        let Event::Transition(sent) = &event else {
+        let Event::Wan(sent) = &event else {
             unreachable!()
         };
         let received: Transition =
             serde_json::from_value(report["transition"].clone()).expect("a transition");
-        assert_eq!(&received, sent);
+        assert_eq!(received, sent.transition);
+        assert_eq!(report["power"], power);
+        assert_eq!(report["power_cycles"], cycles);
         // The clock import reads the host's clock.
         assert_eq!(report["now"], json!(T0));
     }
@@ -222,7 +235,37 @@ fn every_callback_receives_every_field() {
         .call(&Event::Timer("a timer".into()))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(world.last_report("fields", "on-timer")["timer"], "a timer");
-    assert_eq!(plugin.health().calls, 4);
+
+    let devices = vec![
+        DeviceEvidence {
+            device: "fridge".into(),
+            answered: false,
+        },
+        DeviceEvidence {
+            device: "nas".into(),
+            answered: true,
+        },
+    ];
+    for (current, callback) in [
+        (PowerState::Out, "on-power-out"),
+        (PowerState::On, "on-power-restored"),
+    ] {
+        let sent = PowerTransition {
+            previous: if current == PowerState::On { PowerState::Out } else { PowerState::On },
+            current,
+            at_ms: T0 - 5,
+            previous_duration_ms: 61_000,
+            devices: devices.clone(),
+        };
+        plugin
+            .call(&Event::Power(sent.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let report = world.last_report("fields", callback);
+        let received: PowerTransition =
+            serde_json::from_value(report["power_transition"].clone()).expect("a power transition");
+        assert_eq!(received, sent);
+    }
+    assert_eq!(plugin.health().calls, 6);
     assert_eq!(plugin.health().failures, 0);
 }
 

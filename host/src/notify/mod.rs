@@ -4,8 +4,8 @@
 //! when a notification cannot leave the house. So [`Outbox`] never sends
 //! from the caller: [`Outbox::notify`] appends the notification to an
 //! on-disk queue (it survives a restart or a power cut) and returns at once,
-//! and one delivery task per sink (an [ntfy](ntfy) server, each
-//! [webhook](webhook)) sends the queue oldest first, retrying with
+//! and one delivery task per sink (an [`ntfy`] server, each
+//! [`webhook`]) sends the queue oldest first, retrying with
 //! exponential backoff and woken early by [`Outbox::wan_up`]. Each sink
 //! keeps its own place in the queue: a webhook that is down neither holds
 //! back ntfy nor makes it send anything twice. A notification leaves the
@@ -490,7 +490,7 @@ pub struct OutboxStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SinkStatus {
-    /// E.g. "ntfy https://ntfy.sh/topic" or "webhook[0] https://host/…".
+    /// E.g. `ntfy https://ntfy.sh/topic` or `webhook[0] https://host/…`.
     pub name: String,
     /// Notifications this sink has yet to take.
     pub pending: usize,

@@ -24,7 +24,7 @@ pub struct Ntfy {
     config: NtfyConfig,
     /// Where JSON messages are posted: the server's root.
     endpoint: Url,
-    /// "ntfy https://ntfy.sh/topic", for logs and the status.
+    /// `ntfy https://ntfy.sh/topic`, for logs and the status.
     name: String,
 }
 

@@ -32,7 +32,7 @@ pub struct Webhook {
     url: Url,
     headers: HeaderMap,
     host: String,
-    /// "webhook[0] https://host/…": the config key and the URL's origin.
+    /// `webhook[0] https://host/…`: the config key and the URL's origin.
     name: String,
 }
 

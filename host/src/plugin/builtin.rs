@@ -2,10 +2,10 @@
 //! no file beside it. host/build.rs compiles them from plugins/.
 
 /// Name and component bytes of each built-in plugin.
-const BUILTIN: &[(&str, &[u8])] = &[(
-    "powercycle",
-    include_bytes!(env!("WANWATCH_POWERCYCLE_WASM")),
-)];
+const BUILTIN: &[(&str, &[u8])] = &[
+    ("powercycle", include_bytes!(env!("WANWATCH_POWERCYCLE_WASM"))),
+    ("notify", include_bytes!(env!("WANWATCH_NOTIFY_WASM"))),
+];
 
 /// The component of the built-in plugin `name`.
 pub fn wasm(name: &str) -> Option<&'static [u8]> {

@@ -11,8 +11,9 @@ use wasmtime::{Engine, Store};
 
 use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, wit};
 use super::runtime::EPOCH_TICK;
-use super::{CallError, CallErrorKind, Event, PluginHealth};
-use crate::state::{Millis, ProbeKind, Role, Transition, WanState};
+use super::{CallError, CallErrorKind, Event, PluginHealth, WanEvent};
+use crate::power::{PowerState, PowerTransition};
+use crate::state::{Millis, ProbeKind, Role, WanState};
 
 /// Longest guest error string kept, in bytes.
 const MAX_GUEST_ERROR: usize = 1024;
@@ -124,12 +125,19 @@ impl Plugin {
         let callback = callback(event);
         let store = &mut self.store;
         let outcome = match event {
-            Event::Transition(t) => {
-                let t = to_wit(t);
+            Event::Wan(e) => {
+                let t = wan_to_wit(e);
                 match t.current {
                     wit::WanState::Up => instance.call_on_wan_up(store, &t),
                     wit::WanState::Sick => instance.call_on_wan_sick(store, &t),
                     wit::WanState::Down => instance.call_on_wan_down(store, &t),
+                }
+            }
+            Event::Power(p) => {
+                let t = power_to_wit(p);
+                match p.current {
+                    PowerState::Out => instance.call_on_power_out(store, &t),
+                    PowerState::On => instance.call_on_power_restored(store, &t),
                 }
             }
             Event::Timer(name) => instance.call_on_timer(store, name),
@@ -231,16 +239,45 @@ fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
 /// The export `event` goes to, as named in the .wit.
 fn callback(event: &Event) -> &'static str {
     match event {
-        Event::Transition(t) => match t.current {
+        Event::Wan(e) => match e.transition.current {
             WanState::Up => "on-wan-up",
             WanState::Sick => "on-wan-sick",
             WanState::Down => "on-wan-down",
+        },
+        Event::Power(p) => match p.current {
+            PowerState::Out => "on-power-out",
+            PowerState::On => "on-power-restored",
         },
         Event::Timer(_) => "on-timer",
     }
 }
 
-fn to_wit(t: &Transition) -> wit::Transition {
+fn power_state(p: PowerState) -> wit::PowerState {
+    match p {
+        PowerState::On => wit::PowerState::On,
+        PowerState::Out => wit::PowerState::Out,
+    }
+}
+
+fn power_to_wit(p: &PowerTransition) -> wit::PowerTransition {
+    wit::PowerTransition {
+        previous: power_state(p.previous),
+        current: power_state(p.current),
+        at_ms: p.at_ms,
+        previous_duration_ms: p.previous_duration_ms,
+        devices: p
+            .devices
+            .iter()
+            .map(|d| wit::DeviceEvidence {
+                device: d.device.clone(),
+                answered: d.answered,
+            })
+            .collect(),
+    }
+}
+
+fn wan_to_wit(e: &WanEvent) -> wit::Transition {
+    let t = &e.transition;
     let state = |s: WanState| match s {
         WanState::Up => wit::WanState::Up,
         WanState::Sick => wit::WanState::Sick,
@@ -271,5 +308,7 @@ fn to_wit(t: &Transition) -> wit::Transition {
                 rtt_us: e.rtt_us,
             })
             .collect(),
+        power: power_state(e.power),
+        power_cycles: e.power_cycles,
     }
 }

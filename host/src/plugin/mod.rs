@@ -43,6 +43,7 @@ pub use self::runtime::Runtime;
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
+use crate::power::{PowerState, PowerTransition};
 use crate::state::{Millis, Transition};
 
 /// What a plugin may do beyond computing: from its config section.
@@ -159,9 +160,32 @@ pub struct HostContext {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A change of WAN state: `on-wan-up`, `-sick` or `-down` by the new state.
-    Transition(Transition),
+    Wan(WanEvent),
+    /// A change of mains power: `on-power-out` or `on-power-restored`.
+    Power(PowerTransition),
     /// A timer the plugin armed is due: `on-timer`.
     Timer(String),
+}
+
+/// A WAN transition with what the host knows around it, as the plugins get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WanEvent {
+    pub transition: Transition,
+    /// Mains power when it happened.
+    pub power: PowerState,
+    /// Power cycles performed since the WAN was last up.
+    pub power_cycles: u32,
+}
+
+impl Event {
+    /// A WAN transition with the power on and no power cycle behind it.
+    pub fn wan(transition: Transition) -> Event {
+        Event::Wan(WanEvent {
+            transition,
+            power: PowerState::On,
+            power_cycles: 0,
+        })
+    }
 }
 
 /// How a plugin has been doing, for the status file.

@@ -24,7 +24,7 @@ use wanwatch_plugin::{Seconds, human_duration};
 wit_bindgen::generate!({ world: "policy", path: "../../wit" });
 
 use wanwatch::policy::log::Level;
-use wanwatch::policy::types::{PowerState, PowerTransition, WanState};
+use wanwatch::policy::types::{PowerState, WanState};
 use wanwatch::policy::{kv, log, notify, settings};
 
 struct Notify;
@@ -98,7 +98,10 @@ impl Guest for Notify {
             0 => now,
             start => start,
         };
-        let mut body = format!("No answer from the internet since {} ago.", human_duration(now.saturating_sub(start)));
+        let mut body = format!(
+            "No answer from the internet since {} ago.",
+            human_duration(now.saturating_sub(start))
+        );
         if t.local_fault {
             body += " The LAN gateway does not answer either: check the router and its cables.";
         }
@@ -107,7 +110,9 @@ impl Guest for Notify {
         }
         match counter(HELD_BACK) {
             0 => {}
-            n => body += &format!(" ({n} shorter outages since the last alert were not announced.)"),
+            n => {
+                body += &format!(" ({n} shorter outages since the last alert were not announced.)")
+            }
         }
         send("WAN down", &body, settings.priority)?;
         set_counter(LAST_ALERT, now)?;
@@ -131,7 +136,11 @@ impl Guest for Notify {
             human_duration(t.at_ms.saturating_sub(start)),
             cycles_text(t.power_cycles)
         );
-        send(&title, "The internet answers again.", settings.priority.saturating_sub(1))
+        send(
+            &title,
+            "The internet answers again.",
+            settings.priority.saturating_sub(1),
+        )
     }
 
     fn on_timer(_name: String) -> Result<(), String> {
@@ -139,8 +148,16 @@ impl Guest for Notify {
     }
 
     fn on_power_out(t: PowerTransition) -> Result<(), String> {
-        let silent: Vec<&str> = t.devices.iter().filter(|d| !d.answered).map(|d| d.device.as_str()).collect();
-        log::log(Level::Warn, &format!("mains power out: {} silent", silent.join(", ")));
+        let silent: Vec<&str> = t
+            .devices
+            .iter()
+            .filter(|d| !d.answered)
+            .map(|d| d.device.as_str())
+            .collect();
+        log::log(
+            Level::Warn,
+            &format!("mains power out: {} silent", silent.join(", ")),
+        );
         let body = format!(
             "{} of {} power-detection devices stopped answering ({}).",
             silent.len(),
@@ -151,7 +168,14 @@ impl Guest for Notify {
     }
 
     fn on_power_restored(t: PowerTransition) -> Result<(), String> {
-        let title = format!("Mains power restored after {}", human_duration(t.previous_duration_ms));
-        send(&title, "The power-detection devices answer again.", settings()?.priority.saturating_sub(1))
+        let title = format!(
+            "Mains power restored after {}",
+            human_duration(t.previous_duration_ms)
+        );
+        send(
+            &title,
+            "The power-detection devices answer again.",
+            settings()?.priority.saturating_sub(1),
+        )
     }
 }

@@ -4,7 +4,9 @@
 //! notify a human and stop until the WAN has been up again.
 //!
 //! It never cycles on a local fault (the LAN gateway itself is silent): a
-//! modem reboot cannot fix a dead router or an unplugged cable.
+//! modem reboot cannot fix a dead router or an unplugged cable. Nor during a
+//! mains power outage: the modem has no power, and its plug may have none
+//! either.
 //!
 //! Its memory is the host's key-value store, not globals, so that a restart
 //! of the daemon or a reload of the plugin does not reset the limits.
@@ -27,7 +29,7 @@ use wanwatch_plugin::{Seconds, human_duration};
 wit_bindgen::generate!({ world: "policy", path: "../../wit" });
 
 use wanwatch::policy::log::Level;
-use wanwatch::policy::types::WanState;
+use wanwatch::policy::types::{PowerState, WanState};
 use wanwatch::policy::{clock, kv, log, notify, power, settings, timers};
 
 struct Powercycle;
@@ -96,7 +98,11 @@ mod memory {
     }
 
     pub fn set_gave_up(yes: bool) -> Result<(), String> {
-        if yes { kv::set("gave_up", "1") } else { kv::delete("gave_up") }
+        if yes {
+            kv::set("gave_up", "1")
+        } else {
+            kv::delete("gave_up")
+        }
     }
 
     /// The WAN state as last reported, so a timer knows if it is still down.
@@ -106,6 +112,19 @@ mod memory {
 
     pub fn set_state(state: &str) -> Result<(), String> {
         kv::set("state", state)
+    }
+
+    /// Whether the mains power is out, as last reported.
+    pub fn power_out() -> bool {
+        kv::get("power_out").is_some()
+    }
+
+    pub fn set_power_out(out: bool) -> Result<(), String> {
+        if out {
+            kv::set("power_out", "1")
+        } else {
+            kv::delete("power_out")
+        }
     }
 }
 
@@ -121,7 +140,11 @@ fn state_name(state: WanState) -> &'static str {
 /// doubled after each cycle that did not help, capped at `max_wait`.
 fn wait_after(settings: &Settings, attempt: u32) -> u64 {
     let doubling = 1u64 << attempt.saturating_sub(1).min(20);
-    settings.boot_wait.0.saturating_mul(doubling).min(settings.max_wait.0.max(settings.boot_wait.0))
+    settings
+        .boot_wait
+        .0
+        .saturating_mul(doubling)
+        .min(settings.max_wait.0.max(settings.boot_wait.0))
 }
 
 /// Cycles the modem if the limits allow; otherwise notifies and gives up.
@@ -186,6 +209,13 @@ impl Guest for Powercycle {
             );
             return Ok(());
         }
+        if t.power == PowerState::Out {
+            log::log(
+                Level::Warn,
+                "the mains power is out: the modem has no power to come back with; not cycling",
+            );
+            return Ok(());
+        }
         if memory::gave_up() {
             return Ok(());
         }
@@ -193,9 +223,25 @@ impl Guest for Powercycle {
     }
 
     fn on_timer(name: String) -> Result<(), String> {
-        if name != RECHECK || memory::state().as_deref() != Some("down") || memory::gave_up() {
+        let still_down = memory::state().as_deref() == Some("down");
+        if name != RECHECK || !still_down || memory::gave_up() || memory::power_out() {
             return Ok(());
         }
         cycle(&settings()?)
+    }
+
+    fn on_power_out(_: PowerTransition) -> Result<(), String> {
+        // A pending recheck must not cycle a modem that has no power.
+        memory::set_power_out(true)
+    }
+
+    fn on_power_restored(_: PowerTransition) -> Result<(), String> {
+        memory::set_power_out(false)?;
+        // The modem boots with the power; if the WAN stays down after that,
+        // the usual rules apply again.
+        if memory::state().as_deref() == Some("down") && !memory::gave_up() {
+            timers::set(RECHECK, settings()?.boot_wait.as_millis())?;
+        }
+        Ok(())
     }
 }

@@ -40,7 +40,9 @@ impl<'de> Deserialize<'de> for Seconds {
 /// "90", "90s", "3m", "2h" as seconds.
 fn parse_seconds(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let scale = match unit.trim() {
         "" | "s" => 1,

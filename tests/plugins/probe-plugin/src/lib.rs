@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
 
-use wanwatch::policy::types::{Evidence, ProbeKind, Role, WanState};
+use wanwatch::policy::types::{Evidence, PowerState, ProbeKind, Role, WanState};
 use wanwatch::policy::{clock, kv, notify, power, settings, timers};
 
 struct Probe;
@@ -38,19 +38,62 @@ static INSTANCE_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 
 impl Guest for Probe {
     fn on_wan_up(t: Transition) -> Result<(), String> {
-        handle("on-wan-up", json!({ "transition": transition(&t) }))
+        handle("on-wan-up", wan(&t))
     }
 
     fn on_wan_sick(t: Transition) -> Result<(), String> {
-        handle("on-wan-sick", json!({ "transition": transition(&t) }))
+        handle("on-wan-sick", wan(&t))
     }
 
     fn on_wan_down(t: Transition) -> Result<(), String> {
-        handle("on-wan-down", json!({ "transition": transition(&t) }))
+        handle("on-wan-down", wan(&t))
     }
 
     fn on_timer(name: String) -> Result<(), String> {
         handle("on-timer", json!({ "timer": name }))
+    }
+
+    fn on_power_out(t: PowerTransition) -> Result<(), String> {
+        handle(
+            "on-power-out",
+            json!({ "power_transition": power_transition(&t) }),
+        )
+    }
+
+    fn on_power_restored(t: PowerTransition) -> Result<(), String> {
+        handle(
+            "on-power-restored",
+            json!({ "power_transition": power_transition(&t) }),
+        )
+    }
+}
+
+/// The report of a WAN callback: the transition as the host's
+/// `state::Transition` serializes it, and the context beside it.
+fn wan(t: &Transition) -> Value {
+    json!({
+        "transition": transition(t),
+        "power": power_state(t.power),
+        "power_cycles": t.power_cycles,
+    })
+}
+
+fn power_transition(t: &PowerTransition) -> Value {
+    json!({
+        "previous": power_state(t.previous),
+        "current": power_state(t.current),
+        "at_ms": t.at_ms,
+        "previous_duration_ms": t.previous_duration_ms,
+        "devices": t.devices.iter()
+            .map(|d| json!({ "device": d.device, "answered": d.answered }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn power_state(p: PowerState) -> &'static str {
+    match p {
+        PowerState::On => "on",
+        PowerState::Out => "out",
     }
 }
 
