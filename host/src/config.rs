@@ -600,7 +600,7 @@ off_seconds = 20
     fn unknown_plugin_without_file() {
         assert_eq!(
             error("[plugins.mine]\nnotify = true\n"),
-            "wanwatch.toml:1:1: plugins.mine: has no `file`, and `mine` is not a built-in plugin (built in: powercycle)"
+            "wanwatch.toml:1:1: plugins.mine: has no `file`, and `mine` is not a built-in plugin (built in: powercycle, notify)"
         );
     }
 

@@ -6,15 +6,18 @@
 //!     10.77.1.2             10.77.1.1 | 10.77.2.1                    10.77.2.2
 //! ```
 //!
-//! Every address lives inside namespaces this test creates; nothing is sent
-//! anywhere else. Needs root (CI runs as root); without it the test says so
-//! and is skipped.
+//! The modem's plug is the Shelly emulator, listening on the loopback of the
+//! daemon's namespace, so the built-in policy's power cycle goes through the
+//! real driver. Every address lives inside namespaces this test creates;
+//! nothing is sent anywhere else. Needs root (CI runs as root); without it
+//! the test says so and is skipped.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wanwatch_tests::shelly::{Emulator, Model};
 
 /// Runs `ip` with the arguments, failing with its stderr.
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -110,6 +113,25 @@ impl Drop for Topology {
     }
 }
 
+/// Starts the emulator on the loopback of namespace `ns`: a thread joins the
+/// namespace and binds there, and the socket stays in it whichever thread
+/// serves it.
+fn emulator_in(ns: &str) -> Emulator {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        // SAFETY: setns only changes this thread's network namespace, and
+        // the descriptor is valid for the call.
+        let joined = unsafe {
+            libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+        };
+        assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
+        Emulator::start(Model::PlusPlugS)
+    })
+    .join()
+    .expect("emulator thread")
+}
+
 /// The daemon process; killed on drop if the test fails half-way.
 struct DaemonProcess(Child);
 
@@ -172,6 +194,7 @@ fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
             return;
         }
     };
+    let plug = emulator_in(&topology.client);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
     std::fs::write(
@@ -196,7 +219,7 @@ address = "10.77.2.2"
 
 [devices.modem]
 kind = "shelly"
-address = "127.0.0.1"
+address = "{plug}"
 
 [plugins.powercycle]
 devices = ["modem"]
@@ -204,7 +227,8 @@ devices = ["modem"]
 [plugins.powercycle.settings]
 boot_wait = "3m"
 "#,
-            state = dir.path().join("state").display()
+            state = dir.path().join("state").display(),
+            plug = plug.url(),
         ),
     )
     .unwrap();
@@ -236,7 +260,10 @@ boot_wait = "3m"
     assert_eq!(cycle["plugin"], "powercycle");
     assert_eq!(cycle["device"], "modem");
     assert_eq!(cycle["off_seconds"], 10);
-    assert_eq!(cycle["outcome"], "dry-run");
+    assert_eq!(cycle["outcome"], "done");
+    // The plug really switched off, with its own flip-back timer.
+    assert!(!plug.output(0));
+    assert!(plug.timer_running(0));
 
     topology.wan_link(true);
     wait_for(&status_path, "up again", minute, |s| s["state"] == "up");
@@ -271,5 +298,13 @@ boot_wait = "3m"
         ]
     );
     assert_eq!(power_cycles(&status).len(), 1, "{status:#}");
+    let offs: Vec<_> = plug
+        .calls()
+        .into_iter()
+        .filter(|c| c.name == "Switch.Set" && c.performed)
+        .collect();
+    assert_eq!(offs.len(), 1, "{offs:#?}");
+    assert_eq!(offs[0].params["on"], false);
+    assert_eq!(offs[0].params["toggle_after"], 10);
 }
 
