@@ -22,10 +22,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::drivers::Plugs;
 use crate::human;
-use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime, WanEvent};
-use crate::power::{Poller, PowerMonitor, PowerRound, PowerState, PowerTransition};
+use crate::monitor::Monitor;
+use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
+use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Prober, Target, gateway};
-use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
+use crate::state::{ProbeKind, Role, Round, StateMachine, Transition};
 use crate::status::{Status, StatusFile, TargetStatus};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -177,10 +178,10 @@ pub fn load_plugins(
 
 pub struct Daemon {
     clock: Arc<dyn Clock>,
-    machine: StateMachine,
+    monitor: Monitor,
     /// The round sources; `run` moves them into tasks of their own.
     prober: Option<Prober>,
-    power: Option<(PowerMonitor, Poller, Duration)>,
+    poller: Option<(Poller, Duration)>,
     targets: Vec<Target>,
     runners: Vec<Runner>,
     actions: Arc<Actions>,
@@ -189,10 +190,6 @@ pub struct Daemon {
     last_status_write_ms: u64,
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
-    power_state: PowerState,
-    /// [`Actions::cycles_done`] when the WAN was last up, so transitions can
-    /// say how many cycles the current outage has taken.
-    cycles_before_outage: u32,
     interval: Duration,
 }
 
@@ -249,14 +246,15 @@ impl Daemon {
 
         let prober = Prober::new(targets.clone(), config.probe.interval, config.probe.timeout)
             .context("cannot open the ICMP sockets (wanwatch needs root or CAP_NET_RAW)")?;
-        let power = if config.power.devices.is_empty() {
-            None
+        let (power, poller) = if config.power.devices.is_empty() {
+            (None, None)
         } else {
             let poller = Poller::new(&config.power.devices, config.power.timeout)
                 .map_err(|e| anyhow::anyhow!("power detection: {e}"))?;
-            let monitor = PowerMonitor::new(config.power.out_share, now);
-            Some((monitor, poller, config.power.interval))
+            let power = PowerMonitor::new(config.power.out_share, now);
+            (Some(power), Some((poller, config.power.interval)))
         };
+        let monitor = Monitor::new(machine, power);
         let names: BTreeSet<String> = targets
             .iter()
             .map(|t| format!("{} {} ({:?})", t.name, t.address, t.role).to_lowercase())
@@ -269,18 +267,16 @@ impl Daemon {
         );
         Ok(Daemon {
             clock,
-            machine,
+            monitor,
             prober: Some(prober),
             targets,
-            power,
+            poller,
             runners,
             actions,
             status,
             status_file,
             last_status_write_ms: 0,
             actions_shown: 0,
-            power_state: PowerState::On,
-            cycles_before_outage: 0,
             interval: config.probe.interval,
         })
     }
@@ -298,18 +294,17 @@ impl Daemon {
             .take()
             .map(|prober| tokio::spawn(probe_loop(prober, self.interval, round_tx)));
         let (power_tx, mut power_rounds) = tokio::sync::mpsc::channel(4);
-        let mut monitor = None;
-        let polling = self.power.take().map(|(m, poller, every)| {
-            monitor = Some(m);
-            tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
-        });
+        let polling = self
+            .poller
+            .take()
+            .map(|(poller, every)| tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx)));
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(round) = rounds.recv() => self.on_round(&round),
                 Some(round) = power_rounds.recv() => {
-                    if let Some(t) = monitor.as_mut().and_then(|m| m.observe(&round)) {
+                    if let Some(t) = self.monitor.on_power_round(&round) {
                         self.on_power_transition(&t);
                     }
                 }
@@ -337,20 +332,13 @@ impl Daemon {
                 at_ms: round.at_ms,
             })
             .collect();
-        match self.machine.observe(round) {
-            Some(transition) => {
-                log_transition(&transition);
-                self.status.record_transition(&transition);
+        match self.monitor.on_round(round, self.actions.cycles_done()) {
+            Some(event) => {
+                let transition = &event.transition;
+                log_transition(transition);
+                self.status.record_transition(transition);
                 self.actions.set_wan_state(transition.current, transition.at_ms);
-                let event = Event::Wan(WanEvent {
-                    transition: transition.clone(),
-                    power: self.power_state,
-                    power_cycles: self.actions.cycles_done().saturating_sub(self.cycles_before_outage),
-                });
-                if transition.current == WanState::Up {
-                    self.cycles_before_outage = self.actions.cycles_done();
-                }
-                self.broadcast(&event);
+                self.broadcast(&Event::Wan(event));
                 self.write_status();
             }
             None => {
@@ -380,7 +368,6 @@ impl Daemon {
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
-        self.power_state = t.current;
         self.broadcast(&Event::Power(t.clone()));
         self.write_status();
     }

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod drivers;
 pub mod fsutil;
 pub mod human;
+pub mod monitor;
 pub mod notify;
 pub mod plugin;
 pub mod power;

@@ -1,0 +1,123 @@
+//! The monitor: everything the host concludes from probe and power rounds,
+//! turned into the events the plugins receive.
+//!
+//! It joins the WAN state machine, the mains power monitor and the count of
+//! power cycles per outage. Pure, like its parts: rounds and counts come in,
+//! events come out, time is in the rounds. The daemon and the simulator both
+//! drive this one type, so neither has a copy of the logic.
+
+use crate::plugin::WanEvent;
+use crate::power::{PowerMonitor, PowerRound, PowerState, PowerTransition};
+use crate::state::{Round, StateMachine, WanState};
+
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    wan: StateMachine,
+    /// None when no power detection is configured: the power counts as on.
+    power: Option<PowerMonitor>,
+    /// The host's power-cycle count when the WAN was last up, so that each
+    /// transition can say how many cycles the current outage has taken.
+    cycles_before_outage: u32,
+}
+
+impl Monitor {
+    pub fn new(wan: StateMachine, power: Option<PowerMonitor>) -> Self {
+        Monitor {
+            wan,
+            power,
+            cycles_before_outage: 0,
+        }
+    }
+
+    pub fn wan(&self) -> &StateMachine {
+        &self.wan
+    }
+
+    pub fn power_state(&self) -> PowerState {
+        self.power.as_ref().map_or(PowerState::On, PowerMonitor::state)
+    }
+
+    /// Feeds a probe round. `cycles_done` is the host's count of power
+    /// cycles performed so far ([`crate::actions::Actions::cycles_done`]).
+    pub fn on_round(&mut self, round: &Round, cycles_done: u32) -> Option<WanEvent> {
+        let transition = self.wan.observe(round)?;
+        let power_cycles = cycles_done.saturating_sub(self.cycles_before_outage);
+        if transition.current == WanState::Up {
+            self.cycles_before_outage = cycles_done;
+        }
+        Some(WanEvent {
+            transition,
+            power: self.power_state(),
+            power_cycles,
+        })
+    }
+
+    /// Feeds a poll of the power-detection devices.
+    pub fn on_power_round(&mut self, round: &PowerRound) -> Option<PowerTransition> {
+        self.power.as_mut()?.observe(round)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::power::DeviceEvidence;
+    use crate::state::{Evidence, ProbeKind, Role, Thresholds};
+
+    fn round(at_ms: u64, ok: bool) -> Round {
+        Round {
+            at_ms,
+            results: vec![Evidence {
+                target: "wan".into(),
+                role: Role::Wan,
+                kind: ProbeKind::Icmp,
+                ok,
+                rtt_us: None,
+            }],
+        }
+    }
+
+    fn monitor(power: bool) -> Monitor {
+        let wan = StateMachine::new(Thresholds::default(), 0);
+        Monitor::new(wan, power.then(|| PowerMonitor::new(0.5, 0)))
+    }
+
+    #[test]
+    fn counts_the_cycles_of_each_outage() {
+        let mut m = monitor(false);
+        assert_eq!(m.on_round(&round(1_000, false), 0).unwrap().power_cycles, 0);
+        assert_eq!(m.on_round(&round(20_000, false), 0).unwrap().power_cycles, 0);
+        // Two cycles during the outage; the up transition reports them.
+        assert_eq!(m.on_round(&round(30_000, true), 2).unwrap().power_cycles, 2);
+        // The next outage starts from zero.
+        assert_eq!(m.on_round(&round(40_000, false), 2).unwrap().power_cycles, 0);
+        assert_eq!(m.on_round(&round(60_000, false), 3).unwrap().power_cycles, 1);
+    }
+
+    #[test]
+    fn transitions_carry_the_power_state() {
+        let mut m = monitor(true);
+        assert_eq!(m.on_round(&round(1_000, false), 0).unwrap().power, PowerState::On);
+        let silent = PowerRound {
+            at_ms: 2_000,
+            devices: vec![DeviceEvidence {
+                device: "nas".into(),
+                answered: false,
+            }],
+        };
+        assert_eq!(m.on_power_round(&silent).unwrap().current, PowerState::Out);
+        let down = m.on_round(&round(20_000, false), 0).unwrap();
+        assert_eq!((down.transition.current, down.power), (WanState::Down, PowerState::Out));
+    }
+
+    #[test]
+    fn without_power_detection_the_power_is_on() {
+        let mut m = monitor(false);
+        let silent = PowerRound {
+            at_ms: 2_000,
+            devices: vec![],
+        };
+        assert_eq!(m.on_power_round(&silent), None);
+        assert_eq!(m.power_state(), PowerState::On);
+    }
+}
