@@ -68,7 +68,8 @@ pub struct ActionRecord {
     pub plugin: String,
     #[serde(flatten)]
     pub action: Action,
-    /// "done", "dry-run", or why it was refused or failed.
+    /// "done" (power cycles), "queued" (notifications), "dry-run", or why
+    /// it was refused or failed.
     pub outcome: String,
 }
 
@@ -122,10 +123,11 @@ const JOURNAL_LEN: usize = 32;
 
 /// The gateway between plugins and the world, shared by all plugins.
 pub struct Actions {
-    switch: Arc<dyn PowerSwitch>,
-    notifier: Arc<dyn Notifier>,
+    /// None: power cycles are a dry run.
+    switch: Option<Arc<dyn PowerSwitch>>,
+    /// None: notifications are a dry run.
+    notifier: Option<Arc<dyn Notifier>>,
     clock: Arc<dyn Clock>,
-    dry_run: bool,
     cap: Mutex<CycleCap>,
     journal: Mutex<VecDeque<ActionRecord>>,
     /// The WAN state and since when, as the daemon last reported it, to
@@ -139,9 +141,12 @@ pub struct Actions {
 }
 
 impl Actions {
+    /// `None` for the switch or the notifier: that kind of action is a dry
+    /// run, logged as what it would do and journalled as "dry-run". Limits
+    /// still apply, so a dry run shows what the real one would do.
     pub fn new(
-        switch: Arc<dyn PowerSwitch>,
-        notifier: Arc<dyn Notifier>,
+        switch: Option<Arc<dyn PowerSwitch>>,
+        notifier: Option<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         max_cycles_per_hour: usize,
     ) -> Self {
@@ -149,7 +154,6 @@ impl Actions {
             switch,
             notifier,
             clock,
-            dry_run: false,
             cap: Mutex::new(CycleCap::new(max_cycles_per_hour)),
             journal: Mutex::new(VecDeque::new()),
             wan: Mutex::new((WanState::Up, 0)),
@@ -158,18 +162,9 @@ impl Actions {
         }
     }
 
-    /// Performs nothing: every action is logged as what it would have done
-    /// and journalled as "dry-run". Limits still apply, so a dry run shows
-    /// what the real one would do.
+    /// Performs nothing at all (see [`Actions::new`]).
     pub fn dry_run(clock: Arc<dyn Clock>, max_cycles_per_hour: usize) -> Self {
-        Actions {
-            dry_run: true,
-            ..Actions::new(Arc::new(DryRun), Arc::new(DryRun), clock, max_cycles_per_hour)
-        }
-    }
-
-    pub fn is_dry_run(&self) -> bool {
-        self.dry_run
+        Actions::new(None, None, clock, max_cycles_per_hour)
     }
 
     /// Tells the gateway the WAN state (the daemon does on every change).
@@ -181,9 +176,10 @@ impl Actions {
     /// been checked by the caller; the safety cap is checked here.
     pub fn power_cycle(&self, plugin: &str, device: &str, off_seconds: u32) -> Result<(), String> {
         let now = self.clock.now_ms();
+        let switch: &dyn PowerSwitch = self.switch.as_deref().unwrap_or(&DryRun);
         let result = lock(&self.cap)
             .admit(now)
-            .and_then(|()| self.switch.power_cycle(device, off_seconds));
+            .and_then(|()| switch.power_cycle(device, off_seconds));
         if result.is_ok() {
             self.cycles_done.fetch_add(1, Ordering::AcqRel);
         }
@@ -209,7 +205,8 @@ impl Actions {
             wan_state,
             wan_since_ms,
         };
-        let result = self.notifier.notify(&notification);
+        let notifier: &dyn Notifier = self.notifier.as_deref().unwrap_or(&DryRun);
+        let result = notifier.notify(&notification);
         let action = Action::Notify {
             title: title.to_owned(),
             priority,
@@ -240,10 +237,13 @@ impl Actions {
     }
 
     fn record(&self, at_ms: Millis, plugin: &str, action: Action, result: &Result<(), String>) {
-        let outcome = match result {
-            Ok(()) if self.dry_run => "dry-run".to_owned(),
-            Ok(()) => "done".to_owned(),
-            Err(e) => e.clone(),
+        let outcome = match (result, &action) {
+            (Err(e), _) => e.clone(),
+            (Ok(()), Action::PowerCycle { .. }) if self.switch.is_none() => "dry-run".to_owned(),
+            (Ok(()), Action::Notify { .. }) if self.notifier.is_none() => "dry-run".to_owned(),
+            (Ok(()), Action::PowerCycle { .. }) => "done".to_owned(),
+            // Notifiers queue: delivery happens later, when the WAN allows.
+            (Ok(()), Action::Notify { .. }) => "queued".to_owned(),
         };
         let mut journal = lock(&self.journal);
         if journal.len() == JOURNAL_LEN {

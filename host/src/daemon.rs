@@ -17,16 +17,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::actions::{Actions, DryRun};
+use crate::actions::{Actions, Notifier, PowerSwitch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::drivers::Plugs;
 use crate::human;
 use crate::monitor::Monitor;
+use crate::notify::{self, Outbox};
 use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Prober, Target, gateway};
-use crate::state::{ProbeKind, Role, Round, StateMachine, Transition};
+use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, TargetStatus};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -108,8 +109,9 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         .collect()
 }
 
-/// The plugins to run: the configured ones, or the built-in `powercycle`
-/// granted every configured device and notifications.
+/// The plugins to run: the configured ones, or the built-in policies: the
+/// `powercycle` policy granted every configured device and notifications,
+/// and the `notify` policy granted notifications.
 pub fn plugins(config: &Config) -> Vec<(String, PluginConfig)> {
     if !config.plugins.is_empty() {
         return config.plugins.clone().into_iter().collect();
@@ -117,7 +119,9 @@ pub fn plugins(config: &Config) -> Vec<(String, PluginConfig)> {
     let mut powercycle = PluginConfig::new(None);
     powercycle.devices = config.devices.keys().cloned().collect();
     powercycle.notify = true;
-    vec![("powercycle".into(), powercycle)]
+    let mut notify = PluginConfig::new(None);
+    notify.notify = true;
+    vec![("powercycle".into(), powercycle), ("notify".into(), notify)]
 }
 
 /// Why actions are not performed for real, if they are not.
@@ -131,20 +135,31 @@ pub fn dry_run_reason(config: &Config, dry_run: bool) -> Option<&'static str> {
     }
 }
 
-/// The gateway to the world: the real plug drivers unless this is a dry
-/// run. Run on `handle`, the daemon's runtime.
+/// The gateway to the world: the real plug drivers and notifiers unless
+/// this is a dry run, and the outbox of notifications if one is configured.
+/// The drivers run on `handle`, the daemon's runtime.
 pub fn actions(
     config: &Config,
     dry_run: bool,
     clock: Arc<dyn Clock>,
     handle: tokio::runtime::Handle,
-) -> Actions {
+) -> anyhow::Result<(Actions, Option<Arc<Outbox>>)> {
     let cap = config.safety.max_cycles_per_hour;
-    if dry_run_reason(config, dry_run).is_some() {
-        return Actions::dry_run(clock, cap);
+    if dry_run {
+        return Ok((Actions::dry_run(clock, cap), None));
     }
-    let plugs = Arc::new(Plugs::new(&config.devices, handle));
-    Actions::new(plugs, Arc::new(DryRun), clock, cap)
+    let switch = (!config.devices.is_empty())
+        .then(|| Arc::new(Plugs::new(&config.devices, handle.clone())) as Arc<dyn PowerSwitch>);
+    let outbox = if notify::is_configured(&config.notify) {
+        let outbox = Outbox::new(&config.notify, &state_dir(config), handle)
+            .context("cannot open the notification queue")?;
+        Some(Arc::new(outbox))
+    } else {
+        tracing::info!("no [notify] section: notifications are only logged");
+        None
+    };
+    let notifier = outbox.clone().map(|o| o as Arc<dyn Notifier>);
+    Ok((Actions::new(switch, notifier, clock, cap), outbox))
 }
 
 /// Reads every plug's identity and power-on setting, and logs what a user
@@ -185,6 +200,7 @@ pub struct Daemon {
     targets: Vec<Target>,
     runners: Vec<Runner>,
     actions: Arc<Actions>,
+    outbox: Option<Arc<Outbox>>,
     status: Status,
     status_file: StatusFile,
     last_status_write_ms: u64,
@@ -213,7 +229,8 @@ impl Daemon {
             }
         }
         let handle = tokio::runtime::Handle::current();
-        let actions = Arc::new(actions(config, dry_run, clock.clone(), handle));
+        let (actions, outbox) = actions(config, dry_run, clock.clone(), handle)?;
+        let actions = Arc::new(actions);
 
         let status_file = status_file(config);
         let resumed = status_file.resume(now);
@@ -273,6 +290,7 @@ impl Daemon {
             poller,
             runners,
             actions,
+            outbox,
             status,
             status_file,
             last_status_write_ms: 0,
@@ -338,6 +356,10 @@ impl Daemon {
                 log_transition(transition);
                 self.status.record_transition(transition);
                 self.actions.set_wan_state(transition.current, transition.at_ms);
+                if let Some(outbox) = self.outbox.as_ref().filter(|_| transition.current == WanState::Up) {
+                    // What was queued while the WAN was down can leave now.
+                    outbox.wan_up();
+                }
                 self.broadcast(&Event::Wan(event));
                 self.write_status();
             }
@@ -384,6 +406,7 @@ impl Daemon {
         self.actions_shown = self.actions.generation();
         self.status.actions = self.actions.recent();
         self.status.plugins = self.runners.iter().map(Runner::health).collect();
+        self.status.notifications = self.outbox.as_ref().map(|o| o.status());
         // Disk trouble must not stop the watchdog: log it and carry on; the
         // next write tries again.
         if let Err(e) = self.status_file.write(&self.status) {

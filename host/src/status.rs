@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::ActionRecord;
 use crate::human;
+use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
 use crate::power::PowerState;
 use crate::state::{Evidence, Millis, Transition, WanState};
@@ -41,6 +42,9 @@ pub struct Status {
     pub actions: Vec<ActionRecord>,
     #[serde(default)]
     pub plugins: Vec<PluginHealth>,
+    /// The notification queue, when notifications are configured.
+    #[serde(default)]
+    pub notifications: Option<OutboxStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +88,7 @@ impl Status {
             targets: Vec::new(),
             actions: Vec::new(),
             plugins: Vec::new(),
+            notifications: None,
         }
     }
 

@@ -65,8 +65,8 @@ impl World {
             ..RecordingSwitch::default()
         });
         let actions = Arc::new(Actions::new(
-            switch.clone(),
-            notifier.clone(),
+            Some(switch.clone()),
+            Some(notifier.clone()),
             clock.clone(),
             100,
         ));

@@ -481,14 +481,14 @@ fn sink_id(kind: &str, destination: &str) -> String {
 }
 
 /// What the status file shows of the outbox.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxStatus {
     /// Notifications not yet delivered to every sink.
     pub queued: usize,
     pub sinks: Vec<SinkStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkStatus {
     /// E.g. `ntfy https://ntfy.sh/topic` or `webhook[0] https://host/…`.
     pub name: String,
