@@ -8,6 +8,10 @@ fn main() {
     let plugins = ["powercycle", "notify"];
     let built = build_guests(&root.join("plugins"), &plugins);
     for (name, wasm) in plugins.iter().zip(built) {
-        println!("cargo:rustc-env=WANWATCH_{}_WASM={}", name.to_uppercase(), wasm.display());
+        println!(
+            "cargo:rustc-env=WANWATCH_{}_WASM={}",
+            name.to_uppercase(),
+            wasm.display()
+        );
     }
 }

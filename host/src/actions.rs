@@ -49,7 +49,11 @@ pub struct DryRun;
 
 impl PowerSwitch for DryRun {
     fn power_cycle(&self, device: &str, off_seconds: u32) -> Result<(), String> {
-        tracing::info!(device, off_seconds, "would power-cycle {device} for {off_seconds} s");
+        tracing::info!(
+            device,
+            off_seconds,
+            "would power-cycle {device} for {off_seconds} s"
+        );
         Ok(())
     }
 }
@@ -192,7 +196,13 @@ impl Actions {
     }
 
     /// Notifies people on behalf of `plugin` (grant already checked).
-    pub fn notify(&self, plugin: &str, title: &str, body: &str, priority: u8) -> Result<(), String> {
+    pub fn notify(
+        &self,
+        plugin: &str,
+        title: &str,
+        body: &str,
+        priority: u8,
+    ) -> Result<(), String> {
         let now = self.clock.now_ms();
         let priority = priority.clamp(1, 5);
         let (wan_state, wan_since_ms) = *lock(&self.wan);

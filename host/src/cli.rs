@@ -20,7 +20,10 @@ use crate::plugin::Runtime;
 const DEFAULT_CONFIG: &str = "/etc/wanwatch/wanwatch.toml";
 
 #[derive(Parser)]
-#[command(version, about = "WAN watchdog: probes the link and power-cycles a stuck modem, as WebAssembly policy plugins decide")]
+#[command(
+    version,
+    about = "WAN watchdog: probes the link and power-cycles a stuck modem, as WebAssembly policy plugins decide"
+)]
 struct Cli {
     /// Log level or filter (overrides RUST_LOG), e.g. "debug" or "wanwatch=trace".
     #[arg(long, global = true)]
@@ -145,7 +148,9 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -162,14 +167,20 @@ fn run(config: &Config, dry_run: bool) -> Result<(), String> {
         let daemon = Daemon::start(config, dry_run)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        daemon.run(shutdown_signal()).await.map_err(|e| format!("{e:#}"))
+        daemon
+            .run(shutdown_signal())
+            .await
+            .map_err(|e| format!("{e:#}"))
     })
 }
 
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -188,11 +199,13 @@ async fn shutdown_signal() {
 fn check(config: &Config) -> Result<(), String> {
     let targets = daemon::targets(config).map_err(|e| format!("{e:#}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let actions = Arc::new(Actions::dry_run(clock.clone(), config.safety.max_cycles_per_hour));
+    let actions = Arc::new(Actions::dry_run(
+        clock.clone(),
+        config.safety.max_cycles_per_hour,
+    ));
     let runtime = Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
     // No key-value directory: checking must not touch the daemon's state.
-    daemon::load_plugins(&runtime, config, &actions, &clock, None)
-        .map_err(|e| format!("{e:#}"))?;
+    daemon::load_plugins(&runtime, config, &actions, &clock, None).map_err(|e| format!("{e:#}"))?;
     println!("config OK");
     for t in &targets {
         println!(

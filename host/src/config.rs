@@ -316,7 +316,11 @@ impl Config {
                 located(path.join("."), span, message)
             })
             .collect();
-        if errors.is_empty() { Ok(config) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The checks serde cannot make: each is a key path and a message.
@@ -540,7 +544,10 @@ off_seconds = 20
         assert_eq!(config.probe.timeout, Duration::from_millis(300));
         assert_eq!(config.targets[0].address, TargetAddress::Gateway);
         assert_eq!(config.targets[0].role, Role::Lan);
-        assert_eq!(config.targets[2].address, TargetAddress::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            config.targets[2].address,
+            TargetAddress::Ip("::1".parse().unwrap())
+        );
         assert_eq!(config.targets[2].role, Role::Wan);
         let plugin = &config.plugins["powercycle"];
         assert_eq!(plugin.deadline, Duration::from_millis(50));
@@ -575,7 +582,9 @@ off_seconds = 20
     #[test]
     fn grant_of_a_missing_device_is_located() {
         assert_eq!(
-            error("[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n\n[plugins.powercycle]\ndevices = [\"modme\"]\n"),
+            error(
+                "[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n\n[plugins.powercycle]\ndevices = [\"modme\"]\n"
+            ),
             "wanwatch.toml:6:11: plugins.powercycle.devices: grants device `modme`, which is not configured (configured devices: modem)"
         );
     }
@@ -607,7 +616,9 @@ off_seconds = 20
     #[test]
     fn bad_target_address_and_index_in_key() {
         assert_eq!(
-            error("[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n[[targets]]\nname = \"b\"\naddress = \"one.one\"\n"),
+            error(
+                "[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n[[targets]]\nname = \"b\"\naddress = \"one.one\"\n"
+            ),
             "wanwatch.toml:6:11: targets[1].address: `one.one` is not an IP address (or \"gateway\" for the autodetected LAN gateway)"
         );
     }
@@ -628,10 +639,8 @@ off_seconds = 20
 
     #[test]
     fn several_errors_are_all_reported() {
-        let errors = parse(
-            "[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\nmin_ok = 0\n",
-        )
-        .unwrap_err();
+        let errors =
+            parse("[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\nmin_ok = 0\n").unwrap_err();
         assert_eq!(errors.len(), 2);
     }
 }

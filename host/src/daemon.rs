@@ -312,10 +312,9 @@ impl Daemon {
             .take()
             .map(|prober| tokio::spawn(probe_loop(prober, self.interval, round_tx)));
         let (power_tx, mut power_rounds) = tokio::sync::mpsc::channel(4);
-        let polling = self
-            .poller
-            .take()
-            .map(|(poller, every)| tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx)));
+        let polling = self.poller.take().map(|(poller, every)| {
+            tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
+        });
         loop {
             tokio::select! {
                 biased;
@@ -355,8 +354,13 @@ impl Daemon {
                 let transition = &event.transition;
                 log_transition(transition);
                 self.status.record_transition(transition);
-                self.actions.set_wan_state(transition.current, transition.at_ms);
-                if let Some(outbox) = self.outbox.as_ref().filter(|_| transition.current == WanState::Up) {
+                self.actions
+                    .set_wan_state(transition.current, transition.at_ms);
+                if let Some(outbox) = self
+                    .outbox
+                    .as_ref()
+                    .filter(|_| transition.current == WanState::Up)
+                {
                     // What was queued while the WAN was down can leave now.
                     outbox.wan_up();
                 }
@@ -364,7 +368,10 @@ impl Daemon {
                 self.write_status();
             }
             None => {
-                let stale = self.clock.now_ms().saturating_sub(self.last_status_write_ms)
+                let stale = self
+                    .clock
+                    .now_ms()
+                    .saturating_sub(self.last_status_write_ms)
                     >= STATUS_EVERY.as_millis() as u64;
                 if stale || self.actions.generation() != self.actions_shown {
                     self.write_status();

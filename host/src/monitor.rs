@@ -34,7 +34,9 @@ impl Monitor {
     }
 
     pub fn power_state(&self) -> PowerState {
-        self.power.as_ref().map_or(PowerState::On, PowerMonitor::state)
+        self.power
+            .as_ref()
+            .map_or(PowerState::On, PowerMonitor::state)
     }
 
     /// Feeds a probe round. `cycles_done` is the host's count of power
@@ -86,18 +88,30 @@ mod tests {
     fn counts_the_cycles_of_each_outage() {
         let mut m = monitor(false);
         assert_eq!(m.on_round(&round(1_000, false), 0).unwrap().power_cycles, 0);
-        assert_eq!(m.on_round(&round(20_000, false), 0).unwrap().power_cycles, 0);
+        assert_eq!(
+            m.on_round(&round(20_000, false), 0).unwrap().power_cycles,
+            0
+        );
         // Two cycles during the outage; the up transition reports them.
         assert_eq!(m.on_round(&round(30_000, true), 2).unwrap().power_cycles, 2);
         // The next outage starts from zero.
-        assert_eq!(m.on_round(&round(40_000, false), 2).unwrap().power_cycles, 0);
-        assert_eq!(m.on_round(&round(60_000, false), 3).unwrap().power_cycles, 1);
+        assert_eq!(
+            m.on_round(&round(40_000, false), 2).unwrap().power_cycles,
+            0
+        );
+        assert_eq!(
+            m.on_round(&round(60_000, false), 3).unwrap().power_cycles,
+            1
+        );
     }
 
     #[test]
     fn transitions_carry_the_power_state() {
         let mut m = monitor(true);
-        assert_eq!(m.on_round(&round(1_000, false), 0).unwrap().power, PowerState::On);
+        assert_eq!(
+            m.on_round(&round(1_000, false), 0).unwrap().power,
+            PowerState::On
+        );
         let silent = PowerRound {
             at_ms: 2_000,
             devices: vec![DeviceEvidence {
@@ -107,7 +121,10 @@ mod tests {
         };
         assert_eq!(m.on_power_round(&silent).unwrap().current, PowerState::Out);
         let down = m.on_round(&round(20_000, false), 0).unwrap();
-        assert_eq!((down.transition.current, down.power), (WanState::Down, PowerState::Out));
+        assert_eq!(
+            (down.transition.current, down.power),
+            (WanState::Down, PowerState::Out)
+        );
     }
 
     #[test]

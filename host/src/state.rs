@@ -270,7 +270,10 @@ mod tests {
                 round(19_001, true, 0),
             ],
         );
-        assert_eq!(seen, [Some(WanState::Sick), None, None, Some(WanState::Down)]);
+        assert_eq!(
+            seen,
+            [Some(WanState::Sick), None, None, Some(WanState::Down)]
+        );
         assert_eq!(m.since_ms(), 19_001);
     }
 
@@ -307,7 +310,12 @@ mod tests {
         );
         assert_eq!(
             seen,
-            [Some(WanState::Sick), Some(WanState::Up), Some(WanState::Sick), None]
+            [
+                Some(WanState::Sick),
+                Some(WanState::Up),
+                Some(WanState::Sick),
+                None
+            ]
         );
     }
 

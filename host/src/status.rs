@@ -207,10 +207,7 @@ impl StatusFile {
             }
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            anyhow::anyhow!(
-                "the status file {} is not valid: {e}",
-                self.path.display()
-            )
+            anyhow::anyhow!("the status file {} is not valid: {e}", self.path.display())
         })
     }
 
@@ -226,7 +223,10 @@ impl StatusFile {
                 tracing::warn!(
                     "{e}; moved it to {} and starting fresh{}",
                     aside.display(),
-                    moved.err().map(|e| format!(" (move failed: {e})")).unwrap_or_default()
+                    moved
+                        .err()
+                        .map(|e| format!(" (move failed: {e})"))
+                        .unwrap_or_default()
                 );
                 None
             }
@@ -309,7 +309,10 @@ mod tests {
         let mut status = Status::new(WanState::Up, 0, false);
         status.record_transition(&transition(1_700_000_000_000, WanState::Down));
         let text = status.render(1_700_000_060_000);
-        assert!(text.starts_with("WAN down since 2023-11-14T22:13:20Z (1m00s)\n"), "{text}");
+        assert!(
+            text.starts_with("WAN down since 2023-11-14T22:13:20Z (1m00s)\n"),
+            "{text}"
+        );
         assert!(text.contains("up -> down after 1.0s"), "{text}");
     }
 }

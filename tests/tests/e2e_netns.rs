@@ -65,8 +65,12 @@ impl Topology {
         // ever appears in the root namespace.
         let (lan_c, lan_g) = (format!("wwl{id}c"), t.gateway_lan.as_str());
         let (wan_g, wan_i) = (t.gateway_wan.as_str(), format!("www{id}i"));
-        ip(&["link", "add", &lan_c, "netns", c, "type", "veth", "peer", "name", lan_g, "netns", g])?;
-        ip(&["link", "add", wan_g, "netns", g, "type", "veth", "peer", "name", &wan_i, "netns", i])?;
+        ip(&[
+            "link", "add", &lan_c, "netns", c, "type", "veth", "peer", "name", lan_g, "netns", g,
+        ])?;
+        ip(&[
+            "link", "add", wan_g, "netns", g, "type", "veth", "peer", "name", &wan_i, "netns", i,
+        ])?;
         for (ns, link, addr) in [
             (c, lan_c.as_str(), "10.77.1.2/24"),
             (g, lan_g, "10.77.1.1/24"),
@@ -122,9 +126,8 @@ fn emulator_in(ns: &str) -> Emulator {
         let file = std::fs::File::open(&path).expect("namespace file");
         // SAFETY: setns only changes this thread's network namespace, and
         // the descriptor is valid for the call.
-        let joined = unsafe {
-            libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
-        };
+        let joined =
+            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
         assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
         Emulator::start(Model::PlusPlugS)
     })
@@ -235,7 +238,12 @@ boot_wait = "3m"
     let status_path = dir.path().join("state/status.json");
 
     let daemon = Command::new("ip")
-        .args(["netns", "exec", &topology.client, env!("CARGO_BIN_EXE_wanwatch")])
+        .args([
+            "netns",
+            "exec",
+            &topology.client,
+            env!("CARGO_BIN_EXE_wanwatch"),
+        ])
         .args(["run", "--config"])
         .arg(&config)
         .stdin(Stdio::null())
@@ -270,9 +278,13 @@ boot_wait = "3m"
 
     // Now the LAN itself fails: down, but a local fault, so no power cycle.
     topology.lan_link(false);
-    wait_for(&status_path, "down on a local fault", minute, |s| s["state"] == "down");
+    wait_for(&status_path, "down on a local fault", minute, |s| {
+        s["state"] == "down"
+    });
     topology.lan_link(true);
-    wait_for(&status_path, "up after the local fault", minute, |s| s["state"] == "up");
+    wait_for(&status_path, "up after the local fault", minute, |s| {
+        s["state"] == "up"
+    });
 
     // A graceful stop flushes the status file.
     // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
@@ -307,4 +319,3 @@ boot_wait = "3m"
     assert_eq!(offs[0].params["on"], false);
     assert_eq!(offs[0].params["toggle_after"], 10);
 }
-

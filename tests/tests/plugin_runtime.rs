@@ -251,7 +251,11 @@ fn every_callback_receives_every_field() {
         (PowerState::On, "on-power-restored"),
     ] {
         let sent = PowerTransition {
-            previous: if current == PowerState::On { PowerState::Out } else { PowerState::On },
+            previous: if current == PowerState::On {
+                PowerState::Out
+            } else {
+                PowerState::On
+            },
             current,
             at_ms: T0 - 5,
             previous_duration_ms: 61_000,

@@ -3,13 +3,19 @@
 
 /// Name and component bytes of each built-in plugin.
 const BUILTIN: &[(&str, &[u8])] = &[
-    ("powercycle", include_bytes!(env!("WANWATCH_POWERCYCLE_WASM"))),
+    (
+        "powercycle",
+        include_bytes!(env!("WANWATCH_POWERCYCLE_WASM")),
+    ),
     ("notify", include_bytes!(env!("WANWATCH_NOTIFY_WASM"))),
 ];
 
 /// The component of the built-in plugin `name`.
 pub fn wasm(name: &str) -> Option<&'static [u8]> {
-    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// The names of the built-in plugins.
