@@ -43,6 +43,9 @@ pub struct Config {
     /// Mains power-outage detection. None: no detection, power is assumed on.
     #[serde(default)]
     pub power: PowerConfig,
+    /// A CSV log of every probe, one file per day. None: no log.
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -429,7 +432,7 @@ impl Config {
 }
 
 /// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -438,7 +441,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// The span of the value at a key path (keys and array indices), found by
 /// walking the spanned parse tree.
-fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
+pub(crate) fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let root = DeTable::parse(text).ok()?;
     let mut span = root.span();
@@ -463,7 +466,7 @@ fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
 }
 
 /// Durations written as "2s", "500ms", "3m", "1h 30m".
-mod human_duration {
+pub(crate) mod human_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
