@@ -274,51 +274,27 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError {
-                file: path.to_owned(),
-                position: None,
-                key: String::new(),
-                message: format!("cannot read the config file: {e}"),
-            }]
-        })?;
+        let text = read(path)?;
         let mut config = Config::parse(path, &text)?;
         // Plugin files are relative to the config file, not to wherever the
         // daemon happens to be started from.
-        let base = path.parent().unwrap_or(Path::new("."));
-        for plugin in config.plugins.values_mut() {
+        config.resolve_files(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Makes the plugin files relative to `base`.
+    pub(crate) fn resolve_files(&mut self, base: &Path) {
+        for plugin in self.plugins.values_mut() {
             if let Some(file) = &mut plugin.file {
                 *file = base.join(&*file);
             }
         }
-        Ok(config)
     }
 
     /// Parses and validates config text; `file` is used only in errors.
     pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
-        let located = |key: String, span: Option<Range<usize>>, message: String| ConfigError {
-            file: file.to_owned(),
-            position: span.map(|s| line_column(text, s.start)),
-            key,
-            message,
-        };
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| vec![located(String::new(), e.span(), e.message().to_owned())])?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            // serde_path_to_error writes "." for the root.
-            let key = if key == "." { String::new() } else { key };
-            vec![located(key, inner.span(), inner.message().to_owned())]
-        })?;
-        let errors: Vec<ConfigError> = config
-            .check()
-            .into_iter()
-            .map(|(path, message)| {
-                let span = locate(text, &path);
-                located(path.join("."), span, message)
-            })
-            .collect();
+        let config: Config = deserialize(file, text)?;
+        let errors = located_errors(file, text, config.check());
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -327,7 +303,7 @@ impl Config {
     }
 
     /// The checks serde cannot make: each is a key path and a message.
-    fn check(&self) -> Vec<(Vec<String>, String)> {
+    pub(crate) fn check(&self) -> Vec<(Vec<String>, String)> {
         let mut errors = Vec::new();
         let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         if self.probe.timeout >= self.probe.interval {
@@ -431,8 +407,60 @@ impl Config {
     }
 }
 
+/// Reads a TOML file, with the error as a [`ConfigError`].
+pub(crate) fn read(path: &Path) -> Result<String, Vec<ConfigError>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_owned(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }]
+    })
+}
+
+/// Deserializes TOML text, with the error located in `file` and named by
+/// its key. Shared with the simulator's scenario files.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, Vec<ConfigError>> {
+    let located = |key: String, span: Option<Range<usize>>, message: String| ConfigError {
+        file: file.to_owned(),
+        position: span.map(|s| line_column(text, s.start)),
+        key,
+        message,
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| vec![located(String::new(), e.span(), e.message().to_owned())])?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_path_to_error writes "." for the root.
+        let key = if key == "." { String::new() } else { key };
+        vec![located(key, inner.span(), inner.message().to_owned())]
+    })
+}
+
+/// Locates the errors of a semantic check (key path, message) in `text`.
+pub(crate) fn located_errors(
+    file: &Path,
+    text: &str,
+    errors: Vec<(Vec<String>, String)>,
+) -> Vec<ConfigError> {
+    errors
+        .into_iter()
+        .map(|(path, message)| ConfigError {
+            file: file.to_owned(),
+            position: locate(text, &path).map(|s| line_column(text, s.start)),
+            key: path.join("."),
+            message,
+        })
+        .collect()
+}
+
 /// 1-based line and column of a byte offset.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -441,7 +469,7 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// The span of the value at a key path (keys and array indices), found by
 /// walking the spanned parse tree.
-pub(crate) fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
+fn locate(text: &str, path: &[String]) -> Option<Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let root = DeTable::parse(text).ok()?;
     let mut span = root.span();

@@ -21,6 +21,7 @@ use crate::actions::{Actions, Notifier, PowerSwitch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::drivers::Plugs;
+use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
@@ -59,6 +60,25 @@ pub fn state_dir(config: &Config) -> PathBuf {
 
 pub fn status_file(config: &Config) -> StatusFile {
     StatusFile::new(state_dir(config).join("status.json"))
+}
+
+/// The names and roles of the probe targets, without resolving any address
+/// (the simulator's view of [`targets`]): the configured ones, or the
+/// defaults (`gateway`, then the two internet resolvers).
+pub fn target_roles(config: &Config) -> Vec<(String, Role)> {
+    if config.targets.is_empty() {
+        let wan = DEFAULT_WAN_TARGETS
+            .iter()
+            .map(|(name, _)| ((*name).to_owned(), Role::Wan));
+        return std::iter::once(("gateway".to_owned(), Role::Lan))
+            .chain(wan)
+            .collect();
+    }
+    config
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.role))
+        .collect()
 }
 
 /// The probe targets: the configured ones with `"gateway"` resolved, or the
@@ -203,6 +223,8 @@ pub struct Daemon {
     outbox: Option<Arc<Outbox>>,
     status: Status,
     status_file: StatusFile,
+    /// The probe log (`[history]`), if configured.
+    history: Option<History>,
     last_status_write_ms: u64,
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
@@ -293,6 +315,7 @@ impl Daemon {
             outbox,
             status,
             status_file,
+            history: config.history.dir.clone().map(History::new),
             last_status_write_ms: 0,
             actions_shown: 0,
             interval: config.probe.interval,
@@ -339,6 +362,9 @@ impl Daemon {
     }
 
     fn on_round(&mut self, round: &Round) {
+        if let Some(history) = &mut self.history {
+            history.record(round);
+        }
         self.status.targets = self
             .targets
             .iter()

@@ -5,6 +5,7 @@
 //! [`probe`] round → [`state`] machine → [`state::Transition`] →
 //! [`plugin`] callbacks → [`actions`] on the world.
 //! [`daemon`] drives it in real time; [`status`] records what it saw;
+//! [`sim`] drives the same parts in virtual time against a simulated world;
 //! [`cli`] is the command line.
 
 pub mod actions;
@@ -14,11 +15,13 @@ pub mod config;
 pub mod daemon;
 pub mod drivers;
 pub mod fsutil;
+pub mod history;
 pub mod human;
 pub mod monitor;
 pub mod notify;
 pub mod plugin;
 pub mod power;
 pub mod probe;
+pub mod sim;
 pub mod state;
 pub mod status;

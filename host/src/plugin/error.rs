@@ -46,6 +46,16 @@ pub enum PluginError {
         message: String,
     },
 
+    #[error(
+        "plugin `{plugin}` ({origin}): was built for wanwatch:policy@{found}, this host supports {supported}"
+    )]
+    WrongVersion {
+        plugin: String,
+        origin: String,
+        found: String,
+        supported: String,
+    },
+
     #[error("plugin `{plugin}` ({origin}): failed to start: {}", .error.reason())]
     Start {
         plugin: String,
@@ -74,6 +84,9 @@ pub enum CallErrorKind {
     /// The guest returned an error string. Unlike the others, this leaves
     /// the instance in place.
     GuestError,
+    /// The plugin was not called: it is quarantined after failing too often
+    /// in a row (see [`QUARANTINE_AFTER`](super::QUARANTINE_AFTER)).
+    Quarantined,
 }
 
 /// A failed callback.
@@ -99,6 +112,7 @@ impl CallError {
             CallErrorKind::Deadline => "exceeded its deadline",
             CallErrorKind::OutOfMemory => "ran out of memory",
             CallErrorKind::GuestError => "failed",
+            CallErrorKind::Quarantined => "skipped",
         };
         let mut reason = format!("{what}: {}", self.message);
         if let Some(stderr) = &self.stderr {

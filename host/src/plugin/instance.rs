@@ -5,18 +5,24 @@
 //! fresh one takes its place. What the plugin must not lose (key-value
 //! store, timers) lives in the host's part of the store data and moves over.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::{Engine, Store};
 
 use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, wit};
-use super::runtime::EPOCH_TICK;
-use super::{CallError, CallErrorKind, Event, PluginHealth, WanEvent};
+use super::runtime::{EPOCH_TICK, Prepared};
+use super::{CallError, CallErrorKind, Event, PluginError, PluginHealth, WanEvent};
 use crate::power::{PowerState, PowerTransition};
 use crate::state::{Millis, ProbeKind, Role, WanState};
 
 /// Longest guest error string kept, in bytes.
 const MAX_GUEST_ERROR: usize = 1024;
+
+/// Callbacks failed in a row after which a plugin is quarantined: a plugin
+/// that fails every time only burns CPU up to its deadline and fills the log.
+/// It is called again once a new version is swapped in (its file changed).
+pub const QUARANTINE_AFTER: u32 = 5;
 
 /// A loaded plugin. Calls into it are serialized by `&mut self`; it is
 /// `Send`, so it can live on a thread of its own (see
@@ -27,15 +33,17 @@ pub struct Plugin {
     /// None after a fault, until the next call instantiates afresh.
     instance: Option<Policy>,
     health: PluginHealth,
+    /// The component's file, for hot reload; None for a built-in plugin.
+    file: Option<PathBuf>,
 }
 
 impl Plugin {
     /// Sets the plugin up and instantiates it.
     pub(super) fn start(
-        pre: PolicyPre<PluginState>,
+        prepared: Prepared,
         identity: Arc<Identity>,
         kv: Kv,
-    ) -> Result<Plugin, CallError> {
+    ) -> Result<Plugin, PluginError> {
         let health = PluginHealth {
             name: identity.name.clone(),
             calls: 0,
@@ -43,20 +51,83 @@ impl Plugin {
             consecutive_failures: 0,
             last_error: None,
             last_error_at_ms: None,
+            version: prepared.version,
+            loaded_at_ms: identity.host.clock.now_ms(),
+            reloads: 0,
+            quarantined: false,
         };
         let kept = Kept {
             kv,
             ..Kept::default()
         };
-        let store = new_store(pre.engine(), PluginState::new(identity, kept));
+        let store = new_store(prepared.pre.engine(), PluginState::new(identity, kept));
         let mut plugin = Plugin {
-            pre,
+            pre: prepared.pre,
             store,
             instance: None,
             health,
+            file: prepared.file,
         };
-        plugin.restart()?;
+        plugin.restart().map_err(|error| PluginError::Start {
+            plugin: prepared.plugin,
+            origin: prepared.origin,
+            error: Box::new(error),
+        })?;
         Ok(plugin)
+    }
+
+    /// The file the component was loaded from, if not built in.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Compiles `bytes` and swaps them in: see [`swap`](Plugin::swap).
+    pub fn reload(&mut self, runtime: &super::Runtime, bytes: &[u8]) -> Result<(), PluginError> {
+        let origin = self
+            .file
+            .as_ref()
+            .map_or_else(|| "reloaded".to_owned(), |f| f.display().to_string());
+        let prepared = runtime.prepare(self.name(), &origin, bytes)?;
+        self.swap(prepared)
+    }
+
+    /// Replaces the running version by `next`, between two callbacks: the
+    /// old instance and its store are dropped, a new instance of `next`
+    /// starts with the same key-value store and timers, and a quarantine
+    /// ends. If `next` cannot start (it traps while instantiating), the old
+    /// version stays, and the error is recorded in the plugin's health.
+    pub fn swap(&mut self, next: Prepared) -> Result<(), PluginError> {
+        let old = std::mem::replace(&mut self.pre, next.pre);
+        match self.restart() {
+            Ok(()) => {
+                let health = &mut self.health;
+                health.version = next.version;
+                health.loaded_at_ms = self.store.data().plugin.host.clock.now_ms();
+                health.reloads += 1;
+                health.quarantined = false;
+                health.consecutive_failures = 0;
+                Ok(())
+            }
+            Err(error) => {
+                // The failed instantiation discarded its store; the next call
+                // instantiates the old version afresh, as after any fault.
+                self.pre = old;
+                let error = PluginError::Start {
+                    plugin: next.plugin,
+                    origin: next.origin,
+                    error: Box::new(error),
+                };
+                self.note_error(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Records in the plugin's health an error that happened outside a call
+    /// (a new version that could not be loaded).
+    pub fn note_error(&mut self, message: String) {
+        self.health.last_error = Some(message);
+        self.health.last_error_at_ms = Some(self.store.data().plugin.host.clock.now_ms());
     }
 
     pub fn name(&self) -> &str {
@@ -72,7 +143,21 @@ impl Plugin {
     /// guest wrote to stderr (a Rust guest's panic message). An error string
     /// returned by the guest is a [`CallErrorKind::GuestError`] and leaves
     /// the instance in place.
+    ///
+    /// A quarantined plugin is not called: the error says so, and is not
+    /// counted as a call.
     pub fn call(&mut self, event: &Event) -> Result<(), CallError> {
+        if self.health.quarantined {
+            return Err(CallError {
+                plugin: self.health.name.clone(),
+                callback: callback(event),
+                kind: CallErrorKind::Quarantined,
+                message: format!(
+                    "quarantined after {QUARANTINE_AFTER} failures in a row, until its file changes"
+                ),
+                stderr: None,
+            });
+        }
         let result = self.deliver(event);
         let health = &mut self.health;
         health.calls += 1;
@@ -83,6 +168,13 @@ impl Plugin {
                 health.consecutive_failures = health.consecutive_failures.saturating_add(1);
                 health.last_error = Some(error.to_string());
                 health.last_error_at_ms = Some(self.store.data().plugin.host.clock.now_ms());
+                if health.consecutive_failures >= QUARANTINE_AFTER {
+                    health.quarantined = true;
+                    tracing::error!(
+                        plugin = %health.name,
+                        "plugin quarantined after {QUARANTINE_AFTER} failures in a row: it is not called until its file changes"
+                    );
+                }
             }
         }
         result

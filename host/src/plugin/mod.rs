@@ -15,6 +15,11 @@
 //!   and its timers, live in the host and survive.
 //! - [`Runner`] drives a `Plugin` on its own thread for the daemon; the
 //!   simulator drives `Plugin` directly, in virtual time.
+//! - [`Plugin::reload`] swaps in a new version of the component between two
+//!   callbacks, keeping the key-value store and the timers; [`HotReload`]
+//!   does it for the daemon when a plugin's file changes.
+//! - A plugin that fails [`QUARANTINE_AFTER`] callbacks in a row is
+//!   quarantined: no longer called until a new version is loaded.
 //!
 //! Deadlines count the guest's own time only: time blocked in the policy
 //! imports (a power cycle waits for the device) is not held against it. A
@@ -28,6 +33,7 @@ mod instance;
 mod runner;
 mod runtime;
 mod stderr;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -37,9 +43,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::{CallError, CallErrorKind, PluginError};
-pub use self::instance::Plugin;
+pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::Runner;
-pub use self::runtime::Runtime;
+pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime};
+pub use self::watch::{DEBOUNCE, HotReload};
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
@@ -65,7 +72,7 @@ pub enum WasmSource {
 
 impl WasmSource {
     /// For messages: the file, or "built-in".
-    fn origin(&self) -> String {
+    pub fn origin(&self) -> String {
         match self {
             WasmSource::Static(_) => "built-in".to_owned(),
             WasmSource::File(path) => path.display().to_string(),
@@ -200,6 +207,20 @@ pub struct PluginHealth {
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_error_at_ms: Option<Millis>,
+    /// The version running: the first 12 hex digits of the SHA-256 of the
+    /// component's bytes.
+    #[serde(default)]
+    pub version: String,
+    /// When that version was loaded.
+    #[serde(default)]
+    pub loaded_at_ms: Millis,
+    /// New versions swapped in since the plugin was first loaded.
+    #[serde(default)]
+    pub reloads: u64,
+    /// Failed [`QUARANTINE_AFTER`] times in a row: not called until a new
+    /// version of its file is loaded.
+    #[serde(default)]
+    pub quarantined: bool,
 }
 
 #[cfg(test)]

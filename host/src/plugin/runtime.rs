@@ -2,8 +2,13 @@
 //! and the thread that advances the engine's epoch.
 
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
@@ -18,6 +23,10 @@ use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource};
 /// compare at function entries and loop heads).
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The version of `wit/policy.wit` this host implements. Components built
+/// for another minor version (major, from 1.0 on) are refused by name.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
 /// Loads plugins. One per process: compiled code, the linker and the epoch
 /// ticker are shared by all plugins. Cheap to clone.
 #[derive(Clone)]
@@ -28,10 +37,43 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     linker: Linker<PluginState>,
+    /// Where compiled components are kept, if anywhere (see [`Runtime::with_cache`]).
+    cache: Option<PathBuf>,
+    /// Components compiled (not found in the cache) by this runtime.
+    compiled: AtomicU64,
+}
+
+/// A component compiled, checked against the contract and linked, ready to
+/// replace a running plugin's version with [`Plugin::swap`]. Made by
+/// [`Runtime::prepare`], off the plugin's thread: compiling takes long.
+pub struct Prepared {
+    pub(super) plugin: String,
+    pub(super) origin: String,
+    pub(super) pre: PolicyPre<PluginState>,
+    pub(super) version: String,
+    pub(super) file: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// The short hash of the component's bytes.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
 }
 
 impl Runtime {
+    /// A runtime that compiles every component it loads.
     pub fn new() -> anyhow::Result<Runtime> {
+        Runtime::build(None)
+    }
+
+    /// A runtime that keeps compiled components in `dir`, so that loading an
+    /// unchanged component again, after a restart, does not compile it.
+    pub fn with_cache(dir: PathBuf) -> anyhow::Result<Runtime> {
+        Runtime::build(Some(dir))
+    }
+
+    fn build(cache: Option<PathBuf>) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         // Deadlines: compiled code checks the epoch, and each store's
         // callback decides whether its guest has had its time.
@@ -41,8 +83,19 @@ impl Runtime {
         host::add_to_linker(&mut linker).map_err(anyhow_error)?;
         start_ticker(&engine)?;
         Ok(Runtime {
-            inner: Arc::new(Inner { engine, linker }),
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                compiled: AtomicU64::new(0),
+            }),
         })
+    }
+
+    /// How many components this runtime has compiled, rather than found
+    /// already compiled in its cache.
+    pub fn compiled(&self) -> u64 {
+        self.inner.compiled.load(Ordering::Relaxed)
     }
 
     /// Reads and compiles the plugin's component, checks that it implements
@@ -68,40 +121,10 @@ impl Runtime {
                 }
             },
         };
-        // Said plainly before wasmtime says it in its own terms.
-        if !bytes.starts_with(b"\0asm") {
-            return Err(PluginError::NotWasm { plugin, origin });
+        let mut prepared = self.prepare(&plugin, &origin, &bytes)?;
+        if let WasmSource::File(path) = spec.source {
+            prepared.file = Some(path);
         }
-        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
-            return Err(PluginError::NotComponent { plugin, origin });
-        }
-        let component = match Component::new(&self.inner.engine, &bytes) {
-            Ok(component) => component,
-            Err(e) => {
-                let message = format!("{e:#}");
-                return Err(PluginError::Invalid {
-                    plugin,
-                    origin,
-                    message,
-                });
-            }
-        };
-        let pre = match self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PolicyPre::new)
-        {
-            Ok(pre) => pre,
-            Err(e) => {
-                let message = format!("{e:#}");
-                return Err(PluginError::WrongWorld {
-                    plugin,
-                    origin,
-                    message,
-                });
-            }
-        };
         let kv_dir = host.kv_dir.as_deref();
         let kv = match Kv::load(&plugin, kv_dir, host.clock.now_ms()) {
             Ok(kv) => kv,
@@ -115,19 +138,151 @@ impl Runtime {
             }
         };
         let identity = Identity {
-            name: plugin.clone(),
+            name: plugin,
             grants: spec.grants,
             settings_json: spec.settings_json,
             host,
             deadline: spec.deadline,
             memory_bytes: spec.memory_bytes,
         };
-        Plugin::start(pre, Arc::new(identity), kv).map_err(|error| PluginError::Start {
-            plugin,
-            origin,
-            error: Box::new(error),
-        })
+        Plugin::start(prepared, Arc::new(identity), kv)
     }
+
+    /// Compiles `bytes` (or finds them compiled in the cache), checks that
+    /// they are a component built for this host's contract version, and
+    /// links them: everything a new version needs short of an instance.
+    /// `origin` says where the bytes came from, for messages.
+    pub fn prepare(&self, plugin: &str, origin: &str, bytes: &[u8]) -> Result<Prepared, PluginError> {
+        let plugin = plugin.to_owned();
+        let origin = origin.to_owned();
+        // Said plainly before wasmtime says it in its own terms.
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::NotWasm { plugin, origin });
+        }
+        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(PluginError::NotComponent { plugin, origin });
+        }
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let component = match self.component(bytes, &hex) {
+            Ok(component) => component,
+            Err(e) => {
+                let message = format!("{e:#}");
+                return Err(PluginError::Invalid {
+                    plugin,
+                    origin,
+                    message,
+                });
+            }
+        };
+        if let Some(found) = foreign_contract(&component, &self.inner.engine) {
+            return Err(PluginError::WrongVersion {
+                plugin,
+                origin,
+                found,
+                supported: supported_versions(),
+            });
+        }
+        match self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PolicyPre::new)
+        {
+            Ok(pre) => Ok(Prepared {
+                plugin,
+                origin,
+                pre,
+                version: hex[..12].to_owned(),
+                file: None,
+            }),
+            Err(e) => {
+                let message = format!("{e:#}");
+                Err(PluginError::WrongWorld {
+                    plugin,
+                    origin,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// The compiled component of `bytes`, whose SHA-256 is `hex`: from the
+    /// cache if it is there, else compiled (and then cached).
+    fn component(&self, bytes: &[u8], hex: &str) -> wasmtime::Result<Component> {
+        let engine = &self.inner.engine;
+        let Some(dir) = &self.inner.cache else {
+            self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+            return Component::new(engine, bytes);
+        };
+        // Keyed by the content and by everything that makes compiled code
+        // fit an engine (wasmtime's version, its settings, the CPU): a new
+        // wasmtime or config gets a new file rather than a refusal.
+        let mut fit = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut fit);
+        let path = dir.join(format!("{hex}-{:016x}.cwasm", fit.finish()));
+        if path.is_file() {
+            // SAFETY: deserializing trusts the file to be code compiled by a
+            // compatible wasmtime. Only this function writes into the cache
+            // directory (the daemon's own state directory), only what
+            // `precompile_component` produced, keyed by the hash of the
+            // source bytes and of the engine's compatibility; files appear
+            // whole, by rename (`write_atomic`), never half-written. wasmtime
+            // still checks the header (version, settings) and refuses a
+            // mismatch, which we treat as a miss.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(
+                    "ignoring the compiled plugin cache file {}: {e:#}",
+                    path.display()
+                ),
+            }
+        }
+        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+        let compiled = engine.precompile_component(bytes)?;
+        // A cache that cannot be written costs a compilation next time,
+        // nothing more.
+        let saved = std::fs::create_dir_all(dir)
+            .and_then(|()| crate::fsutil::write_atomic(&path, &compiled));
+        if let Err(e) = saved {
+            tracing::warn!("cannot cache the compiled plugin in {}: {e}", path.display());
+        }
+        // SAFETY: `compiled` was produced just above by this very engine.
+        unsafe { Component::deserialize(engine, &compiled) }
+    }
+}
+
+/// The contract version a component imports, if not one this host supports
+/// (see [`CONTRACT_VERSION`]): its interfaces are named
+/// `wanwatch:policy/NAME@VERSION`.
+fn foreign_contract(component: &Component, engine: &Engine) -> Option<String> {
+    let ty = component.component_type();
+    let mut names = ty.imports(engine).map(|(name, _)| name);
+    names.find_map(|name| {
+        let interface = name.strip_prefix("wanwatch:policy/")?;
+        match interface.split_once('@') {
+            Some((_, version)) if compatible(version) => None,
+            Some((_, version)) => Some(version.to_owned()),
+            None => Some("an unversioned contract".to_owned()),
+        }
+    })
+}
+
+/// The versions compatible with [`CONTRACT_VERSION`], semver style: the same
+/// minor below 1.0, the same major from 1.0 on.
+fn supported_versions() -> String {
+    let mut parts = CONTRACT_VERSION.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}.x"),
+        (Some(major), _) => format!("{major}.x"),
+        _ => CONTRACT_VERSION.to_owned(),
+    }
+}
+
+fn compatible(version: &str) -> bool {
+    let supported = supported_versions();
+    let prefix = supported.trim_end_matches('x');
+    version.starts_with(prefix)
 }
 
 /// Plugin names become file names (the key-value store): no separators, no
@@ -168,6 +323,15 @@ fn anyhow_error(e: wasmtime::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_one_in_the_wit() {
+        let wit = include_str!("../../../wit/policy.wit");
+        assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
+        assert_eq!(supported_versions(), "0.1.x");
+        assert!(compatible("0.1.0") && compatible("0.1.7"));
+        assert!(!compatible("0.2.0") && !compatible("0.10.0") && !compatible("1.1.0"));
+    }
 
     #[test]
     fn names_that_are_safe_file_names() {

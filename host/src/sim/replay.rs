@@ -1,0 +1,200 @@
+//! Replay: recorded probe history (the daemon's `[history]` CSV, see
+//! [`crate::history`]) as the simulator's rounds.
+//!
+//! Streams: one line at a time, one round at a time, however long the log.
+//! Rows become rounds by time: a round gathers the rows that follow its
+//! first one within the probe interval, one per target (a target seen again
+//! begins the next round). A target the config does not name counts as a
+//! `wan` target.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Lines};
+use std::path::{Path, PathBuf};
+
+use crate::history::{HEADER, Row};
+use crate::state::{Evidence, Millis, ProbeKind, Role, Round};
+
+pub struct Replay {
+    /// Files still to read, in reverse order (popped from the back).
+    files: Vec<PathBuf>,
+    current: Option<Reader>,
+    /// A row read ahead that belongs to the next round.
+    pending: Option<Row>,
+    roles: HashMap<String, Role>,
+    interval_ms: Millis,
+    last_at_ms: Millis,
+}
+
+struct Reader {
+    path: PathBuf,
+    lines: Lines<BufReader<File>>,
+    line: usize,
+}
+
+impl Replay {
+    /// `sources`: files, or directories whose `*.csv` files are read in name
+    /// order (daily files sort by date).
+    pub fn open(
+        sources: &[PathBuf],
+        targets: &[(String, Role)],
+        interval_ms: Millis,
+    ) -> Result<Replay, String> {
+        let mut files = Vec::new();
+        for source in sources {
+            if source.is_dir() {
+                let mut csv: Vec<PathBuf> = std::fs::read_dir(source)
+                    .map_err(|e| format!("{}: {e}", source.display()))?
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+                    .collect();
+                if csv.is_empty() {
+                    return Err(format!("{}: no .csv file in it", source.display()));
+                }
+                csv.sort();
+                files.extend(csv);
+            } else {
+                files.push(source.clone());
+            }
+        }
+        files.reverse();
+        Ok(Replay {
+            files,
+            current: None,
+            pending: None,
+            roles: targets.iter().cloned().collect(),
+            interval_ms,
+            last_at_ms: 0,
+        })
+    }
+
+    /// The next recorded round, None at the end.
+    pub fn next_round(&mut self) -> Result<Option<Round>, String> {
+        let Some(first) = self.pending.take().map_or_else(|| self.next_row(), |r| Ok(Some(r)))?
+        else {
+            return Ok(None);
+        };
+        let mut round = Round {
+            at_ms: first.at_ms,
+            results: Vec::new(),
+        };
+        let opened = first.at_ms;
+        self.push(&mut round, first);
+        while let Some(row) = self.next_row()? {
+            let seen = round.results.iter().any(|e| e.target == row.target);
+            if seen || row.at_ms.saturating_sub(opened) >= self.interval_ms {
+                self.pending = Some(row);
+                break;
+            }
+            round.at_ms = round.at_ms.max(row.at_ms);
+            self.push(&mut round, row);
+        }
+        Ok(Some(round))
+    }
+
+    fn push(&self, round: &mut Round, row: Row) {
+        round.results.push(Evidence {
+            role: self.roles.get(&row.target).copied().unwrap_or(Role::Wan),
+            target: row.target,
+            kind: ProbeKind::Icmp,
+            ok: row.ok,
+            rtt_us: row.rtt_us,
+        });
+    }
+
+    /// The next data row of any file, checked to go forward in time.
+    fn next_row(&mut self) -> Result<Option<Row>, String> {
+        loop {
+            let reader = match &mut self.current {
+                Some(reader) => reader,
+                None => match self.files.pop() {
+                    Some(path) => self.current.insert(Reader::open(path)?),
+                    None => return Ok(None),
+                },
+            };
+            let Some(line) = reader.lines.next() else {
+                self.current = None;
+                continue;
+            };
+            reader.line += 1;
+            let at = |message: String| format!("{}:{}: {message}", reader.path.display(), reader.line);
+            let line = line.map_err(|e| at(e.to_string()))?;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line == HEADER {
+                continue;
+            }
+            let row = Row::parse(line).map_err(at)?;
+            if row.at_ms < self.last_at_ms {
+                return Err(at(format!(
+                    "goes back in time (to {}, after {}): the rows must be in time order, and the files in name order",
+                    crate::human::timestamp(row.at_ms),
+                    crate::human::timestamp(self.last_at_ms)
+                )));
+            }
+            self.last_at_ms = row.at_ms;
+            return Ok(Some(row));
+        }
+    }
+}
+
+impl Reader {
+    fn open(path: PathBuf) -> Result<Reader, String> {
+        let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Reader {
+            lines: BufReader::new(file).lines(),
+            path,
+            line: 0,
+        })
+    }
+}
+
+/// For messages: the files of a replay.
+pub fn describe(sources: &[PathBuf]) -> String {
+    sources
+        .iter()
+        .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| Path::new(n).display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(text: &str) -> (tempfile::TempDir, Replay) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wan-2025-11-25.csv");
+        std::fs::write(&path, text).unwrap();
+        let targets = [("gateway".to_string(), Role::Lan)];
+        let replay = Replay::open(&[dir.path().to_owned()], &targets, 2_000).unwrap();
+        (dir, replay)
+    }
+
+    #[test]
+    fn rows_group_into_rounds_by_time_and_target() {
+        let (_dir, mut r) = replay(&format!(
+            "{HEADER}\n10.000,x,ok,1.0,gateway\n10.100,x,fail,,google\n12.000,x,ok,1.5,gateway\n12.000,x,ok,9.0,google\n12.500,x,ok,9.0,google\n"
+        ));
+        let first = r.next_round().unwrap().unwrap();
+        assert_eq!(first.at_ms, 10_100);
+        assert_eq!(first.results.len(), 2);
+        assert_eq!(first.results[0].role, Role::Lan);
+        assert_eq!(first.results[1].role, Role::Wan);
+        assert!(!first.results[1].ok);
+        let second = r.next_round().unwrap().unwrap();
+        assert_eq!((second.at_ms, second.results.len()), (12_000, 2));
+        // google again: a new round.
+        let third = r.next_round().unwrap().unwrap();
+        assert_eq!((third.at_ms, third.results.len()), (12_500, 1));
+        assert!(r.next_round().unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_rows_are_located() {
+        let (_dir, mut r) = replay(&format!("{HEADER}\n10,x,ok,1.0,gateway\n9,x,ok,1.0,gateway\n"));
+        let e = r.next_round().unwrap_err();
+        assert!(e.ends_with("wan-2025-11-25.csv:3: goes back in time (to 1970-01-01T00:00:09Z, after 1970-01-01T00:00:10Z): the rows must be in time order, and the files in name order"), "{e}");
+        let (_dir, mut r) = replay("10,x,up,1.0,gateway\n");
+        assert!(r.next_round().unwrap_err().contains(":1: status `up`"));
+    }
+}
