@@ -1,4 +1,4 @@
-//! The `wanwatch` command line: `run`, `check`, `status`, `plug`.
+//! The `wanwatch` command line: `run`, `check`, `status`, `simulate`, `plug`.
 //!
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
@@ -64,6 +64,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Runs the daemon's state machine and plugins in virtual time against
+    /// a simulated world or recorded probes (see docs/simulation.md). Exit
+    /// status: 0 when every expectation is met, 1 when one is not, 2 when
+    /// the scenario, config or a plugin cannot be used.
+    Simulate {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The config to run with [default: the scenario's [config], else
+        /// the built-in defaults with a plug named `modem`].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// One JSON object per event instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Stop this long after the start ("6h", "30d").
+        #[arg(long, value_parser = humantime::parse_duration)]
+        until: Option<std::time::Duration>,
+    },
     /// Talks to a configured power plug directly.
     Plug {
         #[command(subcommand)]
@@ -126,8 +144,17 @@ impl ConfigArg {
 /// Runs the command line given to the process.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref(), cli.log_format);
+    // A simulation's output is its timeline; the plugins' log lines, in
+    // wall-clock time, would only clutter it.
+    let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
+    init_logging(cli.log_level.as_deref().or(quiet), cli.log_format);
     let result = match cli.command {
+        Command::Simulate {
+            scenario,
+            config,
+            json,
+            until,
+        } => return simulate(&scenario, config.as_deref(), json, until),
         Command::Run { config, dry_run } => config.load().and_then(|c| run(&c, dry_run)),
         Command::Check { config } => config.load().and_then(|c| check(&c)),
         Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
@@ -138,6 +165,33 @@ pub fn main() -> ExitCode {
         Err(message) => {
             eprintln!("{message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn simulate(
+    scenario: &Path,
+    config: Option<&Path>,
+    json: bool,
+    until: Option<std::time::Duration>,
+) -> ExitCode {
+    let config = match config.map(Config::load).transpose() {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let options = crate::sim::Options { json, until };
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    match crate::sim::run(scenario, config, &options, out) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
         }
     }
 }

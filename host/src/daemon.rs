@@ -25,7 +25,7 @@ use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
-use crate::plugin::{Event, HostContext, PluginSpec, Runner, Runtime};
+use crate::plugin::{Event, HostContext, HotReload, PluginSpec, Runner, Runtime};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Prober, Target, gateway};
 use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
@@ -219,6 +219,8 @@ pub struct Daemon {
     poller: Option<(Poller, Duration)>,
     targets: Vec<Target>,
     runners: Vec<Runner>,
+    /// Swaps in new versions of the plugins' files; None if it could not start.
+    hot_reload: Option<HotReload>,
     actions: Arc<Actions>,
     outbox: Option<Arc<Outbox>>,
     status: Status,
@@ -273,15 +275,26 @@ impl Daemon {
         let mut status = resumed.unwrap_or_else(|| Status::new(machine.state(), now, true));
         status.dry_run = reason.is_some();
 
-        let runtime = Runtime::new().context("cannot start the plugin runtime")?;
+        // Compiled plugins are cached, so a restart with unchanged plugins
+        // does not compile them again.
+        let runtime = Runtime::with_cache(state_dir(config).join("cache"))
+            .context("cannot start the plugin runtime")?;
         let kv_dir = Some(state_dir(config).join("plugins"));
-        let runners = load_plugins(&runtime, config, &actions, &clock, kv_dir)?
+        let runners: Vec<Runner> = load_plugins(&runtime, config, &actions, &clock, kv_dir)?
             .into_iter()
             .map(|plugin| {
-                tracing::info!(plugin = plugin.name(), "plugin loaded");
+                tracing::info!(
+                    plugin = plugin.name(),
+                    version = plugin.health().version,
+                    "plugin loaded"
+                );
                 Runner::spawn(plugin, clock.clone())
             })
             .collect();
+        // Without hot reload the watchdog still works: say so and go on.
+        let hot_reload = HotReload::start(runtime, &runners)
+            .inspect_err(|e| tracing::error!("plugin files are not watched for new versions: {e}"))
+            .ok();
 
         let prober = Prober::new(targets.clone(), config.probe.interval, config.probe.timeout)
             .context("cannot open the ICMP sockets (wanwatch needs root or CAP_NET_RAW)")?;
@@ -311,6 +324,7 @@ impl Daemon {
             targets,
             poller,
             runners,
+            hot_reload,
             actions,
             outbox,
             status,
@@ -354,6 +368,8 @@ impl Daemon {
         for task in probing.into_iter().chain(polling) {
             task.abort();
         }
+        // No new version may arrive for a runner being shut down.
+        drop(self.hot_reload.take());
         for runner in std::mem::take(&mut self.runners) {
             runner.shutdown();
         }

@@ -162,7 +162,8 @@ impl History {
             Some((open_date, out)) if *open_date == date => out,
             file => {
                 let (path, new) = day_file(&self.dir, &date)?;
-                let mut out = BufWriter::new(OpenOptions::new().append(true).create(true).open(path)?);
+                let mut out =
+                    BufWriter::new(OpenOptions::new().append(true).create(true).open(path)?);
                 if new {
                     writeln!(out, "{HEADER}")?;
                 }
@@ -224,7 +225,10 @@ mod tests {
             lines[1],
             "1764030612.123,2025-11-25T00:30:12.123Z,ok,9.412,cloudflare"
         );
-        assert_eq!(lines[2], "1764030612.123,2025-11-25T00:30:12.123Z,fail,,google");
+        assert_eq!(
+            lines[2],
+            "1764030612.123,2025-11-25T00:30:12.123Z,fail,,google"
+        );
         assert_eq!(lines.len(), 5);
         assert_eq!(
             Row::parse(lines[1]).unwrap(),
@@ -242,7 +246,11 @@ mod tests {
     #[test]
     fn bad_rows_say_why() {
         assert!(Row::parse("1,x,ok,1").unwrap_err().contains("4 columns"));
-        assert!(Row::parse("soon,x,ok,1,a").unwrap_err().contains("timestamp"));
+        assert!(
+            Row::parse("soon,x,ok,1,a")
+                .unwrap_err()
+                .contains("timestamp")
+        );
         assert!(Row::parse("1,x,maybe,1,a").unwrap_err().contains("status"));
         assert!(Row::parse("1,x,ok,fast,a").unwrap_err().contains("ping_ms"));
         assert!(Row::parse("1,x,ok,1,").unwrap_err().contains("target"));

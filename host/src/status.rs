@@ -169,6 +169,16 @@ impl Status {
                     "  {:<12} {} calls, {} failures",
                     p.name, p.calls, p.failures
                 );
+                if !p.version.is_empty() {
+                    out += &format!(
+                        ", version {} loaded {}",
+                        p.version,
+                        human::timestamp(p.loaded_at_ms)
+                    );
+                }
+                if p.quarantined {
+                    out += ", QUARANTINED until its file changes";
+                }
                 if let Some(e) = &p.last_error {
                     out += &format!(", last error: {e}");
                 }
@@ -314,5 +324,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("up -> down after 1.0s"), "{text}");
+    }
+
+    #[test]
+    fn render_shows_plugin_version_and_quarantine() {
+        let mut status = Status::new(WanState::Up, 0, false);
+        status.plugins.push(PluginHealth {
+            name: "mine".into(),
+            calls: 5,
+            failures: 5,
+            consecutive_failures: 5,
+            last_error: Some("plugin `mine`: on-wan-down trapped".into()),
+            last_error_at_ms: Some(1_700_000_000_000),
+            version: "0123456789ab".into(),
+            loaded_at_ms: 1_700_000_000_000,
+            reloads: 1,
+            quarantined: true,
+        });
+        let text = status.render(1_700_000_060_000);
+        assert!(
+            text.contains(
+                "mine         5 calls, 5 failures, version 0123456789ab loaded 2023-11-14T22:13:20Z, QUARANTINED until its file changes, last error: plugin `mine`: on-wan-down trapped"
+            ),
+            "{text}"
+        );
     }
 }

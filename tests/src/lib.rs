@@ -22,6 +22,7 @@ use wanwatch::state::Millis;
 pub fn plugin_wasm(name: &str) -> PathBuf {
     match name {
         "probe-plugin" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_PROBE_PLUGIN")),
+        "wrong-version" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_WRONG_VERSION")),
         _ => panic!("there is no test plugin `{name}` (see tests/build.rs)"),
     }
 }

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 pub use self::error::{CallError, CallErrorKind, PluginError};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::Runner;
-pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime};
+pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
 pub use self::watch::{DEBOUNCE, HotReload};
 use crate::actions::Actions;
 use crate::clock::Clock;

@@ -5,24 +5,49 @@
 //! the prober or another plugin. All the logic stays in [`Plugin`]; this is
 //! only the thread, the mailbox and the timer loop, so the simulator can
 //! drive `Plugin` itself in virtual time.
+//!
+//! A new version (from [`HotReload`](super::HotReload)) arrives compiled, in
+//! the same mailbox as events, so it is swapped in between two callbacks: a
+//! callback in flight finishes on the old version.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Event, Plugin, PluginHealth};
+use super::{CallErrorKind, Event, Plugin, PluginHealth, Prepared};
 use crate::clock::Clock;
 
 enum Message {
     Event(Event),
+    /// A new version to swap in.
+    Swap(Box<Prepared>),
+    /// A new version that could not be prepared: for the health record.
+    ReloadFailed(String),
     Shutdown,
 }
 
 pub struct Runner {
     mailbox: mpsc::Sender<Message>,
     health: Arc<Mutex<PluginHealth>>,
+    file: Option<PathBuf>,
     thread: JoinHandle<()>,
+}
+
+/// Sends new versions to a [`Runner`]'s plugin; outlives nothing: once the
+/// runner is shut down, what is sent is dropped.
+#[derive(Clone)]
+pub(super) struct Mailbox(mpsc::Sender<Message>);
+
+impl Mailbox {
+    pub fn swap(&self, next: Prepared) {
+        let _ = self.0.send(Message::Swap(Box::new(next)));
+    }
+
+    pub fn reload_failed(&self, message: String) {
+        let _ = self.0.send(Message::ReloadFailed(message));
+    }
 }
 
 impl Runner {
@@ -35,6 +60,7 @@ impl Runner {
         let (mailbox, inbox) = mpsc::channel();
         let health = Arc::new(Mutex::new(plugin.health()));
         let shared = Arc::clone(&health);
+        let file = plugin.file().map(Path::to_owned);
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{}", plugin.name()))
             .spawn(move || run(plugin, clock, &inbox, &shared))
@@ -42,8 +68,23 @@ impl Runner {
         Runner {
             mailbox,
             health,
+            file,
             thread,
         }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> String {
+        self.health().name
+    }
+
+    /// The file the plugin was loaded from, if not built in.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    pub(super) fn mailbox(&self) -> Mailbox {
+        Mailbox(self.mailbox.clone())
     }
 
     /// Queues `event` for the plugin; never blocks.
@@ -76,11 +117,21 @@ fn run(
     inbox: &mpsc::Receiver<Message>,
     health: &Mutex<PluginHealth>,
 ) {
-    let deliver = |plugin: &mut Plugin, event: Event| {
-        if let Err(e) = plugin.call(&event) {
-            tracing::error!(plugin = %e.plugin, callback = e.callback, kind = ?e.kind, "{e}");
-        }
+    let publish = |plugin: &Plugin| {
         *health.lock().unwrap_or_else(PoisonError::into_inner) = plugin.health();
+    };
+    let deliver = |plugin: &mut Plugin, event: Event| {
+        match plugin.call(&event) {
+            // Said once, when the quarantine began.
+            Err(e) if e.kind == CallErrorKind::Quarantined => {
+                tracing::debug!(plugin = %e.plugin, callback = e.callback, "{e}");
+            }
+            Err(e) => {
+                tracing::error!(plugin = %e.plugin, callback = e.callback, kind = ?e.kind, "{e}");
+            }
+            Ok(()) => {}
+        }
+        publish(plugin);
     };
     loop {
         for name in plugin.take_due_timers(clock.now_ms()) {
@@ -95,6 +146,22 @@ fn run(
         };
         match message {
             Ok(Message::Event(event)) => deliver(&mut plugin, event),
+            Ok(Message::Swap(next)) => {
+                let version = next.version().to_owned();
+                match plugin.swap(*next) {
+                    Ok(()) => tracing::info!(plugin = plugin.name(), version, "plugin reloaded"),
+                    Err(e) => tracing::error!(
+                        plugin = plugin.name(),
+                        "{e}\n  keeping version {}",
+                        plugin.health().version
+                    ),
+                }
+                publish(&plugin);
+            }
+            Ok(Message::ReloadFailed(message)) => {
+                plugin.note_error(message);
+                publish(&plugin);
+            }
             Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }

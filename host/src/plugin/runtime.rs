@@ -152,7 +152,12 @@ impl Runtime {
     /// they are a component built for this host's contract version, and
     /// links them: everything a new version needs short of an instance.
     /// `origin` says where the bytes came from, for messages.
-    pub fn prepare(&self, plugin: &str, origin: &str, bytes: &[u8]) -> Result<Prepared, PluginError> {
+    pub fn prepare(
+        &self,
+        plugin: &str,
+        origin: &str,
+        bytes: &[u8],
+    ) -> Result<Prepared, PluginError> {
         let plugin = plugin.to_owned();
         let origin = origin.to_owned();
         // Said plainly before wasmtime says it in its own terms.
@@ -162,8 +167,7 @@ impl Runtime {
         if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
             return Err(PluginError::NotComponent { plugin, origin });
         }
-        let digest = Sha256::digest(bytes);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = sha256_hex(bytes);
         let component = match self.component(bytes, &hex) {
             Ok(component) => component,
             Err(e) => {
@@ -193,7 +197,7 @@ impl Runtime {
                 plugin,
                 origin,
                 pre,
-                version: hex[..12].to_owned(),
+                version: version_of(&hex),
                 file: None,
             }),
             Err(e) => {
@@ -245,11 +249,33 @@ impl Runtime {
         let saved = std::fs::create_dir_all(dir)
             .and_then(|()| crate::fsutil::write_atomic(&path, &compiled));
         if let Err(e) = saved {
-            tracing::warn!("cannot cache the compiled plugin in {}: {e}", path.display());
+            tracing::warn!(
+                "cannot cache the compiled plugin in {}: {e}",
+                path.display()
+            );
         }
         // SAFETY: `compiled` was produced just above by this very engine.
         unsafe { Component::deserialize(engine, &compiled) }
     }
+}
+
+/// The SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A plugin version, as shown: the first 12 hex digits of its SHA-256.
+fn version_of(sha256_hex: &str) -> String {
+    sha256_hex.chars().take(12).collect()
+}
+
+/// The version of a component, as [`PluginHealth::version`](super::PluginHealth::version)
+/// shows it: the first 12 hex digits of the SHA-256 of `bytes`.
+pub fn version_hash(bytes: &[u8]) -> String {
+    version_of(&sha256_hex(bytes))
 }
 
 /// The contract version a component imports, if not one this host supports

@@ -90,7 +90,10 @@ pub fn run(
     let (scenario, config) = match config {
         Some(config) => {
             let targets = daemon::target_roles(&config);
-            (Scenario::load(path, Some(&targets)).map_err(errors)?, config)
+            (
+                Scenario::load(path, Some(&targets)).map_err(errors)?,
+                config,
+            )
         }
         None => {
             let scenario = Scenario::load(path, None).map_err(errors)?;
@@ -98,14 +101,14 @@ pub fn run(
             (scenario, config)
         }
     };
-    let name = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut title = format!("scenario {name}");
     if !scenario.description.is_empty() {
         title += &format!(": {}", scenario.description);
     }
-    let io = |e: std::io::Error| format!("cannot write the output: {e}");
     let targets = daemon::target_roles(&config);
     let interval = millis(scenario.interval.unwrap_or(config.probe.interval));
     let limit = match (scenario.duration, options.until) {
@@ -118,9 +121,8 @@ pub fn run(
         None => {
             let start = scenario.start;
             let end = start.saturating_add(limit.unwrap_or(0));
-            let mut sim = Sim::new(&scenario, &config, start, options, out)?;
-            sim.report.header(&title, true).map_err(io)?;
-            sim.world = Some(World::new(&scenario, &targets));
+            let mut sim = Sim::new(&scenario, &config, &targets, start, options, out)?;
+            sim.report.header(&title, true).map_err(io_error)?;
             sim.run_synthetic(&targets, &config, interval, end)
         }
         Some(replay) => {
@@ -133,9 +135,9 @@ pub fn run(
             };
             let start = first.at_ms;
             let end = limit.map(|l| start.saturating_add(l));
-            let mut sim = Sim::new(&scenario, &config, start, options, out)?;
+            let mut sim = Sim::new(&scenario, &config, &targets, start, options, out)?;
             title += &format!(" (replay of {})", replay::describe(&replay.files));
-            sim.report.header(&title, false).map_err(io)?;
+            sim.report.header(&title, false).map_err(io_error)?;
             sim.run_replay(first, rounds, end)
         }
     }
@@ -148,8 +150,9 @@ struct Sim<W: Write> {
     plugins: Vec<Plugin>,
     actions: Arc<Actions>,
     switch: Arc<WorldSwitch>,
-    /// None in a replay: the recorded world does not react.
-    world: Option<World>,
+    /// What the probes see. A replay has one too, with an empty timeline,
+    /// so that the plug behaves alike; its probes are never asked.
+    world: World,
     report: Report<W>,
     /// The journal generation last shown.
     journal_seen: u64,
@@ -161,6 +164,7 @@ impl<W: Write> Sim<W> {
     fn new(
         scenario: &Scenario,
         config: &Config,
+        targets: &[(String, crate::state::Role)],
         start: Millis,
         options: &Options,
         out: W,
@@ -174,7 +178,8 @@ impl<W: Write> Sim<W> {
             dyn_clock.clone(),
             config.safety.max_cycles_per_hour,
         ));
-        let runtime = Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
+        let runtime =
+            Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
         // No key-value directory: every run starts from a blank memory, and
         // a simulation never touches the daemon's state.
         let plugins = daemon::load_plugins(&runtime, config, &actions, &dyn_clock, None)
@@ -202,7 +207,7 @@ impl<W: Write> Sim<W> {
             plugins,
             actions,
             switch,
-            world: None,
+            world: World::new(scenario, targets),
             report: Report::new(out, options.json, start, expectations),
             journal_seen: 0,
             next_timer: None,
@@ -252,7 +257,7 @@ impl<W: Write> Sim<W> {
             self.clock.set(t);
             // Power first at a tie: a blackout explains the silence.
             if next_poll == t {
-                let on = self.world().power_on(t);
+                let on = self.world.power_on(t);
                 power_round.at_ms = t;
                 for device in &mut power_round.devices {
                     device.answered = on;
@@ -261,12 +266,12 @@ impl<W: Write> Sim<W> {
                     self.report.power(&transition).map_err(io_error)?;
                     self.deliver(&Event::Power(transition))?;
                 }
-                next_poll += poll_every;
+                next_poll = next_poll.saturating_add(poll_every);
                 continue;
             }
-            self.world().probe(t, &mut round);
+            self.world.probe(t, &mut round);
             self.on_round(&round)?;
-            next_round += interval;
+            next_round = next_round.saturating_add(interval);
         }
         self.finish(end)
     }
@@ -291,12 +296,6 @@ impl<W: Write> Sim<W> {
             next = rounds.next_round()?;
         }
         self.finish(end.unwrap_or(last))
-    }
-
-    fn world(&mut self) -> &mut World {
-        self.world
-            .as_mut()
-            .expect("a synthetic run always has a world")
     }
 
     /// One probe round through the monitor; a transition goes to the
@@ -376,9 +375,7 @@ impl<W: Write> Sim<W> {
             self.report.action(record)?;
         }
         for cycle in self.switch.take_cycles() {
-            if let Some(world) = &mut self.world {
-                world.power_cycled(&cycle);
-            }
+            self.world.power_cycled(&cycle);
         }
         Ok(())
     }

@@ -70,7 +70,10 @@ impl Replay {
 
     /// The next recorded round, None at the end.
     pub fn next_round(&mut self) -> Result<Option<Round>, String> {
-        let Some(first) = self.pending.take().map_or_else(|| self.next_row(), |r| Ok(Some(r)))?
+        let Some(first) = self
+            .pending
+            .take()
+            .map_or_else(|| self.next_row(), |r| Ok(Some(r)))?
         else {
             return Ok(None);
         };
@@ -117,7 +120,8 @@ impl Replay {
                 continue;
             };
             reader.line += 1;
-            let at = |message: String| format!("{}:{}: {message}", reader.path.display(), reader.line);
+            let at =
+                |message: String| format!("{}:{}: {message}", reader.path.display(), reader.line);
             let line = line.map_err(|e| at(e.to_string()))?;
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line == HEADER {
@@ -152,7 +156,12 @@ impl Reader {
 pub fn describe(sources: &[PathBuf]) -> String {
     sources
         .iter()
-        .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| Path::new(n).display().to_string()))
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| Path::new(n).display().to_string(),
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -191,7 +200,9 @@ mod tests {
 
     #[test]
     fn bad_rows_are_located() {
-        let (_dir, mut r) = replay(&format!("{HEADER}\n10,x,ok,1.0,gateway\n9,x,ok,1.0,gateway\n"));
+        let (_dir, mut r) = replay(&format!(
+            "{HEADER}\n10,x,ok,1.0,gateway\n9,x,ok,1.0,gateway\n"
+        ));
         let e = r.next_round().unwrap_err();
         assert!(e.ends_with("wan-2025-11-25.csv:3: goes back in time (to 1970-01-01T00:00:09Z, after 1970-01-01T00:00:10Z): the rows must be in time order, and the files in name order"), "{e}");
         let (_dir, mut r) = replay("10,x,up,1.0,gateway\n");

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::scenario::{Check, Count, Counted};
+use super::scenario::{Check, Counted};
 use crate::actions::{Action, ActionRecord};
 use crate::human;
 use crate::plugin::{CallError, WanEvent};
@@ -354,7 +354,12 @@ impl<W: Write> Report<W> {
             let (what, expected, actual, met) = match e.check {
                 Check::Count(counted, count) => {
                     let what = format!("{}{}", counted.key(), range(e.from, e.to, self.start));
-                    (what, count.to_string(), e.count.to_string(), count.admits(e.count))
+                    (
+                        what,
+                        count.to_string(),
+                        e.count.to_string(),
+                        count.admits(e.count),
+                    )
                 }
                 Check::State(state, at) => {
                     let what = format!("state at {}", offset(at.saturating_sub(self.start)));
@@ -419,6 +424,7 @@ pub fn offset(ms: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::scenario::Count;
 
     #[test]
     fn offsets_read_as_hours_minutes_seconds() {
@@ -443,9 +449,14 @@ mod tests {
         assert!(!report.finish(61_000).unwrap());
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("expectation not met: s.toml:9:1: power_cycles\n  - expected: 2\n  + actual:   0\n"),
+            text.contains(
+                "expectation not met: s.toml:9:1: power_cycles\n  - expected: 2\n  + actual:   0\n"
+            ),
             "{text}"
         );
-        assert!(text.ends_with("expectations: 0 of 1 met (FAILED)\n"), "{text}");
+        assert!(
+            text.ends_with("expectations: 0 of 1 met (FAILED)\n"),
+            "{text}"
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct Scenario {
     pub config: Option<Config>,
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// Where each `[[expect]]` is written ("file:line:column"), for the
+    /// verdicts.
+    #[serde(skip)]
+    pub expect_at: Vec<String>,
 }
 
 /// The modem behind the plug.
@@ -360,14 +364,16 @@ fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
             "`{s}` is not a time ({e}); write e.g. \"2026-01-01T00:00:00Z\""
         ))
     })?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| millis(d)))
+    Ok(t.duration_since(std::time::UNIX_EPOCH).map_or(0, millis))
 }
 
 impl Scenario {
     /// Reads and validates a scenario; relative paths in it (replay files,
     /// plugin files of the inline config) become relative to its directory.
-    pub fn load(path: &Path, targets: Option<&[(String, Role)]>) -> Result<Scenario, Vec<ConfigError>> {
+    pub fn load(
+        path: &Path,
+        targets: Option<&[(String, Role)]>,
+    ) -> Result<Scenario, Vec<ConfigError>> {
         let text = config::read(path)?;
         let mut scenario = Scenario::parse(path, &text, targets)?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -390,7 +396,17 @@ impl Scenario {
         text: &str,
         targets: Option<&[(String, Role)]>,
     ) -> Result<Scenario, Vec<ConfigError>> {
-        let scenario: Scenario = config::deserialize(file, text)?;
+        let mut scenario: Scenario = config::deserialize(file, text)?;
+        let paths = (0..scenario.expect.len())
+            .map(|i| (vec!["expect".to_string(), i.to_string()], String::new()))
+            .collect();
+        scenario.expect_at = config::located_errors(file, text, paths)
+            .into_iter()
+            .map(|e| match e.position {
+                Some((line, column)) => format!("{}:{line}:{column}", file.display()),
+                None => format!("{}: expect[{}]", file.display(), e.key),
+            })
+            .collect();
         let own;
         let targets = match targets {
             Some(targets) => targets,
@@ -444,8 +460,7 @@ impl Scenario {
             )),
             (Some(_), _) if !self.segment.is_empty() || !self.cause.is_empty() => errors.push((
                 key(&["replay"]),
-                "replays recorded data: it cannot have [[segment]] or [[cause]] entries too"
-                    .into(),
+                "replays recorded data: it cannot have [[segment]] or [[cause]] entries too".into(),
             )),
             _ => {}
         }
@@ -465,8 +480,16 @@ impl Scenario {
                 if !targets.iter().any(|(t, _)| t == name) {
                     let known: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
                     errors.push((
-                        vec!["segment".into(), i.to_string(), "targets".into(), name.clone()],
-                        format!("`{name}` is not a probe target (targets: {})", known.join(", ")),
+                        vec![
+                            "segment".into(),
+                            i.to_string(),
+                            "targets".into(),
+                            name.clone(),
+                        ],
+                        format!(
+                            "`{name}` is not a probe target (targets: {})",
+                            known.join(", ")
+                        ),
                     ));
                 }
             }
@@ -476,8 +499,7 @@ impl Scenario {
             match (cause.kind, cause.duration) {
                 (CauseKind::ModemHang, Some(_)) => errors.push((
                     path("duration"),
-                    "a modem hang lasts until the modem is power-cycled: it has no duration"
-                        .into(),
+                    "a modem hang lasts until the modem is power-cycled: it has no duration".into(),
                 )),
                 (CauseKind::ModemHang, None) | (_, Some(_)) => {}
                 (_, None) => errors.push((path("kind"), "needs a `duration`".into())),
@@ -504,7 +526,10 @@ mod tests {
     use super::*;
 
     fn error(text: &str) -> String {
-        let targets = [("gateway".to_string(), Role::Lan), ("google".to_string(), Role::Wan)];
+        let targets = [
+            ("gateway".to_string(), Role::Lan),
+            ("google".to_string(), Role::Wan),
+        ];
         Scenario::parse(Path::new("s.toml"), text, Some(&targets))
             .expect_err("the scenario should be rejected")
             .iter()
@@ -546,7 +571,10 @@ mod tests {
             error("duration = \"1h\"\n[[expect]]\npower_cycles = 1\nnotifications = 1\n"),
             "s.toml:2:1: expect.0: makes more than one check: write one [[expect]] per check"
         );
-        assert!(error("durration = \"1h\"\n").starts_with("s.toml:1:1: unknown field `durration`"));
+        assert!(
+            error("durration = \"1h\"\n")
+                .starts_with("s.toml:1:1: durration: unknown field `durration`")
+        );
         assert!(error("").contains("duration: is needed"));
     }
 

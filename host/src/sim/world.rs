@@ -50,8 +50,7 @@ pub struct Cycle {
 pub struct WorldSwitch {
     clock: Arc<VirtualClock>,
     modem: String,
-    /// None in a replay: the recorded world does not react, the plug never
-    /// fails.
+    /// The plug's faults: kind, window, delay (`plug-slow`).
     faults: Vec<(CauseKind, Window, Millis)>,
     state: Mutex<SwitchState>,
 }
@@ -77,7 +76,7 @@ impl WorldSwitch {
                         | CauseKind::PlugWrongPassword
                         | CauseKind::PlugSlow
                 );
-                let from = scenario.start + millis(c.at);
+                let from = scenario.start.saturating_add(millis(c.at));
                 let until = from.saturating_add(c.duration.map_or(Millis::MAX, millis));
                 let delay = c.delay.map_or(0, millis);
                 plug_fault.then_some((c.kind, Window { from, until }, delay))
@@ -125,12 +124,12 @@ impl PowerSwitch for WorldSwitch {
         }
         let mut state = self.lock();
         if device == self.modem && now < state.off_until {
-            return Err(format!(
-                "plug {device}: a power cycle is already under way"
-            ));
+            return Err(format!("plug {device}: a power cycle is already under way"));
         }
         if device == self.modem {
-            state.off_until = now + delay_ms + Millis::from(off_seconds) * 1000;
+            state.off_until = now
+                .saturating_add(delay_ms)
+                .saturating_add(Millis::from(off_seconds) * 1000);
         }
         state.performed.push(Cycle {
             at_ms: now,
@@ -187,8 +186,10 @@ impl World {
     pub fn new(scenario: &Scenario, targets: &[(String, Role)]) -> World {
         let start = scenario.start;
         let window = |at, duration: Option<std::time::Duration>| Window {
-            from: start + millis(at),
-            until: (start + millis(at)).saturating_add(duration.map_or(Millis::MAX, millis)),
+            from: start.saturating_add(millis(at)),
+            until: start
+                .saturating_add(millis(at))
+                .saturating_add(duration.map_or(Millis::MAX, millis)),
         };
         let boot_ms = millis(scenario.modem.boot);
         let of = |kind| scenario.cause.iter().filter(move |c| c.kind == kind);
@@ -207,7 +208,7 @@ impl World {
             .collect();
         let hangs = of(CauseKind::ModemHang)
             .map(|c| {
-                let from = start + millis(c.at);
+                let from = start.saturating_add(millis(c.at));
                 // A blackout after the hang began reboots the modem too.
                 let fixed_at = power_out
                     .iter()
@@ -248,7 +249,7 @@ impl World {
                 scenario
                     .segment
                     .iter()
-                    .map(|s| (start + millis(s.at), compile(Some(s)))),
+                    .map(|s| (start.saturating_add(millis(s.at)), compile(Some(s)))),
             )
             .collect();
         World {
@@ -294,8 +295,11 @@ impl World {
         if cycle.device != self.modem {
             return;
         }
-        let back = cycle.at_ms + cycle.delay_ms + Millis::from(cycle.off_seconds) * 1000;
-        self.booting_until = self.booting_until.max(back + self.boot_ms);
+        let back = cycle
+            .at_ms
+            .saturating_add(cycle.delay_ms)
+            .saturating_add(Millis::from(cycle.off_seconds) * 1000);
+        self.booting_until = self.booting_until.max(back.saturating_add(self.boot_ms));
         for hang in &mut self.hangs {
             if hang.from <= cycle.at_ms && cycle.at_ms < hang.fixed_at {
                 hang.fixed_at = cycle.at_ms;
@@ -410,12 +414,27 @@ mod tests {
         );
         let clock = Arc::new(VirtualClock::new(1_767_225_600_000));
         let switch = WorldSwitch::new(&s, clock.clone());
-        assert!(switch.power_cycle("modem", 10).unwrap_err().contains("password"));
+        assert!(
+            switch
+                .power_cycle("modem", 10)
+                .unwrap_err()
+                .contains("password")
+        );
         clock.set(1_767_225_600_000 + 150_000);
-        assert!(switch.power_cycle("modem", 10).unwrap_err().contains("no answer"));
+        assert!(
+            switch
+                .power_cycle("modem", 10)
+                .unwrap_err()
+                .contains("no answer")
+        );
         clock.set(1_767_225_600_000 + 200_000);
         assert!(switch.power_cycle("modem", 10).is_ok());
-        assert!(switch.power_cycle("modem", 10).unwrap_err().contains("under way"));
+        assert!(
+            switch
+                .power_cycle("modem", 10)
+                .unwrap_err()
+                .contains("under way")
+        );
     }
 
     #[test]

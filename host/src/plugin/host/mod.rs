@@ -47,6 +47,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     Policy::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 
+/// Actions one callback may request. A policy asks for one or two; more is
+/// a bug or an attack, and each one reaches a device or a person.
+pub(super) const MAX_ACTIONS_PER_CALL: u32 = 4;
+
 /// What does not change over a plugin's life: who it is and what it may do.
 pub(super) struct Identity {
     pub name: String,
@@ -105,6 +109,26 @@ impl PluginState {
         }
     }
 
+    /// Counts an action (a power cycle or a notification) requested by the
+    /// current callback: past [`MAX_ACTIONS_PER_CALL`], the reason it is
+    /// refused. Said once per callback in the log, and not journalled, so
+    /// that a flood cannot push the real actions out of the journal.
+    fn admit_action(&mut self) -> Result<(), String> {
+        self.call.actions = self.call.actions.saturating_add(1);
+        if self.call.actions <= MAX_ACTIONS_PER_CALL {
+            return Ok(());
+        }
+        let reason =
+            format!("refused: more than {MAX_ACTIONS_PER_CALL} actions requested in one callback");
+        if self.call.actions == MAX_ACTIONS_PER_CALL + 1 {
+            tracing::warn!(
+                plugin = %self.plugin.name,
+                "{reason}; the rest of this callback's requests are refused too"
+            );
+        }
+        Err(reason)
+    }
+
     /// Runs `f`, a host call that may block (a device, a notifier, the
     /// disk), and books its time as host time, so that it does not count
     /// against the plugin's deadline.
@@ -134,6 +158,8 @@ pub(super) struct CallClock {
     host_time: Duration,
     /// Set when the deadline interrupted the guest.
     pub deadline_hit: bool,
+    /// Actions requested so far (see [`PluginState::admit_action`]).
+    actions: u32,
 }
 
 impl CallClock {
@@ -142,6 +168,7 @@ impl CallClock {
             started: Instant::now(),
             host_time: Duration::ZERO,
             deadline_hit: false,
+            actions: 0,
         }
     }
 

@@ -27,6 +27,7 @@ impl Host for PluginState {
                 .record_refusal(&plugin.name, action, &reason);
             return Err(reason);
         }
+        self.admit_action()?;
         let body = cut(body, MAX_BODY);
         // The notifier may be a network round trip.
         self.blocking(|state| {

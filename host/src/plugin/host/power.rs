@@ -25,6 +25,7 @@ impl Host for PluginState {
             );
             return Err(reason);
         }
+        self.admit_action()?;
         // A cycle waits for the device to confirm, which can take seconds.
         self.blocking(|state| {
             let plugin = &state.plugin;

@@ -18,15 +18,18 @@
 //! - `set`: `[[name, after_ms]]`, timers to arm; `cancel`: names to disarm;
 //! - `report`: `false` to skip the notification;
 //! - `fault`: after counting the call, misbehave: `"trap"` (`unreachable`),
-//!   `"panic"`, `"loop"` (forever), `"alloc"` (without bound), or `"error"`
-//!   (return an error string).
+//!   `"panic"`, `"loop"` (forever), `"alloc"` (without bound), `"error"`
+//!   (return an error string), `"recurse"` (without bound: a stack
+//!   overflow), or flood the host and go on: `"log-flood"` (10,000 lines),
+//!   `"notify-flood"` (100 notifications; how many were accepted is
+//!   reported as `notified`), `"timer-flood"` (1,000 timers; `timers_set`).
 
 use serde_json::{Value, json};
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
 
 use wanwatch::policy::types::{Evidence, PowerState, ProbeKind, Role, WanState};
-use wanwatch::policy::{clock, kv, notify, power, settings, timers};
+use wanwatch::policy::{clock, kv, log, notify, power, settings, timers};
 
 struct Probe;
 
@@ -126,6 +129,26 @@ fn handle(callback: &str, mut report: Value) -> Result<(), String> {
             }
         }
         Some("error") => return Err(format!("probe-plugin fails on purpose in {callback}")),
+        Some("recurse") => {
+            report["depth"] = json!(recurse(0));
+        }
+        Some("log-flood") => {
+            for i in 0..10_000 {
+                log::log(log::Level::Info, &format!("flood {i}"));
+            }
+        }
+        Some("notify-flood") => {
+            let sent = (0..100)
+                .filter(|i| notify::notify("flood", &i.to_string(), 1).is_ok())
+                .count();
+            report["notified"] = json!(sent);
+        }
+        Some("timer-flood") => {
+            let set = (0..1_000)
+                .filter(|i| timers::set(&format!("flood-{i}"), 3_600_000).is_ok())
+                .count();
+            report["timers_set"] = json!(set);
+        }
         Some(other) => return Err(format!("unknown fault `{other}`")),
     }
 
@@ -146,6 +169,12 @@ fn handle(callback: &str, mut report: Value) -> Result<(), String> {
         notify::notify(callback, &report.to_string(), 3).map_err(|e| format!("notify: {e}"))?;
     }
     Ok(())
+}
+
+/// Calls itself until the stack runs out; the arithmetic after the call
+/// keeps it from becoming a loop.
+fn recurse(depth: u64) -> u64 {
+    std::hint::black_box(recurse(std::hint::black_box(depth + 1))) + 1
 }
 
 fn outcome(result: Result<(), String>) -> Value {

@@ -1,0 +1,238 @@
+//! Hostile plugins next to a healthy one, each on its own [`Runner`] as in
+//! the daemon: whatever the hostile one does, the healthy one keeps getting
+//! its callbacks on time, the hostile one is reported with a clear reason,
+//! and after [`QUARANTINE_AFTER`] failures in a row it is no longer called.
+//! The hostile behaviours are faults of tests/plugins/probe-plugin.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wanwatch::actions::Actions;
+use wanwatch::clock::{Clock, SystemClock};
+use wanwatch::plugin::{
+    Event, Grants, HostContext, Plugin, PluginHealth, PluginSpec, QUARANTINE_AFTER, Runner,
+    Runtime, WasmSource,
+};
+use wanwatch::state::{Transition, WanState};
+use wanwatch_tests::{RecordingNotifier, RecordingSwitch, plugin_wasm};
+
+/// The cadence events are sent at, as probe rounds would be.
+const CADENCE: Duration = Duration::from_millis(200);
+/// How late the healthy plugin's callback may be.
+const LATE: Duration = Duration::from_millis(100);
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
+}
+
+struct World {
+    notifier: Arc<RecordingNotifier>,
+    actions: Arc<Actions>,
+    clock: Arc<dyn Clock>,
+    kv_dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let notifier = Arc::new(RecordingNotifier::default());
+        let actions = Arc::new(Actions::new(
+            Some(Arc::new(RecordingSwitch::default())),
+            Some(notifier.clone()),
+            clock.clone(),
+            100,
+        ));
+        World {
+            notifier,
+            actions,
+            clock,
+            kv_dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    fn load(&self, name: &str, settings: Value) -> Plugin {
+        let spec = PluginSpec {
+            name: name.into(),
+            source: WasmSource::File(plugin_wasm("probe-plugin")),
+            grants: Grants {
+                devices: BTreeSet::from(["modem".to_owned()]),
+                notify: true,
+            },
+            deadline: Duration::from_millis(100),
+            memory_bytes: 16 << 20,
+            settings_json: settings.to_string(),
+        };
+        let host = HostContext {
+            actions: self.actions.clone(),
+            clock: self.clock.clone(),
+            kv_dir: Some(self.kv_dir.path().to_owned()),
+        };
+        runtime().load(spec, host).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Notifications sent by `plugin` with `title`.
+    fn sent(&self, plugin: &str, title: &str) -> Vec<Value> {
+        self.notifier
+            .sent
+            .items()
+            .into_iter()
+            .filter(|n| n.plugin == plugin && n.title == title)
+            .map(|n| serde_json::from_str(&n.body).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+fn down() -> Event {
+    Event::wan(Transition {
+        previous: WanState::Up,
+        current: WanState::Down,
+        at_ms: 1,
+        previous_duration_ms: 1,
+        local_fault: false,
+        evidence: Vec::new(),
+    })
+}
+
+/// Runs a plugin with `fault` in `on-wan-down` beside a healthy one, sends
+/// both a `down` per [`CADENCE`] until the faulty one is quarantined, and
+/// checks the healthy one had each callback within [`LATE`]. Returns the
+/// faulty plugin's health.
+fn beside_a_healthy_one(fault: &str) -> PluginHealth {
+    let world = World::new();
+    let hostile = Runner::spawn(
+        world.load("hostile", json!({ "on-wan-down": { "fault": fault } })),
+        world.clock.clone(),
+    );
+    let healthy = Runner::spawn(world.load("healthy", json!({})), world.clock.clone());
+    for round in 1..=QUARANTINE_AFTER + 2 {
+        let sent = Instant::now();
+        hostile.send(down());
+        healthy.send(down());
+        while world.sent("healthy", "on-wan-down").len() < round as usize {
+            assert!(
+                sent.elapsed() < LATE,
+                "{fault}: round {round}: the healthy plugin's callback is late"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(CADENCE.saturating_sub(sent.elapsed()));
+    }
+    let start = Instant::now();
+    let health = loop {
+        let health = hostile.health();
+        if health.quarantined || start.elapsed() > PATIENCE {
+            break health;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(health.quarantined, "{fault}: {health:#?}");
+    assert_eq!(
+        health.calls,
+        u64::from(QUARANTINE_AFTER),
+        "{fault}: not called once quarantined"
+    );
+    assert_eq!(healthy.health().failures, 0);
+    hostile.shutdown();
+    healthy.shutdown();
+    health
+}
+
+fn last_error(health: &PluginHealth) -> String {
+    health.last_error.clone().unwrap_or_default()
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_and_quarantined() {
+    let health = beside_a_healthy_one("loop");
+    assert!(
+        last_error(&health).contains("exceeded its deadline"),
+        "{health:#?}"
+    );
+}
+
+#[test]
+fn unbounded_memory_growth_is_stopped_and_quarantined() {
+    let health = beside_a_healthy_one("alloc");
+    assert!(
+        last_error(&health).contains("ran out of memory"),
+        "{health:#?}"
+    );
+}
+
+#[test]
+fn deep_recursion_is_stopped_and_quarantined() {
+    let health = beside_a_healthy_one("recurse");
+    let error = last_error(&health);
+    assert!(
+        error.contains("trapped") && error.contains("stack"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_panic_is_reported_and_quarantined() {
+    let health = beside_a_healthy_one("panic");
+    assert!(
+        last_error(&health).contains("probe-plugin panics on purpose in on-wan-down"),
+        "{health:#?}"
+    );
+}
+
+#[test]
+fn a_log_flood_is_rate_limited_and_costs_the_plugin_nothing() {
+    let world = World::new();
+    let mut plugin = world.load("flood", json!({ "on-wan-down": { "fault": "log-flood" } }));
+    let start = Instant::now();
+    plugin
+        .call(&down())
+        .expect("the flood is dropped, not fatal");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn an_action_flood_is_refused_past_the_cap() {
+    let world = World::new();
+    let mut plugin = world.load(
+        "flood",
+        json!({ "on-wan-down": { "fault": "notify-flood" } }),
+    );
+    let error = plugin.call(&down()).unwrap_err();
+    // Four went out; the rest, and the report after them, were refused.
+    let flood = world
+        .notifier
+        .sent
+        .items()
+        .into_iter()
+        .filter(|n| n.title == "flood")
+        .count();
+    assert_eq!(flood, 4);
+    assert!(
+        error
+            .to_string()
+            .contains("refused: more than 4 actions requested in one callback"),
+        "{error}"
+    );
+    // The cap is per callback: the next one may act again.
+    let mut quiet = world.load("quiet", json!({}));
+    quiet.call(&down()).expect("a report");
+}
+
+#[test]
+fn a_timer_flood_is_capped() {
+    let world = World::new();
+    let mut plugin = world.load(
+        "flood",
+        json!({ "on-wan-down": { "fault": "timer-flood" } }),
+    );
+    plugin.call(&down()).expect("a report");
+    let report = world.sent("flood", "on-wan-down").pop().expect("a report");
+    assert_eq!(report["timers_set"], 32, "{report}");
+}

@@ -1,0 +1,446 @@
+//! New plugin versions while the plugin runs: quarantine and its end, the
+//! swap itself ([`Plugin::reload`]), the contract version check, and hot
+//! reload from the file ([`HotReload`]) raced the ways editors and build
+//! tools write files.
+//!
+//! Versions of a plugin are tests/plugins/probe-plugin with a custom section
+//! appended: other bytes, so another hash, the same behaviour.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wanwatch::actions::Actions;
+use wanwatch::clock::{Clock, SystemClock};
+use wanwatch::plugin::{
+    CallErrorKind, Event, Grants, HostContext, HotReload, Plugin, PluginHealth, PluginSpec,
+    QUARANTINE_AFTER, Runner, Runtime, WasmSource,
+};
+use wanwatch::state::{Transition, WanState};
+use wanwatch_tests::{RecordingNotifier, RecordingSwitch, plugin_wasm};
+
+/// Generous bound for things that should take milliseconds: CI machines are slow.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
+}
+
+fn probe_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| std::fs::read(plugin_wasm("probe-plugin")).expect("the probe plugin"))
+}
+
+/// Version `n` of the probe plugin: its bytes plus a custom section holding `n`.
+fn version(n: u32) -> Vec<u8> {
+    const NAME: &[u8] = b"wanwatch-test-version";
+    let mut bytes = probe_bytes().to_vec();
+    let size = 1 + NAME.len() + 4;
+    bytes.push(0); // custom section
+    bytes.push(u8::try_from(size).expect("a one-byte LEB128 size"));
+    bytes.push(u8::try_from(NAME.len()).expect("a one-byte LEB128 length"));
+    bytes.extend_from_slice(NAME);
+    bytes.extend_from_slice(&n.to_le_bytes());
+    bytes
+}
+
+/// The version hash the host shows for `bytes`.
+fn hash_of(bytes: &[u8]) -> String {
+    wanwatch::plugin::version_hash(bytes)
+}
+
+struct World {
+    notifier: Arc<RecordingNotifier>,
+    actions: Arc<Actions>,
+    clock: Arc<dyn Clock>,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let notifier = Arc::new(RecordingNotifier::default());
+        let switch = Arc::new(RecordingSwitch::default());
+        let actions = Arc::new(Actions::new(
+            Some(switch),
+            Some(notifier.clone()),
+            clock.clone(),
+            100,
+        ));
+        World {
+            notifier,
+            actions,
+            clock,
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    /// The plugin's file, in the world's directory.
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("probe.wasm")
+    }
+
+    /// Writes version `n` to the plugin's file and loads it with `settings`.
+    fn load(&self, n: u32, settings: Value) -> Plugin {
+        std::fs::write(self.file(), version(n)).expect("write the plugin");
+        let spec = PluginSpec {
+            name: "probe".into(),
+            source: WasmSource::File(self.file()),
+            grants: Grants {
+                devices: BTreeSet::from(["modem".to_owned()]),
+                notify: true,
+            },
+            deadline: Duration::from_millis(100),
+            memory_bytes: 32 << 20,
+            settings_json: settings.to_string(),
+        };
+        let host = HostContext {
+            actions: self.actions.clone(),
+            clock: self.clock.clone(),
+            kv_dir: Some(self.dir.path().join("kv")),
+        };
+        runtime().load(spec, host).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Version `n` running under a [`Runner`], its file watched.
+    fn live(&self, n: u32, settings: Value) -> (Runner, HotReload) {
+        let runner = Runner::spawn(self.load(n, settings), self.clock.clone());
+        let reload = HotReload::start(runtime().clone(), std::slice::from_ref(&runner))
+            .expect("the watcher starts");
+        (runner, reload)
+    }
+
+    /// The reports notified so far: (callback, body).
+    fn reports(&self) -> Vec<(String, Value)> {
+        self.notifier
+            .sent
+            .items()
+            .into_iter()
+            .map(|n| (n.title, serde_json::from_str(&n.body).expect("JSON")))
+            .collect()
+    }
+}
+
+fn up() -> Event {
+    Event::wan(Transition {
+        previous: WanState::Down,
+        current: WanState::Up,
+        at_ms: 1,
+        previous_duration_ms: 1,
+        local_fault: false,
+        evidence: Vec::new(),
+    })
+}
+
+fn down() -> Event {
+    Event::wan(Transition {
+        previous: WanState::Up,
+        current: WanState::Down,
+        at_ms: 1,
+        previous_duration_ms: 1,
+        local_fault: false,
+        evidence: Vec::new(),
+    })
+}
+
+/// Waits until the runner's health satisfies `done`, or fails with it.
+fn wait_for(runner: &Runner, what: &str, done: impl Fn(&PluginHealth) -> bool) -> PluginHealth {
+    let start = Instant::now();
+    loop {
+        let health = runner.health();
+        if done(&health) {
+            return health;
+        }
+        assert!(start.elapsed() < PATIENCE, "{what}: {health:#?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lets the watcher see and settle whatever happened last.
+fn settle() {
+    std::thread::sleep(wanwatch::plugin::DEBOUNCE * 3);
+}
+
+/// Replaces `path` the way build tools do: a new file renamed over it.
+fn rename_over(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+#[test]
+fn failing_plugins_are_quarantined_until_a_new_version() {
+    let world = World::new();
+    let mut plugin = world.load(
+        1,
+        json!({ "on-wan-down": { "fault": "error" }, "on-wan-up": { "report": false } }),
+    );
+    for _ in 0..QUARANTINE_AFTER {
+        let err = plugin.call(&down()).unwrap_err();
+        assert_eq!(err.kind, CallErrorKind::GuestError);
+    }
+    let health = plugin.health();
+    assert!(health.quarantined, "{health:#?}");
+    assert_eq!(health.calls, u64::from(QUARANTINE_AFTER));
+
+    // Not called, whatever the event, and not counted as a call.
+    let err = plugin.call(&up()).unwrap_err();
+    assert_eq!(err.kind, CallErrorKind::Quarantined);
+    assert!(
+        err.to_string()
+            .contains("quarantined after 5 failures in a row"),
+        "{err}"
+    );
+    assert_eq!(plugin.health().calls, u64::from(QUARANTINE_AFTER));
+
+    // The same content again is a new version all the same for the plugin;
+    // the watcher is what skips unchanged content.
+    plugin.reload(runtime(), &version(2)).expect("reload");
+    let health = plugin.health();
+    assert!(!health.quarantined);
+    assert_eq!(health.consecutive_failures, 0);
+    plugin.call(&up()).expect("called again");
+}
+
+#[test]
+fn a_reload_keeps_the_kv_store_and_the_timers() {
+    let world = World::new();
+    let mut plugin = world.load(1, json!({ "on-wan-down": { "set": [["t1", 60000]] } }));
+    let first = plugin.health();
+    assert_eq!(first.version, hash_of(&version(1)));
+    plugin.call(&down()).expect("down");
+    let timer = plugin.next_timer().expect("a timer");
+
+    plugin.reload(runtime(), &version(2)).expect("reload");
+    let health = plugin.health();
+    assert_eq!(health.version, hash_of(&version(2)));
+    assert_ne!(health.version, first.version);
+    assert_eq!(health.reloads, 1);
+    assert!(health.loaded_at_ms >= first.loaded_at_ms);
+    assert_eq!(plugin.next_timer(), Some(timer), "timers survive");
+
+    plugin.call(&up()).expect("up");
+    let (callback, report) = world.reports().pop().expect("a report");
+    assert_eq!(callback, "on-wan-up");
+    assert_eq!(report["counter"], 2, "the kv store survives: {report}");
+    assert_eq!(report["instance_calls"], 1, "a new instance: {report}");
+}
+
+#[test]
+fn a_component_for_another_contract_version_is_refused_by_name() {
+    let bytes = std::fs::read(plugin_wasm("wrong-version")).expect("the plugin");
+    let err = runtime()
+        .prepare("future", "future.wasm", &bytes)
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "plugin `future` (future.wasm): was built for wanwatch:policy@0.2.0, this host supports 0.1.x"
+    );
+}
+
+#[test]
+fn hot_reload_swaps_in_a_file_renamed_over_the_old_one() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    let started = runner.health();
+    rename_over(&world.file(), &version(2));
+    let want = hash_of(&version(2));
+    let health = wait_for(&runner, "version 2", |h| h.version == want);
+    assert_eq!(health.reloads, 1);
+    assert!(health.loaded_at_ms >= started.loaded_at_ms);
+    assert_eq!(health.last_error, None);
+
+    // The new version handles the next callback, with the kv store kept.
+    runner.send(up());
+    let health = wait_for(&runner, "a call", |h| h.calls == 1);
+    assert_eq!(health.failures, 0);
+    let (_, report) = world.reports().pop().expect("a report");
+    assert_eq!(report["instance_calls"], 1);
+
+    // A second rename works as well: the directory, not the file, is watched.
+    rename_over(&world.file(), &version(3));
+    let want = hash_of(&version(3));
+    wait_for(&runner, "version 3", |h| h.version == want);
+    runner.shutdown();
+}
+
+#[test]
+fn a_file_written_in_small_chunks_is_loaded_once_complete() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    let bytes = version(2);
+    // Pauses shorter than the debounce: the watcher waits for the end.
+    let mut file = std::fs::File::create(world.file()).expect("create");
+    for chunk in bytes.chunks(bytes.len() / 8 + 1) {
+        std::io::Write::write_all(&mut file, chunk).expect("write");
+        std::io::Write::flush(&mut file).expect("flush");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    drop(file);
+    let want = hash_of(&bytes);
+    let health = wait_for(&runner, "version 2", |h| h.version == want);
+    assert_eq!(health.reloads, 1, "one reload, not one per chunk");
+    assert_eq!(health.last_error, None, "no partial file was tried");
+
+    // Pauses longer than the debounce: the partial files are tried and
+    // refused, the running version stays, and the complete file wins.
+    let bytes = version(3);
+    let mut file = std::fs::File::create(world.file()).expect("create");
+    for chunk in bytes.chunks(bytes.len() / 2 + 1) {
+        std::io::Write::write_all(&mut file, chunk).expect("write");
+        std::thread::sleep(wanwatch::plugin::DEBOUNCE * 2);
+        let health = runner.health();
+        if health.version != hash_of(&bytes) {
+            assert_eq!(health.version, want, "only a complete file replaces");
+        }
+    }
+    drop(file);
+    let want = hash_of(&bytes);
+    wait_for(&runner, "version 3", |h| h.version == want);
+    runner.shutdown();
+}
+
+#[test]
+fn fifty_quick_rewrites_end_on_the_last_version() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    for n in 2..=51 {
+        std::fs::write(world.file(), version(n)).expect("write");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let want = hash_of(&version(51));
+    let health = wait_for(&runner, "version 51", |h| h.version == want);
+    assert!(
+        health.reloads < 10,
+        "debounced, not one reload per write: {health:#?}"
+    );
+    settle();
+    assert_eq!(runner.health().version, want, "and it stays there");
+    runner.send(up());
+    wait_for(&runner, "a call", |h| h.calls == 1 && h.failures == 0);
+    runner.shutdown();
+}
+
+#[test]
+fn a_deleted_or_truncated_file_leaves_the_running_version() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    let running = runner.health().version;
+
+    std::fs::remove_file(world.file()).expect("delete");
+    let health = wait_for(&runner, "the error", |h| h.last_error.is_some());
+    let error = health.last_error.unwrap_or_default();
+    assert!(
+        error.contains("cannot read the new version")
+            && error.contains("the running version stays"),
+        "{error}"
+    );
+    assert_eq!(health.version, running);
+    runner.send(up());
+    wait_for(&runner, "a call", |h| h.calls == 1 && h.failures == 0);
+
+    // Restored, truncated: refused, with its reason.
+    let bytes = version(2);
+    std::fs::write(world.file(), &bytes[..bytes.len() / 2]).expect("write");
+    let health = wait_for(&runner, "the error", |h| {
+        h.last_error
+            .as_ref()
+            .is_some_and(|e| e.contains("is not a valid component"))
+    });
+    assert_eq!(health.version, running);
+    // The same truncated content again is not tried again.
+    let at = health.last_error_at_ms;
+    std::fs::write(world.file(), &bytes[..bytes.len() / 2]).expect("write");
+    settle();
+    assert_eq!(
+        runner.health().last_error_at_ms,
+        at,
+        "one error per content"
+    );
+
+    // Not wasm at all.
+    std::fs::write(world.file(), b"#!/bin/sh\necho not a plugin\n").expect("write");
+    wait_for(&runner, "the error", |h| {
+        h.last_error
+            .as_ref()
+            .is_some_and(|e| e.contains("is not WebAssembly"))
+    });
+    // A core module: the header of one, and nothing more.
+    std::fs::write(world.file(), b"\0asm\x01\0\0\0").expect("write");
+    wait_for(&runner, "the error", |h| {
+        h.last_error
+            .as_ref()
+            .is_some_and(|e| e.contains("is not a component"))
+    });
+    assert_eq!(runner.health().version, running);
+
+    // Restored whole: loaded.
+    std::fs::write(world.file(), &bytes).expect("write");
+    let want = hash_of(&bytes);
+    wait_for(&runner, "version 2", |h| h.version == want);
+    runner.shutdown();
+}
+
+#[test]
+fn timers_armed_by_the_old_version_fire_in_the_new_one() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({ "on-wan-down": { "set": [["t1", 5000]] } }));
+    runner.send(down());
+    wait_for(&runner, "the call", |h| h.calls == 1);
+    rename_over(&world.file(), &version(2));
+    let want = hash_of(&version(2));
+    wait_for(&runner, "version 2", |h| h.version == want);
+    let health = wait_for(&runner, "the timer", |h| h.calls == 2);
+    assert_eq!(health.failures, 0);
+    let (callback, report) = world.reports().pop().expect("a report");
+    assert_eq!(callback, "on-timer");
+    assert_eq!(report["timer"], "t1");
+    assert_eq!(report["counter"], 2, "{report}");
+    assert_eq!(
+        report["instance_calls"], 1,
+        "run by the new instance: {report}"
+    );
+    runner.shutdown();
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let cache = dir.path().join("cache");
+    let bytes = version(7);
+    let first = Runtime::with_cache(cache.clone()).expect("a runtime");
+    first.prepare("p", "test", &bytes).expect("prepared");
+    assert_eq!(first.compiled(), 1);
+    first.prepare("p", "test", &bytes).expect("prepared");
+    assert_eq!(first.compiled(), 1, "found in the cache");
+
+    // A restart: a new runtime, the same cache, nothing compiled.
+    let second = Runtime::with_cache(cache.clone()).expect("a runtime");
+    let prepared = second.prepare("p", "test", &bytes).expect("prepared");
+    assert_eq!(second.compiled(), 0);
+    assert_eq!(prepared.version(), hash_of(&bytes));
+
+    // Other content is another entry; no temporary file is left behind.
+    second.prepare("p", "test", &version(8)).expect("prepared");
+    assert_eq!(second.compiled(), 1);
+    let mut names: Vec<String> = std::fs::read_dir(&cache)
+        .expect("the cache")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with(".cwasm")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with(&hash_of(&bytes))),
+        "keyed by the content hash: {names:?}"
+    );
+}

@@ -1,0 +1,189 @@
+//! `wanwatch simulate` through the real binary: every shipped scenario
+//! passes its expectations, a wrong expectation fails readably, and a run is
+//! deterministic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios")
+}
+
+fn simulate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wanwatch"))
+        .arg("simulate")
+        .args(args)
+        .output()
+        .expect("the wanwatch binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_example_scenario_meets_its_expectations() {
+    let mut seen = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let out = simulate(&[path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: exit {:?}\n{}{}",
+            path.display(),
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(" met\n"),
+            "{}",
+            text(&out.stdout)
+        );
+        seen += 1;
+    }
+    assert!(seen >= 6, "found {seen} scenarios");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong.toml");
+    std::fs::write(
+        &path,
+        r#"description = "modem hang, expecting too much"
+duration = "1h"
+interval = "2s"
+
+[[cause]]
+kind = "modem-hang"
+at = "10m"
+
+[[expect]]
+power_cycles = 2
+
+[[expect]]
+state = "down"
+at = "50m"
+
+[[expect]]
+outages = 1
+"#,
+    )
+    .unwrap();
+    let out = simulate(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let file = path.display();
+    assert!(
+        stdout.contains(&format!(
+            "expectation not met: {file}:9:1: power_cycles\n  - expected: 2\n  + actual:   1\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "expectation not met: {file}:12:1: state at +0:50:00\n  - expected: down\n  + actual:   up\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("expectations: 1 of 3 met (FAILED)\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_broken_scenario_is_located_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        "duration = \"1h\"\n[[cause]]\nkind = \"meteor\"\nat = \"1m\"\n",
+    )
+    .unwrap();
+    let out = simulate(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:3:8: cause[0].kind: unknown variant `meteor`",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn runs_are_deterministic() {
+    // Lossy segments (the seeded generator) and every kind of event.
+    for scenario in ["flapping.toml", "blackout.toml", "wan-monitor-log.toml"] {
+        let path = scenarios_dir().join(scenario);
+        let path = path.to_str().unwrap();
+        for json in [false, true] {
+            let args: Vec<&str> = if json {
+                vec![path, "--json"]
+            } else {
+                vec![path]
+            };
+            let first = simulate(&args);
+            let second = simulate(&args);
+            assert!(first.status.success(), "{}", text(&first.stdout));
+            assert!(!first.stdout.is_empty());
+            assert_eq!(
+                text(&first.stdout),
+                text(&second.stdout),
+                "{scenario} --json {json}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_is_one_object_per_line() {
+    let path = scenarios_dir().join("modem-hang.toml");
+    let out = simulate(&[path.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "start");
+    assert!(kinds.contains(&"transition") && kinds.contains(&"action"));
+    let cycle = events
+        .iter()
+        .find(|e| e["action"] == "power-cycle")
+        .expect("a power cycle");
+    assert_eq!(cycle["plugin"], "powercycle");
+    assert_eq!(cycle["device"], "modem");
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["power_cycles"], 1);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "expectation")
+            .all(|e| e["met"] == true)
+    );
+}
+
+#[test]
+fn until_stops_early() {
+    let path = scenarios_dir().join("isp-outage.toml");
+    let out = simulate(&[path.to_str().unwrap(), "--until", "30m"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("summary: 30m00s simulated, 900 probe rounds"),
+        "{stdout}"
+    );
+    // The outage lies beyond: its expectations are not met.
+    assert_eq!(out.status.code(), Some(1));
+}
