@@ -179,7 +179,14 @@ fn powercycle_backs_off_then_gives_up_with_a_notification() {
     // per 2 h, and the check after it gives up.
     assert_eq!(w.cycle_minutes(), [0, 3, 9]);
     assert_eq!(w.titles(), ["wanwatch: giving up"]);
-    // Back up, down again within the window: the cap still holds.
+    // Back up, down again within the window of the first cycle: the cap
+    // holds, and the give-up notice is not repeated.
+    w.to(T0 + 100 * MIN, WanState::Up);
+    w.to(T0 + 101 * MIN, WanState::Sick);
+    w.to(T0 + 101 * MIN + 10_000, WanState::Down);
+    assert_eq!(w.cycle_minutes(), [0, 3, 9]);
+    assert_eq!(w.titles(), ["wanwatch: giving up"]);
+    // Once the first cycle has left the window, the policy acts again.
     w.to(T0 + 121 * MIN, WanState::Up);
     w.to(T0 + 122 * MIN, WanState::Sick);
     w.to(T0 + 122 * MIN + 10_000, WanState::Down);
@@ -207,7 +214,12 @@ fn powercycle_never_cycles_on_a_local_fault_or_in_a_blackout() {
     w.to(T0 + MIN, WanState::Up);
     w.power(T0 + 2 * MIN, PowerState::Out);
     w.transition(T0 + 2 * MIN, WanState::Sick, false, PowerState::Out);
-    w.transition(T0 + 2 * MIN + 10_000, WanState::Down, false, PowerState::Out);
+    w.transition(
+        T0 + 2 * MIN + 10_000,
+        WanState::Down,
+        false,
+        PowerState::Out,
+    );
     w.advance(T0 + 30 * MIN);
     assert!(w.switch.cycles.items().is_empty());
     // Power back, WAN still down after the modem had time to boot: now it
@@ -227,7 +239,10 @@ fn notify_announces_down_and_restored_with_the_cycles_it_took() {
     w.to(T0 + 428_000, WanState::Up);
     assert_eq!(
         w.titles(),
-        ["WAN down", "WAN restored after 7m08s (modem power-cycled once)"]
+        [
+            "WAN down",
+            "WAN restored after 7m08s (modem power-cycled once)"
+        ]
     );
     let sent = w.notifier.sent.items();
     assert_eq!((sent[0].priority, sent[1].priority), (4, 3));
@@ -252,7 +267,12 @@ fn notify_stays_quiet_on_blips_and_holds_back_flapping() {
     w.to(T0 + 45 * MIN + 10_000, WanState::Down);
     let last = w.notifier.sent.items().pop().unwrap();
     assert_eq!(last.title, "WAN down");
-    assert!(last.body.contains("(2 shorter outages since the last alert were not announced.)"), "{}", last.body);
+    assert!(
+        last.body
+            .contains("(2 shorter outages since the last alert were not announced.)"),
+        "{}",
+        last.body
+    );
 }
 
 #[test]
@@ -260,6 +280,9 @@ fn notify_reports_mains_power() {
     let mut w = World::new("notify", "");
     w.power(T0, PowerState::Out);
     w.power(T0 + 90_000, PowerState::On);
-    assert_eq!(w.titles(), ["Mains power out", "Mains power restored after 1m30s"]);
+    assert_eq!(
+        w.titles(),
+        ["Mains power out", "Mains power restored after 1m30s"]
+    );
     assert!(w.notifier.sent.items()[0].body.contains("nas"));
 }

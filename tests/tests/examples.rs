@@ -19,7 +19,11 @@ fn every_example_config_parses() {
             seen += 1;
         }
     }
-    assert!(seen >= 2, "found {seen} example configs in {}", dir.display());
+    assert!(
+        seen >= 2,
+        "found {seen} example configs in {}",
+        dir.display()
+    );
 }
 
 #[test]

@@ -84,7 +84,10 @@ fn more_than_half_silent_is_a_blackout_and_their_return_ends_it() {
     // Two of three: the mains are out.
     house.powered(1, false);
     let out = house.poll().expect("a power transition");
-    assert_eq!((out.previous, out.current), (PowerState::On, PowerState::Out));
+    assert_eq!(
+        (out.previous, out.current),
+        (PowerState::On, PowerState::Out)
+    );
     let answered: Vec<bool> = out.devices.iter().map(|d| d.answered).collect();
     assert_eq!(answered, [false, false, true]);
     assert_eq!(house.poll(), None, "still out: no new transition");
@@ -92,7 +95,10 @@ fn more_than_half_silent_is_a_blackout_and_their_return_ends_it() {
     // Power returns; devices boot one by one.
     house.powered(0, true);
     let back = house.poll().expect("restored once half answer");
-    assert_eq!((back.previous, back.current), (PowerState::Out, PowerState::On));
+    assert_eq!(
+        (back.previous, back.current),
+        (PowerState::Out, PowerState::On)
+    );
     assert_eq!(back.previous_duration_ms, 10_000);
     house.powered(1, true);
     assert_eq!(house.poll(), None);
@@ -108,7 +114,11 @@ fn a_device_that_hangs_counts_as_silent_within_the_timeout() {
     let poller = Poller::new(names.iter().zip(&urls), Duration::from_millis(300)).unwrap();
     let start = std::time::Instant::now();
     let devices = runtime.block_on(poller.round());
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(
         devices.iter().map(|d| d.answered).collect::<Vec<_>>(),
         [false, true]

@@ -105,6 +105,17 @@ mod memory {
         }
     }
 
+    /// When the last give-up notice went out (unix ms; 0: never).
+    pub fn gave_up_notified() -> u64 {
+        kv::get("gave_up_notified")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn set_gave_up_notified(at_ms: u64) -> Result<(), String> {
+        kv::set("gave_up_notified", &at_ms.to_string())
+    }
+
     /// The WAN state as last reported, so a timer knows if it is still down.
     pub fn state() -> Option<String> {
         kv::get("state")
@@ -162,6 +173,12 @@ fn cycle(settings: &Settings) -> Result<(), String> {
             human_duration(settings.window.as_millis())
         );
         log::log(Level::Warn, &body);
+        // One notice per window: a flapping line would otherwise bring one
+        // at every drop once the cap is reached.
+        if now.saturating_sub(memory::gave_up_notified()) < window_ms {
+            return Ok(());
+        }
+        memory::set_gave_up_notified(now)?;
         // A missing notify grant must not hide the give-up in the log above.
         if let Err(e) = notify::notify("wanwatch: giving up", &body, 4) {
             log::log(Level::Warn, &format!("could not notify: {e}"));
