@@ -124,12 +124,19 @@ struct ConfigArg {
 }
 
 impl ConfigArg {
+    /// The config file to read, if any.
+    fn path(&self) -> Option<&Path> {
+        match &self.config {
+            Some(path) => Some(path.as_path()),
+            None if Path::new(DEFAULT_CONFIG).exists() => Some(Path::new(DEFAULT_CONFIG)),
+            None => None,
+        }
+    }
+
     /// The config, or the errors to print.
     fn load(&self) -> Result<Config, String> {
-        let path = match &self.config {
-            Some(path) => path.as_path(),
-            None if Path::new(DEFAULT_CONFIG).exists() => Path::new(DEFAULT_CONFIG),
-            None => return Ok(Config::default()),
+        let Some(path) = self.path() else {
+            return Ok(Config::default());
         };
         Config::load(path).map_err(|errors| {
             errors
@@ -155,7 +162,9 @@ pub fn main() -> ExitCode {
             json,
             until,
         } => return simulate(&scenario, config.as_deref(), json, until),
-        Command::Run { config, dry_run } => config.load().and_then(|c| run(&c, dry_run)),
+        Command::Run { config, dry_run } => {
+            config.load().and_then(|c| run(&c, config.path(), dry_run))
+        }
         Command::Check { config } => config.load().and_then(|c| check(&c)),
         Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
         Command::Plug { command } => plug(command),
@@ -211,14 +220,14 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
     }
 }
 
-fn run(config: &Config, dry_run: bool) -> Result<(), String> {
+fn run(config: &Config, path: Option<&Path>, dry_run: bool) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let daemon = Daemon::start(config, dry_run)
+        let daemon = Daemon::start(config, path, dry_run)
             .await
             .map_err(|e| format!("{e:#}"))?;
         daemon

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +20,13 @@ use anyhow::Context;
 use crate::actions::{Actions, Notifier, PowerSwitch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
+use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
-use crate::plugin::{Event, HostContext, HotReload, PluginSpec, Runner, Runtime};
+use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Prober, Target, gateway};
 use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
@@ -221,6 +222,8 @@ pub struct Daemon {
     runners: Vec<Runner>,
     /// Swaps in new versions of the plugins' files; None if it could not start.
     hot_reload: Option<HotReload>,
+    /// What the plugins were loaded with, to apply a new config's plugins.
+    plugins: PluginSet,
     actions: Arc<Actions>,
     outbox: Option<Arc<Outbox>>,
     status: Status,
@@ -237,7 +240,13 @@ impl Daemon {
     /// Sets everything up: targets, status (resumed), actions, plugins,
     /// prober. Fails with a clear message on anything that would make the
     /// watchdog useless. Runs inside the daemon's tokio runtime.
-    pub async fn start(config: &Config, dry_run: bool) -> anyhow::Result<Daemon> {
+    /// `config_path`: the file `config` came from, reloaded on SIGHUP and
+    /// when it changes; None when running on the built-in defaults.
+    pub async fn start(
+        config: &Config,
+        config_path: Option<&Path>,
+        dry_run: bool,
+    ) -> anyhow::Result<Daemon> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let now = clock.now_ms();
         let targets = targets(config)?;
@@ -280,21 +289,19 @@ impl Daemon {
         let runtime = Runtime::with_cache(state_dir(config).join("cache"))
             .context("cannot start the plugin runtime")?;
         let kv_dir = Some(state_dir(config).join("plugins"));
-        let runners: Vec<Runner> = load_plugins(&runtime, config, &actions, &clock, kv_dir)?
-            .into_iter()
-            .map(|plugin| {
-                tracing::info!(
-                    plugin = plugin.name(),
-                    version = plugin.health().version,
-                    "plugin loaded"
-                );
-                Runner::spawn(plugin, clock.clone())
-            })
-            .collect();
-        // Without hot reload the watchdog still works: say so and go on.
-        let hot_reload = HotReload::start(runtime, &runners)
-            .inspect_err(|e| tracing::error!("plugin files are not watched for new versions: {e}"))
-            .ok();
+        let runners: Vec<Runner> =
+            load_plugins(&runtime, config, &actions, &clock, kv_dir.clone())?
+                .into_iter()
+                .map(|plugin| start_runner(plugin, &clock))
+                .collect();
+        let hot_reload = watch_plugins(&runtime, &runners);
+        let plugins = PluginSet {
+            runtime,
+            kv_dir,
+            configs: self::plugins(config),
+            config_path: config_path.map(Path::to_owned),
+            raw: config_path.and_then(raw_config),
+        };
 
         let prober = Prober::new(targets.clone(), config.probe.interval, config.probe.timeout)
             .context("cannot open the ICMP sockets (wanwatch needs root or CAP_NET_RAW)")?;
@@ -325,6 +332,7 @@ impl Daemon {
             poller,
             runners,
             hot_reload,
+            plugins,
             actions,
             outbox,
             status,
@@ -352,11 +360,18 @@ impl Daemon {
         let polling = self.poller.take().map(|(poller, every)| {
             tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
         });
+        let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(1);
+        let _config_watch = self
+            .plugins
+            .config_path
+            .as_deref()
+            .map(|path| ConfigWatch::start(path, reload_tx));
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(round) = rounds.recv() => self.on_round(&round),
+                Some(trigger) = reloads.recv() => self.reload_config(trigger),
                 Some(round) = power_rounds.recv() => {
                     if let Some(t) = self.monitor.on_power_round(&round) {
                         self.on_power_transition(&t);
@@ -375,6 +390,106 @@ impl Daemon {
         }
         self.write_status();
         Ok(())
+    }
+
+    /// Applies a changed config file: plugins are added, removed, re-granted
+    /// or re-configured without a restart. A config with any error is
+    /// rejected as a whole, with the same errors as `wanwatch check`, and the
+    /// running one stays. Plugins are loaded before anything is stopped, so
+    /// a plugin that does not load rejects the reload too.
+    fn reload_config(&mut self, trigger: Trigger) {
+        let Some(path) = self.plugins.config_path.clone() else {
+            return;
+        };
+        tracing::info!("reloading {} ({trigger:?})", path.display());
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("config reload rejected: {e}");
+                }
+                tracing::warn!("keeping the running config");
+                return;
+            }
+        };
+        let wanted = plugins(&config);
+        let host = HostContext {
+            actions: self.actions.clone(),
+            clock: self.clock.clone(),
+            kv_dir: self.plugins.kv_dir.clone(),
+        };
+        // Validate every new or changed plugin by loading it once.
+        let changed: Vec<&(String, PluginConfig)> = wanted
+            .iter()
+            .filter(|p| !self.plugins.configs.contains(p))
+            .collect();
+        for (name, plugin_config) in &changed {
+            let loaded = PluginSpec::from_config(name, plugin_config)
+                .map_err(anyhow::Error::from)
+                .and_then(|spec| Ok(self.plugins.runtime.load(spec, host.clone())?));
+            if let Err(e) = loaded {
+                tracing::error!("config reload rejected: {e:#}");
+                tracing::warn!("keeping the running config");
+                return;
+            }
+        }
+        // No new version may arrive for a runner about to stop.
+        drop(self.hot_reload.take());
+        let mut kept: Vec<(String, Runner)> = Vec::new();
+        let old = std::mem::take(&mut self.plugins.configs);
+        for (runner, (name, plugin_config)) in
+            std::mem::take(&mut self.runners).into_iter().zip(old)
+        {
+            if wanted.contains(&(name.clone(), plugin_config)) {
+                kept.push((name, runner));
+            } else {
+                // Stopped first, so that its last key-value writes are on
+                // disk before its successor reads them.
+                runner.shutdown();
+                tracing::info!(plugin = %name, "plugin stopped");
+            }
+        }
+        for (name, plugin_config) in &wanted {
+            let runner = match kept.iter().position(|(n, _)| n == name) {
+                Some(i) => kept.swap_remove(i).1,
+                None => {
+                    let spec = PluginSpec::from_config(name, plugin_config);
+                    // Loaded a moment ago, now from the compile cache; a
+                    // failure now (the file changed meanwhile) drops only
+                    // this plugin.
+                    match spec
+                        .map_err(anyhow::Error::from)
+                        .and_then(|spec| Ok(self.plugins.runtime.load(spec, host.clone())?))
+                    {
+                        Ok(plugin) => start_runner(plugin, &self.clock),
+                        Err(e) => {
+                            tracing::error!(plugin = %name, "plugin not started: {e:#}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.runners.push(runner);
+            self.plugins
+                .configs
+                .push((name.clone(), plugin_config.clone()));
+        }
+        self.hot_reload = watch_plugins(&self.plugins.runtime, &self.runners);
+        let raw = raw_config(&path);
+        for section in changed_sections(self.plugins.raw.as_ref(), raw.as_ref()) {
+            tracing::warn!("config reload: changes to [{section}] take effect at the next restart");
+        }
+        self.plugins.raw = raw;
+        tracing::info!(
+            "config reloaded: plugins {}",
+            self.plugins
+                .configs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.write_status();
     }
 
     fn on_round(&mut self, round: &Round) {
@@ -466,6 +581,49 @@ impl Daemon {
         }
         self.last_status_write_ms = now;
     }
+}
+
+/// What the daemon needs to apply a new config's plugins.
+struct PluginSet {
+    runtime: Runtime,
+    kv_dir: Option<PathBuf>,
+    /// Name and config of each running plugin, in the order of the runners.
+    configs: Vec<(String, PluginConfig)>,
+    config_path: Option<PathBuf>,
+    /// The config file as a plain TOML table, to tell which sections changed.
+    raw: Option<toml::Table>,
+}
+
+fn start_runner(plugin: Plugin, clock: &Arc<dyn Clock>) -> Runner {
+    tracing::info!(
+        plugin = plugin.name(),
+        version = plugin.health().version,
+        "plugin loaded"
+    );
+    Runner::spawn(plugin, clock.clone())
+}
+
+/// Starts watching the plugins' files. Without hot reload the watchdog
+/// still works: say so and go on.
+fn watch_plugins(runtime: &Runtime, runners: &[Runner]) -> Option<HotReload> {
+    HotReload::start(runtime.clone(), runners)
+        .inspect_err(|e| tracing::error!("plugin files are not watched for new versions: {e}"))
+        .ok()
+}
+
+fn raw_config(path: &Path) -> Option<toml::Table> {
+    toml::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The top-level sections, other than `plugins`, that differ.
+fn changed_sections(old: Option<&toml::Table>, new: Option<&toml::Table>) -> Vec<String> {
+    let empty = toml::Table::new();
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| *k != "plugins" && old.get(*k) != new.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// Probes on the configured cadence and sends each round to the daemon.

@@ -12,6 +12,7 @@ pub mod actions;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_watch;
 pub mod daemon;
 pub mod drivers;
 pub mod fsutil;

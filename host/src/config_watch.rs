@@ -1,0 +1,111 @@
+//! When to reload the config: on SIGHUP, and when the config file changes.
+//!
+//! Like the plugin watcher, it watches the file's directory rather than the
+//! file, because editors save by renaming a new file over the old one, which
+//! silently ends a watch on the file itself; and it waits for a quiet moment
+//! ([`DEBOUNCE`]) so that a file saved in several writes is read once, whole.
+//! Whether the new config is any good is for the daemon to decide.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+/// Quiet time after the file's last change before it is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Why a reload was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Hangup,
+    FileChanged,
+}
+
+/// Sends a [`Trigger`] for every reload request; stops when dropped.
+pub struct ConfigWatch {
+    /// Kept alive for as long as the file is to be watched.
+    _watcher: Option<RecommendedWatcher>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConfigWatch {
+    /// Starts listening for SIGHUP and watching `path`. A watch that cannot
+    /// be set up is logged: SIGHUP still works.
+    pub fn start(path: &Path, triggers: mpsc::Sender<Trigger>) -> ConfigWatch {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let watcher = watch_file(path, events_tx)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "cannot watch {} for changes ({e}): reload the config with SIGHUP",
+                    path.display()
+                )
+            })
+            .ok();
+        let task = tokio::spawn(triggers_loop(events, triggers));
+        ConfigWatch {
+            _watcher: watcher,
+            task,
+        }
+    }
+}
+
+impl Drop for ConfigWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn watch_file(
+    path: &Path,
+    events: mpsc::UnboundedSender<()>,
+) -> notify::Result<RecommendedWatcher> {
+    let file: PathBuf = std::path::absolute(path)?;
+    let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        // Reads, the daemon's own included, change nothing.
+        let writes = !matches!(event.kind, EventKind::Access(_));
+        if writes && event.paths.iter().any(|p| *p == file) {
+            let _ = events.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+async fn triggers_loop(mut events: mpsc::UnboundedReceiver<()>, triggers: mpsc::Sender<Trigger>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!("cannot listen for SIGHUP: {e}"))
+        .ok();
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let quiet = async {
+            match due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let trigger = tokio::select! {
+            Some(()) = events.recv() => {
+                due = Some(tokio::time::Instant::now() + DEBOUNCE);
+                continue;
+            }
+            Some(()) = hup => Trigger::Hangup,
+            () = quiet => {
+                due = None;
+                Trigger::FileChanged
+            }
+        };
+        if triggers.send(trigger).await.is_err() {
+            return;
+        }
+    }
+}
