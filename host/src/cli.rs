@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::actions::Actions;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::daemon::{self, Daemon};
 use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly};
 use crate::plugin::Runtime;
@@ -138,13 +138,7 @@ impl ConfigArg {
         let Some(path) = self.path() else {
             return Ok(Config::default());
         };
-        Config::load(path).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        Config::load(path).map_err(|errors| config::describe(&errors))
     }
 }
 

@@ -271,6 +271,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Errors one per line, as `wanwatch check` prints them.
+pub fn describe(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -518,12 +524,7 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        let errors = parse(text).expect_err("the config should be rejected");
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        describe(&parse(text).expect_err("the config should be rejected"))
     }
 
     #[test]

@@ -538,12 +538,7 @@ impl Daemon {
     }
 
     fn on_power_transition(&mut self, t: &PowerTransition) {
-        let silent: Vec<&str> = t
-            .devices
-            .iter()
-            .filter(|d| !d.answered)
-            .map(|d| d.device.as_str())
-            .collect();
+        let silent: Vec<&str> = t.silent().collect();
         tracing::info!(
             power = %t.current,
             "mains power {} at {}, after {} {} (silent: {})",

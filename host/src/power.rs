@@ -58,6 +58,16 @@ pub struct PowerTransition {
     pub devices: Vec<DeviceEvidence>,
 }
 
+impl PowerTransition {
+    /// The devices that did not answer.
+    pub fn silent(&self) -> impl Iterator<Item = &str> {
+        self.devices
+            .iter()
+            .filter(|d| !d.answered)
+            .map(|d| d.device.as_str())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PowerMonitor {
     /// The power is out when more than this share of the devices is silent.

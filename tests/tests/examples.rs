@@ -13,8 +13,7 @@ fn every_example_config_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             if let Err(errors) = Config::load(&path) {
-                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                panic!("{}", errors.join("\n"));
+                panic!("{}", wanwatch::config::describe(&errors));
             }
             seen += 1;
         }

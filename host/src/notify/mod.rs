@@ -779,13 +779,7 @@ mod tests {
     fn parse(text: &str) -> Result<NotifyConfig, String> {
         Config::parse(Path::new("wanwatch.toml"), text)
             .map(|c| c.notify)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            .map_err(|errors| crate::config::describe(&errors))
     }
 
     #[test]

@@ -83,10 +83,7 @@ pub fn run(
     options: &Options,
     out: impl Write,
 ) -> Result<bool, String> {
-    let errors = |errors: Vec<crate::config::ConfigError>| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        lines.join("\n")
-    };
+    let errors = |errors: Vec<crate::config::ConfigError>| crate::config::describe(&errors);
     let (scenario, config) = match config {
         Some(config) => {
             let targets = daemon::target_roles(&config);

@@ -530,12 +530,10 @@ mod tests {
             ("gateway".to_string(), Role::Lan),
             ("google".to_string(), Role::Wan),
         ];
-        Scenario::parse(Path::new("s.toml"), text, Some(&targets))
-            .expect_err("the scenario should be rejected")
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::config::describe(
+            &Scenario::parse(Path::new("s.toml"), text, Some(&targets))
+                .expect_err("the scenario should be rejected"),
+        )
     }
 
     #[test]
