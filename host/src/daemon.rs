@@ -385,10 +385,14 @@ impl Daemon {
         }
         // No new version may arrive for a runner being shut down.
         drop(self.hot_reload.take());
-        for runner in std::mem::take(&mut self.runners) {
-            runner.shutdown();
-        }
-        self.write_status();
+        let last_health = std::mem::take(&mut self.runners)
+            .into_iter()
+            .map(Runner::shutdown)
+            .collect();
+        self.refresh_status();
+        // The runners are gone: their last words are what they returned.
+        self.status.plugins = last_health;
+        self.flush_status();
         Ok(())
     }
 
@@ -560,12 +564,20 @@ impl Daemon {
     }
 
     fn write_status(&mut self) {
-        let now = self.clock.now_ms();
-        self.status.updated_at_ms = now;
+        self.refresh_status();
+        self.flush_status();
+    }
+
+    /// Gathers what the status file shows from the parts that know it.
+    fn refresh_status(&mut self) {
+        self.status.updated_at_ms = self.clock.now_ms();
         self.actions_shown = self.actions.generation();
         self.status.actions = self.actions.recent();
         self.status.plugins = self.runners.iter().map(Runner::health).collect();
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
+    }
+
+    fn flush_status(&mut self) {
         // Disk trouble must not stop the watchdog: log it and carry on; the
         // next write tries again.
         if let Err(e) = self.status_file.write(&self.status) {
@@ -574,7 +586,7 @@ impl Daemon {
                 self.status_file.path().display()
             );
         }
-        self.last_status_write_ms = now;
+        self.last_status_write_ms = self.status.updated_at_ms;
     }
 }
 

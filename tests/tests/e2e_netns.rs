@@ -8,7 +8,11 @@
 //!
 //! The modem's plug is the Shelly emulator, listening on the loopback of the
 //! daemon's namespace, so the built-in policy's power cycle goes through the
-//! real driver. Every address lives inside namespaces this test creates;
+//! real driver. Beside the built-in policy run hostile plugins (one loops
+//! forever, one allocates without bound, one floods the host with log lines,
+//! notifications and timers on every callback): the built-in policy must
+//! still do its job and the probe rounds keep their cadence, as the
+//! daemon's own history log shows. Every address lives inside namespaces this test creates;
 //! nothing is sent anywhere else. Needs root (CI runs as root); without it
 //! the test says so and is skipped.
 
@@ -17,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wanwatch_tests::plugin_wasm;
 use wanwatch_tests::shelly::{Emulator, Model};
 
 /// Runs `ip` with the arguments, failing with its stderr.
@@ -229,9 +234,36 @@ devices = ["modem"]
 
 [plugins.powercycle.settings]
 boot_wait = "3m"
+
+[plugins.looper]
+file = "{probe}"
+[plugins.looper.settings]
+on-wan-up = {{ fault = "loop" }}
+on-wan-sick = {{ fault = "loop" }}
+on-wan-down = {{ fault = "loop" }}
+
+[plugins.hog]
+file = "{probe}"
+[plugins.hog.settings]
+on-wan-up = {{ fault = "alloc" }}
+on-wan-sick = {{ fault = "alloc" }}
+on-wan-down = {{ fault = "alloc" }}
+
+[plugins.flood]
+file = "{probe}"
+notify = true
+[plugins.flood.settings]
+on-wan-up = {{ fault = "log-flood", report = false }}
+on-wan-sick = {{ fault = "notify-flood", report = false }}
+on-wan-down = {{ fault = "timer-flood", report = false }}
+
+[history]
+dir = "{history}"
 "#,
             state = dir.path().join("state").display(),
             plug = plug.url(),
+            probe = plugin_wasm("probe-plugin").display(),
+            history = dir.path().join("history").display(),
         ),
     )
     .unwrap();
@@ -318,4 +350,60 @@ boot_wait = "3m"
     assert_eq!(offs.len(), 1, "{offs:#?}");
     assert_eq!(offs[0].params["on"], false);
     assert_eq!(offs[0].params["toggle_after"], 10);
+
+    // The hostile plugins were reported, and the looping one, failing at
+    // every transition, was quarantined.
+    let health = |name: &str| {
+        status["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no health of {name}: {status:#}"))
+            .clone()
+    };
+    let looper = health("looper");
+    assert_eq!(looper["quarantined"], true, "{looper:#}");
+    assert!(
+        looper["last_error"].as_str().unwrap().contains("deadline"),
+        "{looper:#}"
+    );
+    let hog = health("hog");
+    assert!(hog["failures"].as_u64().unwrap() >= 5, "{hog:#}");
+    assert_eq!(health("powercycle")["failures"], 0);
+    // The action flood was capped by the host, not by the plugin.
+    let flood_notes = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["plugin"] == "flood")
+        .count();
+    assert!(
+        flood_notes <= 2 * 4,
+        "{flood_notes} notifications let through"
+    );
+
+    // Every probe round kept its cadence: no round started more than
+    // 100 ms late, whatever the plugins were doing.
+    let mut rounds: Vec<f64> = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("history")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().skip(1) {
+            let at: f64 = line.split(',').next().unwrap().parse().unwrap();
+            if rounds.last() != Some(&at) {
+                rounds.push(at);
+            }
+        }
+    }
+    rounds.sort_by(f64::total_cmp);
+    assert!(rounds.len() > 20, "only {} rounds logged", rounds.len());
+    let worst = rounds.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    // A round's timestamp is when it ended: rounds start every 200 ms and
+    // end when every target has answered or timed out, at most 200 ms after
+    // their start (sends spread over 50 ms, then the 150 ms timeout). So
+    // two rounds end at most 400 ms apart, plus the 100 ms allowed.
+    assert!(
+        worst < 0.2 + 0.2 + 0.1,
+        "a round came {worst:.3} s after the one before"
+    );
 }

@@ -103,11 +103,18 @@ impl Runner {
     }
 
     /// Delivers what is already queued, then stops the thread and waits for it.
-    pub fn shutdown(self) {
+    /// Stops the plugin's thread once its current callback is done, and
+    /// returns the plugin's final health.
+    pub fn shutdown(self) -> PluginHealth {
         let _ = self.mailbox.send(Message::Shutdown);
+        let health = self.health.clone();
         if self.thread.join().is_err() {
             tracing::error!("a plugin thread panicked");
         }
+        health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
