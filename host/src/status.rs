@@ -119,7 +119,7 @@ impl Status {
             out += "\ntargets:\n";
             for t in &self.targets {
                 let rtt = match (t.last.ok, t.last.rtt_us) {
-                    (true, Some(us)) => format!("{:.1} ms", f64::from(us) / 1000.0),
+                    (true, Some(us)) => format!("{:.2} ms", f64::from(us) / 1000.0),
                     (true, None) => "ok".into(),
                     (false, _) => "no answer".into(),
                 };
