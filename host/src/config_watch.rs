@@ -66,7 +66,7 @@ fn watch_file(
         let Ok(event) = event else { return };
         // Reads, the daemon's own included, change nothing.
         let writes = !matches!(event.kind, EventKind::Access(_));
-        if writes && event.paths.iter().any(|p| *p == file) {
+        if writes && event.paths.contains(&file) {
             let _ = events.send(());
         }
     })?;
