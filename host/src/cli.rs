@@ -1,4 +1,5 @@
-//! The `wanwatch` command line: `run`, `check`, `status`, `simulate`, `plug`.
+//! The `wanwatch` command line: `run`, `check`, `status`, `simulate`, `plug`,
+//! `plugin`.
 //!
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
@@ -13,6 +14,7 @@ use crate::actions::Actions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::daemon::{self, Daemon};
+use crate::devkit::{self, Lang, Project};
 use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly};
 use crate::plugin::Runtime;
 
@@ -87,6 +89,51 @@ enum Command {
         #[command(subcommand)]
         command: PlugCommand,
     },
+    /// Writing policy plugins: scaffold, build, test, inspect (see
+    /// docs/plugins.md).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Creates a plugin project NAME in the current directory: the policy
+    /// with its callbacks, build configuration, a README and a scenario
+    /// that passes as it is.
+    New {
+        /// The plugin's name: lower-case letters, digits, `-`, `_`.
+        name: String,
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+        /// Create it in this directory instead of the current one.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Rust SDK (plugins/wanwatch-plugin of a wanwatch checkout)
+        /// [default: the one this wanwatch was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Builds the project into dist/NAME.wasm with the language's tool.
+    Build {
+        /// The project [default: the current directory].
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Builds the project, then runs its scenarios/*.toml through the
+    /// simulator. Exit status 1 when an expectation is not met.
+    Test {
+        /// The project [default: the current directory].
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Shows a component's contract version, exports, imports and size,
+    /// and whether this host accepts it (exit status 1 when not).
+    Inspect {
+        /// The component (.wasm).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,9 +192,13 @@ impl ConfigArg {
 /// Runs the command line given to the process.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A simulation's output is its timeline; the plugins' log lines, in
-    // wall-clock time, would only clutter it.
-    let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
+    // A simulation's output is its timeline (`plugin test` runs them too);
+    // the plugins' log lines, in wall-clock time, would only clutter it.
+    let quiet = matches!(
+        cli.command,
+        Command::Simulate { .. } | Command::Plugin { .. }
+    )
+    .then_some("error");
     init_logging(cli.log_level.as_deref().or(quiet), cli.log_format);
     let result = match cli.command {
         Command::Simulate {
@@ -162,6 +213,7 @@ pub fn main() -> ExitCode {
         Command::Check { config } => config.load().and_then(|c| check(&c)),
         Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
         Command::Plug { command } => plug(command),
+        Command::Plugin { command } => return plugin(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,6 +242,45 @@ fn simulate(
     let options = crate::sim::Options { json, until };
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     match crate::sim::run(scenario, config, &options, out) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn plugin(command: PluginCommand) -> ExitCode {
+    let result = match command {
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => devkit::new(&name, lang, &dir, sdk.as_deref()).map(|dir| {
+            println!(
+                "created {}: next, `wanwatch plugin test {}`",
+                dir.display(),
+                dir.display()
+            );
+            true
+        }),
+        PluginCommand::Build { dir } => Project::open(&dir)
+            .and_then(|project| devkit::build(&project))
+            .map(|out| {
+                println!("built {}", out.display());
+                true
+            }),
+        PluginCommand::Test { dir } => {
+            Project::open(&dir).and_then(|project| devkit::test(&project, std::io::stdout().lock()))
+        }
+        PluginCommand::Inspect { file } => devkit::inspect(&file).map(|(report, accepted)| {
+            print!("{report}");
+            accepted
+        }),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(message) => {

@@ -6,7 +6,8 @@
 //! [`plugin`] callbacks → [`actions`] on the world.
 //! [`daemon`] drives it in real time; [`status`] records what it saw;
 //! [`sim`] drives the same parts in virtual time against a simulated world;
-//! [`cli`] is the command line.
+//! [`cli`] is the command line; [`devkit`] is its `plugin` tooling for
+//! plugin authors.
 
 pub mod actions;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod config_watch;
 pub mod daemon;
+pub mod devkit;
 pub mod drivers;
 pub mod fsutil;
 pub mod history;

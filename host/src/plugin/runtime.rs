@@ -211,6 +211,14 @@ impl Runtime {
         }
     }
 
+    /// The compiled component of `bytes` (from the cache if it is there)
+    /// and the engine it belongs to: for `wanwatch plugin inspect`, which
+    /// lists what it imports and exports.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, &Engine)> {
+        let component = self.component(bytes, &sha256_hex(bytes))?;
+        Ok((component, &self.inner.engine))
+    }
+
     /// The compiled component of `bytes`, whose SHA-256 is `hex`: from the
     /// cache if it is there, else compiled (and then cached).
     fn component(&self, bytes: &[u8], hex: &str) -> wasmtime::Result<Component> {

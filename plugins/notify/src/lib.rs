@@ -19,17 +19,14 @@
 //! | `priority` | `4`     | priority (1–5) of "down" and "power out"; the all-clear goes one lower |
 
 use serde::Deserialize;
-use wanwatch_plugin::{Seconds, human_duration};
-
-wit_bindgen::generate!({ world: "policy", path: "../../wit" });
-
-use wanwatch::policy::log::Level;
-use wanwatch::policy::types::{PowerState, WanState};
-use wanwatch::policy::{kv, log, notify, settings};
+use wanwatch_plugin::{
+    Policy, PowerState, PowerTransition, Result, Seconds, Transition, WanState, human_duration, kv,
+    notify, warn,
+};
 
 struct Notify;
 
-export!(Notify);
+wanwatch_plugin::register_policy!(Notify);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,17 +44,13 @@ impl Default for Settings {
     }
 }
 
-fn settings() -> Result<Settings, String> {
-    serde_json::from_str(&settings::get()).map_err(|e| format!("invalid settings: {e}"))
+fn settings() -> Result<Settings> {
+    wanwatch_plugin::settings()
 }
 
 /// A number kept in the key-value store (0 when absent).
 fn counter(key: &str) -> u64 {
-    kv::get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-fn set_counter(key: &str, value: u64) -> Result<(), String> {
-    kv::set(key, &value.to_string())
+    kv::get(key).unwrap_or(0)
 }
 
 /// Keys of the plugin's memory.
@@ -65,10 +58,6 @@ const OUTAGE_START: &str = "outage_start_ms";
 const LAST_ALERT: &str = "last_alert_ms";
 const ANNOUNCED: &str = "announced";
 const HELD_BACK: &str = "held_back";
-
-fn send(title: &str, body: &str, priority: u8) -> Result<(), String> {
-    notify::notify(title, body, priority.clamp(1, 5))
-}
 
 /// "modem power-cycled once", "no power cycle", ...
 fn cycles_text(n: u32) -> String {
@@ -80,18 +69,18 @@ fn cycles_text(n: u32) -> String {
     }
 }
 
-impl Guest for Notify {
-    fn on_wan_sick(t: Transition) -> Result<(), String> {
+impl Policy for Notify {
+    fn on_wan_sick(t: Transition) -> Result {
         // The outage, if it becomes one, began at the first failed round.
-        set_counter(OUTAGE_START, t.at_ms)
+        kv::set(OUTAGE_START, &t.at_ms)
     }
 
-    fn on_wan_down(t: Transition) -> Result<(), String> {
+    fn on_wan_down(t: Transition) -> Result {
         let settings = settings()?;
         let now = t.at_ms;
         let last = counter(LAST_ALERT);
         if last != 0 && now.saturating_sub(last) < settings.min_gap.as_millis() {
-            set_counter(HELD_BACK, counter(HELD_BACK) + 1)?;
+            kv::set(HELD_BACK, &(counter(HELD_BACK) + 1))?;
             return kv::delete(ANNOUNCED);
         }
         let start = match counter(OUTAGE_START) {
@@ -114,14 +103,14 @@ impl Guest for Notify {
                 body += &format!(" ({n} shorter outages since the last alert were not announced.)")
             }
         }
-        send("WAN down", &body, settings.priority)?;
-        set_counter(LAST_ALERT, now)?;
-        set_counter(HELD_BACK, 0)?;
-        kv::set(ANNOUNCED, "1")
+        notify("WAN down", &body, settings.priority)?;
+        kv::set(LAST_ALERT, &now)?;
+        kv::set(HELD_BACK, &0)?;
+        kv::set(ANNOUNCED, &true)
     }
 
-    fn on_wan_up(t: Transition) -> Result<(), String> {
-        let announced = kv::get(ANNOUNCED).is_some();
+    fn on_wan_up(t: Transition) -> Result {
+        let announced = kv::get::<serde::de::IgnoredAny>(ANNOUNCED).is_some();
         kv::delete(ANNOUNCED)?;
         if t.previous != WanState::Down || !announced {
             return Ok(());
@@ -136,43 +125,36 @@ impl Guest for Notify {
             human_duration(t.at_ms.saturating_sub(start)),
             cycles_text(t.power_cycles)
         );
-        send(
+        notify(
             &title,
             "The internet answers again.",
             settings.priority.saturating_sub(1),
         )
     }
 
-    fn on_timer(_name: String) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn on_power_out(t: PowerTransition) -> Result<(), String> {
+    fn on_power_out(t: PowerTransition) -> Result {
         let silent: Vec<&str> = t
             .devices
             .iter()
             .filter(|d| !d.answered)
             .map(|d| d.device.as_str())
             .collect();
-        log::log(
-            Level::Warn,
-            &format!("mains power out: {} silent", silent.join(", ")),
-        );
+        warn!("mains power out: {} silent", silent.join(", "));
         let body = format!(
             "{} of {} power-detection devices stopped answering ({}).",
             silent.len(),
             t.devices.len(),
             silent.join(", ")
         );
-        send("Mains power out", &body, settings()?.priority)
+        notify("Mains power out", &body, settings()?.priority)
     }
 
-    fn on_power_restored(t: PowerTransition) -> Result<(), String> {
+    fn on_power_restored(t: PowerTransition) -> Result {
         let title = format!(
             "Mains power restored after {}",
             human_duration(t.previous_duration_ms)
         );
-        send(
+        notify(
             &title,
             "The power-detection devices answer again.",
             settings()?.priority.saturating_sub(1),

@@ -24,17 +24,14 @@
 //! | `window`      | `"2h"`    | the sliding window of `max_cycles` |
 
 use serde::Deserialize;
-use wanwatch_plugin::{Seconds, human_duration};
-
-wit_bindgen::generate!({ world: "policy", path: "../../wit" });
-
-use wanwatch::policy::log::Level;
-use wanwatch::policy::types::{PowerState, WanState};
-use wanwatch::policy::{clock, kv, log, notify, power, settings, timers};
+use wanwatch_plugin::{
+    Policy, PowerState, PowerTransition, Result, Seconds, Transition, WanState, human_duration,
+    info, kv, notify, now, power_cycle, timers, warn,
+};
 
 struct Powercycle;
 
-export!(Powercycle);
+wanwatch_plugin::register_policy!(Powercycle);
 
 /// The timer that fires when the modem has had time to boot.
 const RECHECK: &str = "recheck";
@@ -63,87 +60,80 @@ impl Default for Settings {
     }
 }
 
-fn settings() -> Result<Settings, String> {
-    serde_json::from_str(&settings::get()).map_err(|e| format!("invalid settings: {e}"))
-}
-
 /// The plugin's memory, kept in the host's key-value store.
 mod memory {
-    use super::kv;
+    use super::{Result, WanState, kv};
 
     /// When each recent cycle happened (unix ms), oldest first.
     pub fn cycles() -> Vec<u64> {
-        kv::get("cycles")
-            .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
-            .unwrap_or_default()
+        kv::get("cycles").unwrap_or_default()
     }
 
-    pub fn set_cycles(cycles: &[u64]) -> Result<(), String> {
-        let text: Vec<String> = cycles.iter().map(u64::to_string).collect();
-        kv::set("cycles", &text.join(","))
+    pub fn set_cycles(cycles: &[u64]) -> Result {
+        kv::set("cycles", cycles)
     }
 
     /// Cycles since the WAN was last up: sets the doubling wait.
     pub fn attempt() -> u32 {
-        kv::get("attempt").and_then(|s| s.parse().ok()).unwrap_or(0)
+        kv::get("attempt").unwrap_or(0)
     }
 
-    pub fn set_attempt(n: u32) -> Result<(), String> {
-        kv::set("attempt", &n.to_string())
+    pub fn set_attempt(n: u32) -> Result {
+        kv::set("attempt", &n)
     }
 
     /// Whether the plugin gave up during the current outage.
     pub fn gave_up() -> bool {
-        kv::get("gave_up").is_some()
+        flag("gave_up")
     }
 
-    pub fn set_gave_up(yes: bool) -> Result<(), String> {
-        if yes {
-            kv::set("gave_up", "1")
-        } else {
-            kv::delete("gave_up")
-        }
+    pub fn set_gave_up(yes: bool) -> Result {
+        set_flag("gave_up", yes)
     }
 
     /// When the last give-up notice went out (unix ms; 0: never).
     pub fn gave_up_notified() -> u64 {
-        kv::get("gave_up_notified")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        kv::get("gave_up_notified").unwrap_or(0)
     }
 
-    pub fn set_gave_up_notified(at_ms: u64) -> Result<(), String> {
-        kv::set("gave_up_notified", &at_ms.to_string())
+    pub fn set_gave_up_notified(at_ms: u64) -> Result {
+        kv::set("gave_up_notified", &at_ms)
     }
 
-    /// The WAN state as last reported, so a timer knows if it is still down.
-    pub fn state() -> Option<String> {
-        kv::get("state")
+    /// Whether the WAN was down when last reported, so that a timer knows.
+    pub fn down() -> bool {
+        kv::get::<String>("state").as_deref() == Some("down")
     }
 
-    pub fn set_state(state: &str) -> Result<(), String> {
-        kv::set("state", state)
+    pub fn set_state(state: WanState) -> Result {
+        let name = match state {
+            WanState::Up => "up",
+            WanState::Sick => "sick",
+            WanState::Down => "down",
+        };
+        kv::set("state", name)
     }
 
     /// Whether the mains power is out, as last reported.
     pub fn power_out() -> bool {
-        kv::get("power_out").is_some()
+        flag("power_out")
     }
 
-    pub fn set_power_out(out: bool) -> Result<(), String> {
-        if out {
-            kv::set("power_out", "1")
+    pub fn set_power_out(out: bool) -> Result {
+        set_flag("power_out", out)
+    }
+
+    /// A flag is a key that is there or not, whatever its value.
+    fn flag(key: &str) -> bool {
+        kv::get::<serde::de::IgnoredAny>(key).is_some()
+    }
+
+    fn set_flag(key: &str, on: bool) -> Result {
+        if on {
+            kv::set(key, &true)
         } else {
-            kv::delete("power_out")
+            kv::delete(key)
         }
-    }
-}
-
-fn state_name(state: WanState) -> &'static str {
-    match state {
-        WanState::Up => "up",
-        WanState::Sick => "sick",
-        WanState::Down => "down",
     }
 }
 
@@ -159,8 +149,8 @@ fn wait_after(settings: &Settings, attempt: u32) -> u64 {
 }
 
 /// Cycles the modem if the limits allow; otherwise notifies and gives up.
-fn cycle(settings: &Settings) -> Result<(), String> {
-    let now = clock::now();
+fn cycle(settings: &Settings) -> Result {
+    let now = now();
     let window_ms = settings.window.as_millis();
     let mut cycles = memory::cycles();
     cycles.retain(|&t| now.saturating_sub(t) < window_ms);
@@ -172,7 +162,7 @@ fn cycle(settings: &Settings) -> Result<(), String> {
             settings.device,
             human_duration(settings.window.as_millis())
         );
-        log::log(Level::Warn, &body);
+        warn!("{body}");
         // One notice per window: a flapping line would otherwise bring one
         // at every drop once the cap is reached.
         if now.saturating_sub(memory::gave_up_notified()) < window_ms {
@@ -180,57 +170,50 @@ fn cycle(settings: &Settings) -> Result<(), String> {
         }
         memory::set_gave_up_notified(now)?;
         // A missing notify grant must not hide the give-up in the log above.
-        if let Err(e) = notify::notify("wanwatch: giving up", &body, 4) {
-            log::log(Level::Warn, &format!("could not notify: {e}"));
+        if let Err(e) = notify("wanwatch: giving up", &body, 4) {
+            warn!("could not notify: {e}");
         }
         return Ok(());
     }
     let attempt = memory::attempt() + 1;
-    power::power_cycle(&settings.device, settings.off_seconds)?;
+    power_cycle(&settings.device, settings.off_seconds)?;
     cycles.push(now);
     memory::set_cycles(&cycles)?;
     memory::set_attempt(attempt)?;
     let wait = wait_after(settings, attempt);
-    log::log(
-        Level::Info,
-        &format!(
-            "power-cycled {} for {} s (cycle {attempt}); checking again in {}",
-            settings.device,
-            settings.off_seconds,
-            human_duration(wait * 1000)
-        ),
+    info!(
+        "power-cycled {} for {} s (cycle {attempt}); checking again in {}",
+        settings.device,
+        settings.off_seconds,
+        human_duration(wait * 1000)
     );
-    timers::set(RECHECK, wait * 1000)
+    timers::set(RECHECK, Seconds(wait).as_duration())
 }
 
-impl Guest for Powercycle {
-    fn on_wan_up(t: Transition) -> Result<(), String> {
-        memory::set_state(state_name(t.current))?;
+impl Policy for Powercycle {
+    fn on_wan_up(t: Transition) -> Result {
+        memory::set_state(t.current)?;
         timers::cancel(RECHECK);
         memory::set_attempt(0)?;
         memory::set_gave_up(false)
     }
 
-    fn on_wan_sick(t: Transition) -> Result<(), String> {
+    fn on_wan_sick(t: Transition) -> Result {
         // Not yet: most failed rounds are blips that heal by themselves.
-        memory::set_state(state_name(t.current))
+        memory::set_state(t.current)
     }
 
-    fn on_wan_down(t: Transition) -> Result<(), String> {
-        memory::set_state(state_name(t.current))?;
-        let settings = settings()?;
+    fn on_wan_down(t: Transition) -> Result {
+        memory::set_state(t.current)?;
+        let settings: Settings = wanwatch_plugin::settings()?;
         if t.local_fault {
-            log::log(
-                Level::Warn,
-                "the LAN gateway does not answer either: a local fault (router, cable) that a modem power cycle cannot fix; not cycling",
+            warn!(
+                "the LAN gateway does not answer either: a local fault (router, cable) that a modem power cycle cannot fix; not cycling"
             );
             return Ok(());
         }
         if t.power == PowerState::Out {
-            log::log(
-                Level::Warn,
-                "the mains power is out: the modem has no power to come back with; not cycling",
-            );
+            warn!("the mains power is out: the modem has no power to come back with; not cycling");
             return Ok(());
         }
         if memory::gave_up() {
@@ -239,25 +222,25 @@ impl Guest for Powercycle {
         cycle(&settings)
     }
 
-    fn on_timer(name: String) -> Result<(), String> {
-        let still_down = memory::state().as_deref() == Some("down");
-        if name != RECHECK || !still_down || memory::gave_up() || memory::power_out() {
+    fn on_timer(name: String) -> Result {
+        if name != RECHECK || !memory::down() || memory::gave_up() || memory::power_out() {
             return Ok(());
         }
-        cycle(&settings()?)
+        cycle(&wanwatch_plugin::settings()?)
     }
 
-    fn on_power_out(_: PowerTransition) -> Result<(), String> {
+    fn on_power_out(_: PowerTransition) -> Result {
         // A pending recheck must not cycle a modem that has no power.
         memory::set_power_out(true)
     }
 
-    fn on_power_restored(_: PowerTransition) -> Result<(), String> {
+    fn on_power_restored(_: PowerTransition) -> Result {
         memory::set_power_out(false)?;
         // The modem boots with the power; if the WAN stays down after that,
         // the usual rules apply again.
-        if memory::state().as_deref() == Some("down") && !memory::gave_up() {
-            timers::set(RECHECK, settings()?.boot_wait.as_millis())?;
+        if memory::down() && !memory::gave_up() {
+            let settings: Settings = wanwatch_plugin::settings()?;
+            timers::set(RECHECK, settings.boot_wait.as_duration())?;
         }
         Ok(())
     }

@@ -1,9 +1,46 @@
-//! Helpers for wanwatch policy plugins written in Rust: the small pieces
-//! every policy needs and that the contract does not provide, such as
-//! reading durations from settings and writing them for people.
+//! The Rust SDK for wanwatch policy plugins.
 //!
-//! It has no bindings of its own: a policy generates them with
-//! `wit_bindgen::generate!({ world: "policy", path: ".../wit" })`.
+//! A policy is a type implementing [`Policy`], whose callbacks all default to
+//! doing nothing, registered once with [`register_policy!`]:
+//!
+//! ```ignore
+//! use wanwatch_plugin::{Policy, Result, Transition, info, notify};
+//!
+//! struct Hello;
+//!
+//! impl Policy for Hello {
+//!     fn on_wan_down(t: Transition) -> Result {
+//!         info!("down after {} ms up", t.previous_duration_ms);
+//!         notify("WAN down", "No answer from the internet.", 4)
+//!     }
+//! }
+//!
+//! wanwatch_plugin::register_policy!(Hello);
+//! ```
+//!
+//! The generated WIT bindings stay inside this crate; what a policy needs is
+//! re-exported with typed helpers: [`settings`] deserializes the plugin's
+//! `[plugins.NAME.settings]` table into the author's struct, [`kv`] keeps
+//! any serde value (as JSON) in the host's persistent store, [`timers`] arms
+//! named one-shot timers, [`power_cycle`] and [`notify`] act, [`now`] reads
+//! the host's (possibly virtual) clock, and [`info!`] and friends log.
+//!
+//! The contract version travels in the built component: every interface it
+//! imports is named `wanwatch:policy/NAME@VERSION` (see
+//! [`CONTRACT_VERSION`]), which is what the host checks before it accepts a
+//! plugin, and what `wanwatch plugin inspect` shows.
+//!
+//! The guest half exists only for `wasm32` targets; on other targets the
+//! crate offers the shared pieces, [`Seconds`] and [`human_duration`], which
+//! the host uses too so that host and plugins write durations alike.
+
+#[cfg(target_arch = "wasm32")]
+mod guest;
+#[cfg(target_arch = "wasm32")]
+pub use guest::*;
+
+/// The version of `wit/policy.wit` this SDK builds plugins for.
+pub const CONTRACT_VERSION: &str = "0.1.0";
 
 use serde::{Deserialize, Deserializer};
 
@@ -15,6 +52,11 @@ pub struct Seconds(pub u64);
 impl Seconds {
     pub fn as_millis(self) -> u64 {
         self.0.saturating_mul(1000)
+    }
+
+    /// As a [`Duration`](std::time::Duration), e.g. for a timer.
+    pub fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
     }
 }
 
@@ -78,6 +120,12 @@ mod tests {
         assert_eq!(parse_seconds("2h"), Some(7200));
         assert_eq!(parse_seconds("2 parsecs"), None);
         assert_eq!(parse_seconds("m"), None);
+    }
+
+    #[test]
+    fn the_contract_version_is_the_one_in_the_wit() {
+        let wit = include_str!("../../../wit/policy.wit");
+        assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! `wanwatch plugin inspect`: what a component is, in the terms the host
+//! judges it by: the contract version its imports name, its exports and
+//! imports, its size, and whether this host would load it (and if not,
+//! the host's own reason).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+
+use crate::plugin::{CONTRACT_VERSION, Runtime, version_hash};
+
+/// The report on the component in `file`, and whether this host accepts it.
+pub fn inspect(file: &Path) -> Result<(String, bool), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    // A cache of its own, so that listing the component reuses the
+    // compilation done to check whether the host accepts it.
+    let cache =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let runtime = Runtime::with_cache(cache.path().to_owned())
+        .map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
+    let origin = file.display().to_string();
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(text, "file      {origin}");
+    let _ = writeln!(
+        text,
+        "size      {} ({} bytes)",
+        human_size(bytes.len()),
+        bytes.len()
+    );
+    let _ = writeln!(
+        text,
+        "version   {} (as `wanwatch status` shows it)",
+        version_hash(&bytes)
+    );
+    // The host's own checks first: their messages are the plain ones ("not
+    // WebAssembly", "a core module, not a component", "built for 0.2").
+    let name = file
+        .file_stem()
+        .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+    let (accepted, verdict) = match runtime.prepare(&name, &origin, &bytes) {
+        Ok(_) => (true, "accepted by this host".to_owned()),
+        Err(e) => (false, format!("refused: {e}")),
+    };
+    let Ok((component, engine)) = runtime.compile(&bytes) else {
+        let _ = writeln!(text, "verdict   {verdict}");
+        return Ok((text, false));
+    };
+    let ty = component.component_type();
+    let imports: Vec<(String, String)> = ty
+        .imports(engine)
+        .map(|(name, item)| (name.to_owned(), describe(&item.ty, engine)))
+        .collect();
+    let exports: Vec<(String, String)> = ty
+        .exports(engine)
+        .map(|(name, item)| (name.to_owned(), describe(&item.ty, engine)))
+        .collect();
+    let contracts: BTreeSet<&str> = imports
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("wanwatch:policy/"))
+        .map(|interface| {
+            interface
+                .split_once('@')
+                .map_or("(unversioned)", |(_, v)| v)
+        })
+        .collect();
+    let contracts = match contracts.is_empty() {
+        true => "none: it imports nothing of wanwatch:policy".to_owned(),
+        false => format!(
+            "wanwatch:policy@{}",
+            contracts.into_iter().collect::<Vec<_>>().join(", @")
+        ),
+    };
+    let _ = writeln!(
+        text,
+        "contract  {contracts} (this host implements {CONTRACT_VERSION})"
+    );
+    let _ = writeln!(text, "verdict   {verdict}");
+    for (title, items) in [("exports", &exports), ("imports", &imports)] {
+        let _ = writeln!(text, "{title} ({})", items.len());
+        let width = items.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        for (name, kind) in items {
+            let _ = writeln!(text, "  {name:<width$}  {kind}");
+        }
+    }
+    Ok((text, accepted))
+}
+
+/// One line on an import or export: its kind, and for an interface the
+/// functions in it.
+fn describe(item: &ComponentItem, engine: &Engine) -> String {
+    match item {
+        ComponentItem::ComponentFunc(f) => {
+            let params: Vec<&str> = f.params().map(|(name, _)| name).collect();
+            format!("func({})", params.join(", "))
+        }
+        ComponentItem::ComponentInstance(instance) => {
+            let funcs: Vec<&str> = instance
+                .exports(engine)
+                .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                .map(|(name, _)| name)
+                .collect();
+            match funcs.is_empty() {
+                true => "interface (types only)".to_owned(),
+                false => format!("interface: {}", funcs.join(", ")),
+            }
+        }
+        ComponentItem::CoreFunc(_) => "core function".to_owned(),
+        ComponentItem::Module(_) => "core module".to_owned(),
+        ComponentItem::Component(_) => "component".to_owned(),
+        ComponentItem::Type(_) => "type".to_owned(),
+        ComponentItem::Resource(_) => "resource".to_owned(),
+    }
+}
+
+/// "142 KiB", "14.2 MiB".
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{} KiB", bytes / 1024),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}

@@ -1,0 +1,246 @@
+//! Plugin projects, as authors make them: `wanwatch plugin new` in each
+//! language, `plugin test` (build, then the simulator), `plugin inspect`,
+//! and `wanwatch check` loading the result; and the example policies of
+//! examples/plugins/, each through its own scenarios.
+//!
+//! The JavaScript and Python tools are installed on first use into the
+//! repository's `.tools/` (npm and pip into local folders, nothing system
+//! wide); without node or python3 those tests say so and skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use wanwatch::plugin::Runtime;
+
+const WANWATCH: &str = env!("CARGO_BIN_EXE_wanwatch");
+
+/// The pinned tool versions: known to build components of our WIT.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tools() -> PathBuf {
+    repo().join(".tools")
+}
+
+/// Runs `wanwatch ARGS`. Rust plugin projects share one cargo target
+/// directory, so that the SDK and its dependencies are built once.
+fn wanwatch(args: &[&str]) -> Output {
+    Command::new(WANWATCH)
+        .args(args)
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-projects"),
+        )
+        .env("WANWATCH_TOOLS", tools())
+        .output()
+        .expect("run wanwatch")
+}
+
+/// `wanwatch ARGS`, which must succeed; its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = wanwatch(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wanwatch {args:?} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Scaffolds a project in `lang`, tests it through the simulator, inspects
+/// it and loads it with `wanwatch check`. Returns its component.
+fn scaffold_test_and_load(lang: &str, dir: &Path) -> PathBuf {
+    let name = format!("hello-{lang}");
+    let dir_arg = dir.to_str().expect("a UTF-8 temporary directory");
+    ok(&["plugin", "new", &name, "--lang", lang, "--dir", dir_arg]);
+    let project = dir.join(&name);
+    let report = ok(&["plugin", "test", project.to_str().unwrap()]);
+    assert!(
+        report.contains("1 scenarios passed"),
+        "the scaffolded scenario must pass as it is:\n{report}"
+    );
+    let wasm = project.join("dist").join(format!("{name}.wasm"));
+    let inspect = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    for expected in [
+        "contract  wanwatch:policy@0.1.0",
+        "verdict   accepted by this host",
+        "on-wan-down",
+        "wanwatch:policy/power@0.1.0",
+    ] {
+        assert!(inspect.contains(expected), "{expected}:\n{inspect}");
+    }
+    // Loaded as the daemon loads it: a loopback-only config.
+    let config = dir.join("wanwatch.toml");
+    let text = format!(
+        "state_dir = {state:?}\n\n[[targets]]\nname = \"lo4\"\naddress = \"127.0.0.1\"\n\n[plugins.{name}]\nfile = {wasm:?}\nnotify = true\nmemory_mib = 128\ndeadline = \"1s\"\n",
+        state = dir.join("state"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let check = ok(&["check", "--config", config.to_str().unwrap()]);
+    assert!(check.contains(&format!("plugin {name}")), "{check}");
+    wasm
+}
+
+#[test]
+fn a_scaffolded_rust_plugin_builds_passes_its_scenario_and_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    scaffold_test_and_load("rust", dir.path());
+}
+
+#[test]
+fn a_scaffolded_javascript_plugin_builds_passes_its_scenario_and_loads() {
+    if !install_js_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = scaffold_test_and_load("js", dir.path());
+    report_loads("JavaScript", &wasm);
+}
+
+#[test]
+fn a_scaffolded_python_plugin_builds_passes_its_scenario_and_loads() {
+    if !install_python_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = scaffold_test_and_load("python", dir.path());
+    report_loads("Python", &wasm);
+}
+
+#[test]
+fn the_example_policies_pass_their_scenarios() {
+    let examples = repo().join("examples/plugins");
+    let mut names: Vec<String> = std::fs::read_dir(&examples)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("plugin.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["dns-vs-ip", "escalate", "flap-guard", "quiet-hours"]
+    );
+    for name in &names {
+        let report = ok(&["plugin", "test", examples.join(name).to_str().unwrap()]);
+        assert!(report.contains("scenarios passed"), "{name}:\n{report}");
+        // Counts alone cannot tell the two diagnoses apart: the titles can.
+        if name == "dns-vs-ip" {
+            for title in ["notify \"ISP DNS down\"", "notify \"WAN link down\""] {
+                assert!(report.contains(title), "{title}:\n{report}");
+            }
+        }
+    }
+}
+
+#[test]
+fn inspect_says_why_the_host_refuses_a_component() {
+    let wasm = wanwatch_tests::plugin_wasm("wrong-version");
+    let out = wanwatch(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for expected in [
+        "contract  wanwatch:policy@0.2.0 (this host implements 0.1.0)",
+        "refused: plugin `wrong_version`",
+        "this host supports 0.1.x",
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+    let out = wanwatch(&["plugin", "inspect", "Cargo.toml"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("is not WebAssembly"), "{report}");
+}
+
+/// Compiles and links `wasm` twice, as a daemon start and a restart would,
+/// with the compile cache in between, and prints both times: interpreted
+/// guests are megabytes, and only the cache makes the second load fast.
+fn report_loads(language: &str, wasm: &Path) {
+    let bytes = std::fs::read(wasm).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let load = || {
+        let runtime = Runtime::with_cache(cache.path().to_owned()).unwrap();
+        let started = Instant::now();
+        runtime.prepare("measured", "test", &bytes).unwrap();
+        (started.elapsed(), runtime.compiled())
+    };
+    let (first, compiled_first) = load();
+    let (second, compiled_second) = load();
+    eprintln!(
+        "{language} plugin, {:.1} MiB: first load {first:.2?} (compiled), second load {second:.2?} (from the cache)",
+        bytes.len() as f64 / 1_048_576.0
+    );
+    assert_eq!((compiled_first, compiled_second), (1, 0));
+    assert!(
+        second < first / 4 && second < Duration::from_secs(2),
+        "the cache must make the second load fast: {first:?}, then {second:?}"
+    );
+}
+
+/// Installs ComponentizeJS into .tools/npm unless it is there; false (and
+/// the test skips) without node and npm.
+fn install_js_tools() -> bool {
+    let npm = tools().join("npm");
+    if npm
+        .join("node_modules/@bytecodealliance/componentize-js/package.json")
+        .is_file()
+    {
+        return true;
+    }
+    if !runs("node", &["--version"]) || !runs("npm", &["--version"]) {
+        eprintln!("skipped: JavaScript plugins need node and npm");
+        return false;
+    }
+    std::fs::create_dir_all(&npm).unwrap();
+    install(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&npm)
+            .arg(COMPONENTIZE_JS),
+    );
+    true
+}
+
+/// Installs componentize-py into .tools/python unless it is there; false
+/// (and the test skips) without python3 and pip.
+fn install_python_tools() -> bool {
+    let python = tools().join("python");
+    if python.join("bin/componentize-py").is_file() {
+        return true;
+    }
+    if !runs("python3", &["-m", "pip", "--version"]) {
+        eprintln!("skipped: Python plugins need python3 with pip");
+        return false;
+    }
+    install(
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&python)
+            .arg(COMPONENTIZE_PY),
+    );
+    true
+}
+
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn install(command: &mut Command) {
+    let out = command.output().expect("run the installer");
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
