@@ -396,7 +396,7 @@ dir = "{history}"
         }
     }
     rounds.sort_by(f64::total_cmp);
-    assert!(rounds.len() > 20, "only {} rounds logged", rounds.len());
+    assert!(rounds.len() >= 10, "only {} rounds logged", rounds.len());
     let worst = rounds.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     // A round's timestamp is when it ended: rounds start every 200 ms and
     // end when every target has answered or timed out, at most 200 ms after
