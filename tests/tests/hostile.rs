@@ -34,10 +34,18 @@ struct World {
     actions: Arc<Actions>,
     clock: Arc<dyn Clock>,
     kv_dir: tempfile::TempDir,
+    /// One hostile plugin at a time: the tests of this file run in
+    /// parallel, and several plugins burning their deadlines or flooding at
+    /// once on a 2-core machine would measure the machine, not the runtime.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
     fn new() -> World {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let notifier = Arc::new(RecordingNotifier::default());
         let actions = Arc::new(Actions::new(
@@ -51,6 +59,7 @@ impl World {
             actions,
             clock,
             kv_dir: tempfile::tempdir().expect("a temp dir"),
+            _turn: turn,
         }
     }
 
@@ -102,13 +111,6 @@ fn down() -> Event {
 /// checks the healthy one had each callback within [`LATE`]. Returns the
 /// faulty plugin's health.
 fn beside_a_healthy_one(fault: &str) -> PluginHealth {
-    // One hostile plugin at a time: the tests of this file run in parallel,
-    // and several plugins burning their deadlines at once on a 2-core
-    // machine would measure the machine, not the runtime.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let world = World::new();
     let hostile = Runner::spawn(
         world.load("hostile", json!({ "on-wan-down": { "fault": fault } })),
