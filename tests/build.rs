@@ -5,7 +5,7 @@
 include!("../plugins/guest_build.rs");
 
 /// The test plugins, by package name.
-const PLUGINS: &[&str] = &["probe-plugin", "wrong-version"];
+const PLUGINS: &[&str] = &["init-trap", "probe-plugin", "wrong-version"];
 
 fn main() {
     require_wasm_target();

@@ -440,6 +440,8 @@ impl Daemon {
         // No new version may arrive for a runner about to stop.
         drop(self.hot_reload.take());
         let mut kept: Vec<(String, Runner)> = Vec::new();
+        // Plugins stopped, by name: a re-configured one hands its timers on.
+        let mut stopped: Vec<(String, Plugin)> = Vec::new();
         let old = std::mem::take(&mut self.plugins.configs);
         for (runner, (name, plugin_config)) in
             std::mem::take(&mut self.runners).into_iter().zip(old)
@@ -449,7 +451,9 @@ impl Daemon {
             } else {
                 // Stopped first, so that its last key-value writes are on
                 // disk before its successor reads them.
-                runner.shutdown();
+                if let Some(plugin) = runner.stop() {
+                    stopped.push((name.clone(), plugin));
+                }
                 tracing::info!(plugin = %name, "plugin stopped");
             }
         }
@@ -465,7 +469,12 @@ impl Daemon {
                         .map_err(anyhow::Error::from)
                         .and_then(|spec| Ok(self.plugins.runtime.load(spec, host.clone())?))
                     {
-                        Ok(plugin) => start_runner(plugin, &self.clock),
+                        Ok(mut plugin) => {
+                            if let Some((_, old)) = stopped.iter_mut().find(|(n, _)| n == name) {
+                                old.hand_timers_to(&mut plugin);
+                            }
+                            start_runner(plugin, &self.clock)
+                        }
                         Err(e) => {
                             tracing::error!(plugin = %name, "plugin not started: {e:#}");
                             continue;

@@ -21,6 +21,7 @@ use wanwatch::state::Millis;
 /// The component of the test plugin `name` (a package of tests/plugins/).
 pub fn plugin_wasm(name: &str) -> PathBuf {
     match name {
+        "init-trap" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_INIT_TRAP")),
         "probe-plugin" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_PROBE_PLUGIN")),
         "wrong-version" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_WRONG_VERSION")),
         _ => panic!("there is no test plugin `{name}` (see tests/build.rs)"),

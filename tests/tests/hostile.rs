@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use wanwatch::actions::Actions;
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{
-    Event, Grants, HostContext, Plugin, PluginHealth, PluginSpec, QUARANTINE_AFTER, Runner,
-    Runtime, WasmSource,
+    Event, Grants, HostContext, Plugin, PluginError, PluginHealth, PluginSpec, QUARANTINE_AFTER,
+    Runner, Runtime, WasmSource,
 };
 use wanwatch::state::{Transition, WanState};
 use wanwatch_tests::{RecordingNotifier, RecordingSwitch, plugin_wasm};
@@ -63,10 +63,17 @@ impl World {
         }
     }
 
+    /// Loads tests/plugins/probe-plugin as `name`, with `settings`.
     fn load(&self, name: &str, settings: Value) -> Plugin {
+        self.try_load(name, "probe-plugin", settings)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Loads the test plugin `package` as `name`, with `settings`.
+    fn try_load(&self, name: &str, package: &str, settings: Value) -> Result<Plugin, PluginError> {
         let spec = PluginSpec {
             name: name.into(),
-            source: WasmSource::File(plugin_wasm("probe-plugin")),
+            source: WasmSource::File(plugin_wasm(package)),
             grants: Grants {
                 devices: BTreeSet::from(["modem".to_owned()]),
                 notify: true,
@@ -80,7 +87,7 @@ impl World {
             clock: self.clock.clone(),
             kv_dir: Some(self.kv_dir.path().to_owned()),
         };
-        runtime().load(spec, host).unwrap_or_else(|e| panic!("{e}"))
+        runtime().load(spec, host)
     }
 
     /// Notifications sent by `plugin` with `title`.
@@ -119,15 +126,25 @@ fn beside_a_healthy_one(fault: &str) -> PluginHealth {
     let healthy = Runner::spawn(world.load("healthy", json!({})), world.clock.clone());
     for round in 1..=QUARANTINE_AFTER + 2 {
         let sent = Instant::now();
+        let sent_ms = world.clock.now_ms();
         hostile.send(down());
         healthy.send(down());
-        while world.sent("healthy", "on-wan-down").len() < round as usize {
-            assert!(
-                sent.elapsed() < LATE,
-                "{fault}: round {round}: the healthy plugin's callback is late"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        world.notifier.sent.wait_until(PATIENCE, |sent| {
+            sent.iter()
+                .filter(|n| n.plugin == "healthy" && n.title == "on-wan-down")
+                .count()
+                >= round as usize
+        });
+        // When the callback ran is the plugin's own `now()`, read on its
+        // thread: what is measured is the healthy plugin's thread, not
+        // this one's wake-up.
+        let report = world.sent("healthy", "on-wan-down")[round as usize - 1].clone();
+        let ran_ms = report["now"].as_u64().expect("the report's time");
+        let late = Duration::from_millis(ran_ms.saturating_sub(sent_ms));
+        assert!(
+            late < LATE,
+            "{fault}: round {round}: the healthy plugin's callback ran {late:?} after the event"
+        );
         std::thread::sleep(CADENCE.saturating_sub(sent.elapsed()));
     }
     let start = Instant::now();
@@ -188,6 +205,23 @@ fn a_panic_is_reported_and_quarantined() {
     assert!(
         last_error(&health).contains("probe-plugin panics on purpose in on-wan-down"),
         "{health:#?}"
+    );
+}
+
+#[test]
+fn a_trap_while_instantiating_is_refused_at_load_with_its_reason() {
+    let world = World::new();
+    let error = world
+        .try_load("boom", "init-trap", json!({}))
+        .err()
+        .expect("refused");
+    let text = error.to_string();
+    assert!(
+        matches!(error, PluginError::Start { .. })
+            && text.starts_with("plugin `boom` (")
+            && text.contains("failed to start: trapped")
+            && text.contains("init-trap fails while it is being instantiated"),
+        "{text}"
     );
 }
 

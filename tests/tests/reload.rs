@@ -386,6 +386,30 @@ fn a_deleted_or_truncated_file_leaves_the_running_version() {
 }
 
 #[test]
+fn a_new_version_that_traps_while_starting_leaves_the_running_one() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    let running = runner.health().version;
+    let bytes = std::fs::read(plugin_wasm("init-trap")).expect("the plugin");
+    rename_over(&world.file(), &bytes);
+    let health = wait_for(&runner, "the error", |h| h.last_error.is_some());
+    let error = health.last_error.unwrap_or_default();
+    assert!(
+        error.contains("failed to start: trapped")
+            && error.contains("init-trap fails while it is being instantiated"),
+        "{error}"
+    );
+    assert_eq!(health.version, running);
+    assert_eq!(health.reloads, 0);
+    // Still the old version, which works.
+    runner.send(up());
+    let health = wait_for(&runner, "a call", |h| h.calls == 1);
+    assert_eq!(health.failures, 0);
+    assert_eq!(world.reports().pop().expect("a report").0, "on-wan-up");
+    runner.shutdown();
+}
+
+#[test]
 fn timers_armed_by_the_old_version_fire_in_the_new_one() {
     let world = World::new();
     let (runner, _reload) = world.live(1, json!({ "on-wan-down": { "set": [["t1", 5000]] } }));
@@ -404,6 +428,31 @@ fn timers_armed_by_the_old_version_fire_in_the_new_one() {
         report["instance_calls"], 1,
         "run by the new instance: {report}"
     );
+    runner.shutdown();
+}
+
+#[test]
+fn a_reconfigured_plugin_keeps_its_timers() {
+    // What the daemon does when a plugin's config section changes: stop
+    // the runner, load the plugin with its new settings, hand the timers on.
+    let world = World::new();
+    let runner = Runner::spawn(
+        world.load(1, json!({ "on-wan-down": { "set": [["t1", 1500]] } })),
+        world.clock.clone(),
+    );
+    runner.send(down());
+    wait_for(&runner, "the call", |h| h.calls == 1);
+    let mut old = runner.stop().expect("the plugin back");
+    let mut successor = world.load(1, json!({ "on-timer": { "set": [["t2", 60000]] } }));
+    assert_eq!(successor.next_timer(), None);
+    old.hand_timers_to(&mut successor);
+    assert_eq!(old.next_timer(), None, "moved, not copied");
+    let runner = Runner::spawn(successor, world.clock.clone());
+    wait_for(&runner, "the timer", |h| h.calls == 1);
+    let (callback, report) = world.reports().pop().expect("a report");
+    assert_eq!(callback, "on-timer");
+    assert_eq!(report["timer"], "t1", "armed under the old settings");
+    assert_eq!(report["set"]["t2"], "ok", "run with the new ones: {report}");
     runner.shutdown();
 }
 

@@ -17,17 +17,29 @@ use super::{Lang, Project};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Builds `project` into [`Project::component`] and returns its path.
+///
+/// The component is written beside its final name, then renamed over it: a
+/// daemon running the plugin sees one complete new file, never a
+/// half-written one, and loads it at once (see `plugin::HotReload`).
 pub fn build(project: &Project) -> Result<PathBuf, String> {
     let out = project.component();
     if let Some(dist) = out.parent() {
         std::fs::create_dir_all(dist)
             .map_err(|e| format!("cannot create {}: {e}", dist.display()))?;
     }
+    let partial = out.with_extension("wasm.partial");
     match project.lang {
-        Lang::Rust => build_rust(project, &out)?,
-        Lang::Js => build_js(project, &out)?,
-        Lang::Python => build_python(project, &out)?,
+        Lang::Rust => build_rust(project, &partial)?,
+        Lang::Js => build_js(project, &partial)?,
+        Lang::Python => build_python(project, &partial)?,
     }
+    std::fs::rename(&partial, &out).map_err(|e| {
+        format!(
+            "cannot move {} to {}: {e}",
+            partial.display(),
+            out.display()
+        )
+    })?;
     Ok(out)
 }
 

@@ -198,6 +198,14 @@ impl Plugin {
         self.store.data().kept.timers.next()
     }
 
+    /// Moves this plugin's pending timers to `successor`, the same plugin
+    /// loaded again with another config, so that re-configuring a plugin
+    /// loses none of its timers (its key-value store is on disk already).
+    pub fn hand_timers_to(&mut self, successor: &mut Plugin) {
+        successor.store.data_mut().kept.timers =
+            std::mem::take(&mut self.store.data_mut().kept.timers);
+    }
+
     /// Removes and returns the timers due at or before `now`, earliest first
     /// (ties by name): the caller then delivers each as [`Event::Timer`].
     pub fn take_due_timers(&mut self, now: Millis) -> Vec<String> {

@@ -46,7 +46,7 @@ pub use self::error::{CallError, CallErrorKind, PluginError};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::Runner;
 pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
-pub use self::watch::{DEBOUNCE, HotReload};
+pub use self::watch::{DEBOUNCE, HotReload, RENAMED};
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;

@@ -32,7 +32,8 @@ pub struct Runner {
     mailbox: mpsc::Sender<Message>,
     health: Arc<Mutex<PluginHealth>>,
     file: Option<PathBuf>,
-    thread: JoinHandle<()>,
+    /// Gives the plugin back when the thread stops.
+    thread: JoinHandle<Plugin>,
 }
 
 /// Sends new versions to a [`Runner`]'s plugin; outlives nothing: once the
@@ -102,19 +103,25 @@ impl Runner {
             .clone()
     }
 
-    /// Delivers what is already queued, then stops the thread and waits for it.
-    /// Stops the plugin's thread once its current callback is done, and
-    /// returns the plugin's final health.
+    /// Delivers what is already queued, stops the thread, and returns the
+    /// plugin's final health.
     pub fn shutdown(self) -> PluginHealth {
-        let _ = self.mailbox.send(Message::Shutdown);
         let health = self.health.clone();
-        if self.thread.join().is_err() {
-            tracing::error!("a plugin thread panicked");
-        }
+        drop(self.stop());
         health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Delivers what is already queued, stops the thread, and gives the
+    /// plugin back (None if its thread panicked).
+    pub fn stop(self) -> Option<Plugin> {
+        let _ = self.mailbox.send(Message::Shutdown);
+        self.thread
+            .join()
+            .inspect_err(|_| tracing::error!("a plugin thread panicked"))
+            .ok()
     }
 }
 
@@ -123,7 +130,7 @@ fn run(
     clock: Arc<dyn Clock>,
     inbox: &mpsc::Receiver<Message>,
     health: &Mutex<PluginHealth>,
-) {
+) -> Plugin {
     let publish = |plugin: &Plugin| {
         *health.lock().unwrap_or_else(PoisonError::into_inner) = plugin.health();
     };
@@ -169,7 +176,7 @@ fn run(
                 plugin.note_error(message);
                 publish(&plugin);
             }
-            Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return plugin,
             Err(RecvTimeoutError::Timeout) => {}
         }
     }

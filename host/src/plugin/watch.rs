@@ -2,9 +2,12 @@
 //!
 //! What it watches is the file's directory, not the file: editors and build
 //! tools replace a file by renaming a new one over it, which silently ends a
-//! watch on the file itself. Events are debounced ([`DEBOUNCE`] after the
-//! last one), so a file written in pieces is read once it is complete, and
-//! content already tried is skipped by its hash, so a `touch` costs nothing.
+//! watch on the file itself. A file renamed into place is complete (that is
+//! why tools rename), so it is read at once ([`RENAMED`] later, which only
+//! gathers the burst of events one rename makes). Any other change is
+//! debounced ([`DEBOUNCE`] after the last event), so a file written in
+//! pieces is read once it is complete. Content already tried is skipped by
+//! its hash, so a `touch` costs nothing.
 //!
 //! Compiling happens here, on the watcher's thread: neither the prober nor
 //! the plugin's own thread waits for it. The plugin's [`Runner`] receives the
@@ -19,7 +22,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::runner::Mailbox;
@@ -29,6 +32,11 @@ use super::{Runner, Runtime};
 /// Quiet time after a file's last event before it is read: long enough for
 /// a build tool's burst of writes, short next to a probe interval.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Quiet time after a new file was renamed over a plugin's file: the rename
+/// is atomic, so this only lets the rename's own events (from, to, both)
+/// arrive, to be handled once.
+pub const RENAMED: Duration = Duration::from_millis(10);
 
 /// Watches the files of a set of running plugins; stops when dropped.
 pub struct HotReload {
@@ -123,7 +131,14 @@ fn watch(
                 }
                 for path in &event.paths {
                     if let Some(watched) = files.get_mut(path) {
-                        watched.due = Some(Instant::now() + DEBOUNCE);
+                        // The last event decides: a write after a rename
+                        // waits for the debounce again.
+                        let quiet = if renamed_onto(&event, path) {
+                            RENAMED
+                        } else {
+                            DEBOUNCE
+                        };
+                        watched.due = Some(Instant::now() + quiet);
                     }
                 }
             }
@@ -138,6 +153,19 @@ fn watch(
                 reload(runtime, path, watched);
             }
         }
+    }
+}
+
+/// Whether `event` is another file renamed onto `path` (rather than `path`
+/// renamed away, or written).
+fn renamed_onto(event: &notify::Event, path: &Path) -> bool {
+    match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
+        // Paths are [from, to].
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.get(1).is_some_and(|to| to == path)
+        }
+        _ => false,
     }
 }
 
