@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use wanwatch::actions::{Notification, Notifier, PowerSwitch};
+use serde_json::Value;
+use wanwatch::actions::{Actions, Notification, Notifier, PowerSwitch};
 use wanwatch::clock::Clock;
+use wanwatch::plugin::{Grants, HostContext, PluginSpec, Runtime, WasmSource};
 use wanwatch::state::Millis;
 
 /// The component of the test plugin `name` (a package of tests/plugins/).
@@ -127,5 +129,81 @@ impl PowerSwitch for RecordingSwitch {
         std::thread::sleep(self.delay);
         self.cycles.push((device.to_owned(), off_seconds));
         Ok(())
+    }
+}
+
+/// What plugins act on, recorded: a switch and a notifier behind the real
+/// [`Actions`] gateway (its caps included), on `clock`.
+pub struct Recorded {
+    pub clock: Arc<dyn Clock>,
+    pub switch: Arc<RecordingSwitch>,
+    pub notifier: Arc<RecordingNotifier>,
+    pub actions: Arc<Actions>,
+}
+
+impl Recorded {
+    /// Cycles and notifications through `switch` and a recording notifier,
+    /// at most 100 power cycles an hour.
+    pub fn new(clock: Arc<dyn Clock>, switch: RecordingSwitch) -> Recorded {
+        let switch = Arc::new(switch);
+        let notifier = Arc::new(RecordingNotifier::default());
+        let actions = Arc::new(Actions::new(
+            Some(switch.clone()),
+            Some(notifier.clone()),
+            clock.clone(),
+            100,
+        ));
+        Recorded {
+            clock,
+            switch,
+            notifier,
+            actions,
+        }
+    }
+
+    /// What a plugin is loaded with, its key-value store in `kv_dir`.
+    pub fn host(&self, kv_dir: Option<PathBuf>) -> HostContext {
+        HostContext {
+            actions: self.actions.clone(),
+            clock: self.clock.clone(),
+            kv_dir,
+        }
+    }
+
+    /// The notifications of `plugin` so far as (title, body read as JSON):
+    /// the reports of tests/plugins/probe-plugin.
+    pub fn reports(&self, plugin: &str) -> Vec<(String, Value)> {
+        self.notifier
+            .sent
+            .items()
+            .into_iter()
+            .filter(|n| n.plugin == plugin)
+            .map(|n| {
+                let body = serde_json::from_str(&n.body).unwrap_or(Value::String(n.body));
+                (n.title, body)
+            })
+            .collect()
+    }
+}
+
+/// One plugin runtime per test binary, as the daemon has one.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
+}
+
+/// The plugin `name` from `file`, as a test loads it: granted the device
+/// `modem` and notifications, a 100 ms deadline, 32 MiB of memory.
+pub fn test_spec(name: &str, file: PathBuf, settings: &Value) -> PluginSpec {
+    PluginSpec {
+        name: name.into(),
+        source: WasmSource::File(file),
+        grants: Grants {
+            devices: std::collections::BTreeSet::from(["modem".to_owned()]),
+            notify: true,
+        },
+        deadline: Duration::from_millis(100),
+        memory_bytes: 32 << 20,
+        settings_json: settings.to_string(),
     }
 }

@@ -4,22 +4,19 @@
 
 use std::sync::Arc;
 
-use wanwatch::actions::{Action, Actions};
-use wanwatch::clock::Clock;
+use wanwatch::actions::Action;
 use wanwatch::config::PluginConfig;
-use wanwatch::plugin::{Event, HostContext, Plugin, PluginSpec, Runtime, WanEvent};
+use wanwatch::plugin::{Event, Plugin, PluginSpec, WanEvent};
 use wanwatch::power::{DeviceEvidence, PowerState, PowerTransition};
 use wanwatch::state::{Evidence, Millis, ProbeKind, Role, Transition, WanState};
-use wanwatch_tests::{ManualClock, RecordingNotifier, RecordingSwitch};
+use wanwatch_tests::{ManualClock, Recorded, RecordingSwitch, runtime};
 
 const T0: Millis = 1_700_000_000_000;
 const MIN: Millis = 60_000;
 
 struct World {
     clock: Arc<ManualClock>,
-    actions: Arc<Actions>,
-    switch: Arc<RecordingSwitch>,
-    notifier: Arc<RecordingNotifier>,
+    recorded: Recorded,
     plugin: Plugin,
     /// Where the WAN is, so each transition has the right `previous`.
     state: WanState,
@@ -30,33 +27,18 @@ struct World {
 impl World {
     fn new(name: &str, settings: &str) -> World {
         let clock = ManualClock::new(T0);
-        let switch = Arc::new(RecordingSwitch::default());
-        let notifier = Arc::new(RecordingNotifier::default());
-        let actions = Arc::new(Actions::new(
-            Some(switch.clone()),
-            Some(notifier.clone()),
-            clock.clone(),
-            100,
-        ));
+        let recorded = Recorded::new(clock.clone(), RecordingSwitch::default());
         let mut config = PluginConfig::new(None);
         config.devices = vec!["modem".into()];
         config.notify = true;
         config.settings = toml::from_str(settings).expect("settings");
         let spec = PluginSpec::from_config(name, &config).expect("a built-in plugin");
-        let host = HostContext {
-            actions: actions.clone(),
-            clock: clock.clone() as Arc<dyn Clock>,
-            kv_dir: None,
-        };
-        let plugin = Runtime::new()
-            .expect("runtime")
-            .load(spec, host)
+        let plugin = runtime()
+            .load(spec, recorded.host(None))
             .unwrap_or_else(|e| panic!("{e}"));
         World {
             clock,
-            actions,
-            switch,
-            notifier,
+            recorded,
             plugin,
             state: WanState::Up,
             since: T0,
@@ -79,7 +61,7 @@ impl World {
 
     fn transition(&mut self, at: Millis, current: WanState, local_fault: bool, power: PowerState) {
         self.advance(at);
-        let cycles = self.actions.cycles_done();
+        let cycles = self.recorded.actions.cycles_done();
         let event = WanEvent {
             transition: Transition {
                 previous: self.state,
@@ -133,7 +115,8 @@ impl World {
 
     /// When each power cycle happened, in ms after T0 (from the journal).
     fn cycle_times(&self) -> Vec<Millis> {
-        self.actions
+        self.recorded
+            .actions
             .recent()
             .iter()
             .filter(|r| matches!(r.action, Action::PowerCycle { .. }) && r.outcome == "done")
@@ -147,7 +130,8 @@ impl World {
     }
 
     fn titles(&self) -> Vec<String> {
-        self.notifier
+        self.recorded
+            .notifier
             .sent
             .items()
             .into_iter()
@@ -160,13 +144,16 @@ impl World {
 fn powercycle_cycles_once_on_down_and_not_again_once_up() {
     let mut w = World::new("powercycle", "");
     w.to(T0, WanState::Sick);
-    assert!(w.switch.cycles.items().is_empty(), "no cycle while sick");
+    assert!(
+        w.recorded.switch.cycles.items().is_empty(),
+        "no cycle while sick"
+    );
     w.to(T0 + 10_000, WanState::Down);
-    assert_eq!(w.switch.cycles.items(), [("modem".to_owned(), 10)]);
+    assert_eq!(w.recorded.switch.cycles.items(), [("modem".to_owned(), 10)]);
     w.to(T0 + 2 * MIN, WanState::Up);
     // The recheck timer was cancelled: nothing more, however long we wait.
     w.advance(T0 + 600 * MIN);
-    assert_eq!(w.switch.cycles.items().len(), 1);
+    assert_eq!(w.recorded.switch.cycles.items().len(), 1);
 }
 
 #[test]
@@ -202,7 +189,7 @@ fn powercycle_settings_change_its_numbers() {
     w.to(T0, WanState::Sick);
     w.to(T0, WanState::Down);
     w.advance(T0 + 60 * MIN);
-    assert_eq!(w.switch.cycles.items()[0].1, 30);
+    assert_eq!(w.recorded.switch.cycles.items()[0].1, 30);
     assert_eq!(w.cycle_times(), [0, 90_000]);
 }
 
@@ -221,7 +208,7 @@ fn powercycle_never_cycles_on_a_local_fault_or_in_a_blackout() {
         PowerState::Out,
     );
     w.advance(T0 + 30 * MIN);
-    assert!(w.switch.cycles.items().is_empty());
+    assert!(w.recorded.switch.cycles.items().is_empty());
     // Power back, WAN still down after the modem had time to boot: now it
     // is the modem's problem, and the policy acts.
     w.power(T0 + 30 * MIN, PowerState::On);
@@ -235,7 +222,10 @@ fn notify_announces_down_and_restored_with_the_cycles_it_took() {
     w.to(T0, WanState::Sick);
     w.to(T0 + 9_500, WanState::Down);
     // Another policy cycled the modem once meanwhile.
-    w.actions.power_cycle("powercycle", "modem", 10).unwrap();
+    w.recorded
+        .actions
+        .power_cycle("powercycle", "modem", 10)
+        .unwrap();
     w.to(T0 + 428_000, WanState::Up);
     assert_eq!(
         w.titles(),
@@ -244,7 +234,7 @@ fn notify_announces_down_and_restored_with_the_cycles_it_took() {
             "WAN restored after 7m08s (modem power-cycled once)"
         ]
     );
-    let sent = w.notifier.sent.items();
+    let sent = w.recorded.notifier.sent.items();
     assert_eq!((sent[0].priority, sent[1].priority), (4, 3));
 }
 
@@ -265,7 +255,7 @@ fn notify_stays_quiet_on_blips_and_holds_back_flapping() {
     // The next outage after the gap says how many were held back.
     w.to(T0 + 45 * MIN, WanState::Sick);
     w.to(T0 + 45 * MIN + 10_000, WanState::Down);
-    let last = w.notifier.sent.items().pop().unwrap();
+    let last = w.recorded.notifier.sent.items().pop().unwrap();
     assert_eq!(last.title, "WAN down");
     assert!(
         last.body
@@ -284,5 +274,5 @@ fn notify_reports_mains_power() {
         w.titles(),
         ["Mains power out", "Mains power restored after 1m30s"]
     );
-    assert!(w.notifier.sent.items()[0].body.contains("nas"));
+    assert!(w.recorded.notifier.sent.items()[0].body.contains("nas"));
 }

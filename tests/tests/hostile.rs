@@ -4,19 +4,14 @@
 //! and after [`QUARANTINE_AFTER`] failures in a row it is no longer called.
 //! The hostile behaviours are faults of tests/plugins/probe-plugin.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wanwatch::actions::Actions;
 use wanwatch::clock::{Clock, SystemClock};
-use wanwatch::plugin::{
-    Event, Grants, HostContext, Plugin, PluginError, PluginHealth, PluginSpec, QUARANTINE_AFTER,
-    Runner, Runtime, WasmSource,
-};
+use wanwatch::plugin::{Event, Plugin, PluginError, PluginHealth, QUARANTINE_AFTER, Runner};
 use wanwatch::state::{Transition, WanState};
-use wanwatch_tests::{RecordingNotifier, RecordingSwitch, plugin_wasm};
+use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec};
 
 /// The cadence events are sent at, as probe rounds would be.
 const CADENCE: Duration = Duration::from_millis(200);
@@ -24,15 +19,8 @@ const CADENCE: Duration = Duration::from_millis(200);
 const LATE: Duration = Duration::from_millis(100);
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
-}
-
 struct World {
-    notifier: Arc<RecordingNotifier>,
-    actions: Arc<Actions>,
-    clock: Arc<dyn Clock>,
+    recorded: Recorded,
     kv_dir: tempfile::TempDir,
     /// One hostile plugin at a time: the tests of this file run in
     /// parallel, and several plugins burning their deadlines or flooding at
@@ -46,21 +34,15 @@ impl World {
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let notifier = Arc::new(RecordingNotifier::default());
-        let actions = Arc::new(Actions::new(
-            Some(Arc::new(RecordingSwitch::default())),
-            Some(notifier.clone()),
-            clock.clone(),
-            100,
-        ));
         World {
-            notifier,
-            actions,
-            clock,
+            recorded: Recorded::new(Arc::new(SystemClock), RecordingSwitch::default()),
             kv_dir: tempfile::tempdir().expect("a temp dir"),
             _turn: turn,
         }
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.recorded.clock.clone()
     }
 
     /// Loads tests/plugins/probe-plugin as `name`, with `settings`.
@@ -71,33 +53,18 @@ impl World {
 
     /// Loads the test plugin `package` as `name`, with `settings`.
     fn try_load(&self, name: &str, package: &str, settings: Value) -> Result<Plugin, PluginError> {
-        let spec = PluginSpec {
-            name: name.into(),
-            source: WasmSource::File(plugin_wasm(package)),
-            grants: Grants {
-                devices: BTreeSet::from(["modem".to_owned()]),
-                notify: true,
-            },
-            deadline: Duration::from_millis(100),
-            memory_bytes: 16 << 20,
-            settings_json: settings.to_string(),
-        };
-        let host = HostContext {
-            actions: self.actions.clone(),
-            clock: self.clock.clone(),
-            kv_dir: Some(self.kv_dir.path().to_owned()),
-        };
+        let spec = test_spec(name, plugin_wasm(package), &settings);
+        let host = self.recorded.host(Some(self.kv_dir.path().to_owned()));
         runtime().load(spec, host)
     }
 
-    /// Notifications sent by `plugin` with `title`.
-    fn sent(&self, plugin: &str, title: &str) -> Vec<Value> {
-        self.notifier
-            .sent
-            .items()
+    /// The reports of `plugin` for `callback`.
+    fn sent(&self, plugin: &str, callback: &str) -> Vec<Value> {
+        self.recorded
+            .reports(plugin)
             .into_iter()
-            .filter(|n| n.plugin == plugin && n.title == title)
-            .map(|n| serde_json::from_str(&n.body).unwrap_or(Value::Null))
+            .filter(|(title, _)| title == callback)
+            .map(|(_, report)| report)
             .collect()
     }
 }
@@ -121,15 +88,15 @@ fn beside_a_healthy_one(fault: &str) -> PluginHealth {
     let world = World::new();
     let hostile = Runner::spawn(
         world.load("hostile", json!({ "on-wan-down": { "fault": fault } })),
-        world.clock.clone(),
+        world.clock(),
     );
-    let healthy = Runner::spawn(world.load("healthy", json!({})), world.clock.clone());
+    let healthy = Runner::spawn(world.load("healthy", json!({})), world.clock());
     for round in 1..=QUARANTINE_AFTER + 2 {
         let sent = Instant::now();
-        let sent_ms = world.clock.now_ms();
+        let sent_ms = world.clock().now_ms();
         hostile.send(down());
         healthy.send(down());
-        world.notifier.sent.wait_until(PATIENCE, |sent| {
+        world.recorded.notifier.sent.wait_until(PATIENCE, |sent| {
             sent.iter()
                 .filter(|n| n.plugin == "healthy" && n.title == "on-wan-down")
                 .count()
@@ -250,6 +217,7 @@ fn an_action_flood_is_refused_past_the_cap() {
     let error = plugin.call(&down()).unwrap_err();
     // Four went out; the rest, and the report after them, were refused.
     let flood = world
+        .recorded
         .notifier
         .sent
         .items()

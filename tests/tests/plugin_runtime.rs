@@ -3,20 +3,19 @@
 //! everything it receives (see its source), which the tests read back from
 //! a recording notifier.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wanwatch::actions::{Action, Actions, Notification};
+use wanwatch::actions::{Action, Notification};
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{
-    CallError, CallErrorKind, Event, Grants, HostContext, Plugin, PluginError, PluginSpec, Runner,
-    Runtime, WanEvent, WasmSource,
+    CallError, CallErrorKind, Event, HostContext, Plugin, PluginError, PluginSpec, Runner,
+    WanEvent, WasmSource,
 };
 use wanwatch::power::{DeviceEvidence, PowerState, PowerTransition};
 use wanwatch::state::{Evidence, Millis, ProbeKind, Role, Transition, WanState};
-use wanwatch_tests::{ManualClock, RecordingNotifier, RecordingSwitch, plugin_wasm};
+use wanwatch_tests::{ManualClock, Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec};
 
 /// When the tests' clock starts.
 const T0: Millis = 1_700_000_000_000;
@@ -24,20 +23,11 @@ const DEADLINE: Duration = Duration::from_millis(100);
 /// Generous bound for things that should take milliseconds: CI machines are slow.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// One runtime for the whole test binary, as in the daemon.
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
-}
-
 /// The world around the plugins: a clock, a switch and a notifier that
 /// record, the real `Actions` gateway, and a key-value directory.
 struct World {
-    clock: Arc<dyn Clock>,
+    recorded: Recorded,
     manual: Arc<ManualClock>,
-    notifier: Arc<RecordingNotifier>,
-    switch: Arc<RecordingSwitch>,
-    actions: Arc<Actions>,
     kv_dir: tempfile::TempDir,
 }
 
@@ -59,33 +49,19 @@ impl World {
     fn build(delay: Duration, clock: Option<Arc<dyn Clock>>) -> World {
         let manual = ManualClock::new(T0);
         let clock = clock.unwrap_or_else(|| manual.clone() as Arc<dyn Clock>);
-        let notifier = Arc::new(RecordingNotifier::default());
-        let switch = Arc::new(RecordingSwitch {
+        let switch = RecordingSwitch {
             delay,
             ..RecordingSwitch::default()
-        });
-        let actions = Arc::new(Actions::new(
-            Some(switch.clone()),
-            Some(notifier.clone()),
-            clock.clone(),
-            100,
-        ));
+        };
         World {
-            clock,
+            recorded: Recorded::new(clock, switch),
             manual,
-            notifier,
-            switch,
-            actions,
             kv_dir: tempfile::tempdir().expect("a temp dir"),
         }
     }
 
     fn host(&self) -> HostContext {
-        HostContext {
-            actions: self.actions.clone(),
-            clock: self.clock.clone(),
-            kv_dir: Some(self.kv_dir.path().to_owned()),
-        }
+        self.recorded.host(Some(self.kv_dir.path().to_owned()))
     }
 
     fn load(&self, spec: PluginSpec) -> Plugin {
@@ -96,18 +72,7 @@ impl World {
 
     /// Every report notified so far by `plugin`: (callback, body).
     fn reports(&self, plugin: &str) -> Vec<(String, Value)> {
-        self.notifier
-            .sent
-            .items()
-            .into_iter()
-            .filter(|n| n.plugin == plugin)
-            .map(|n| {
-                (
-                    n.title,
-                    serde_json::from_str(&n.body).expect("a JSON report"),
-                )
-            })
-            .collect()
+        self.recorded.reports(plugin)
     }
 
     /// The last report of `plugin`, which must be for `callback`.
@@ -121,17 +86,7 @@ impl World {
 /// The probe plugin named `name`, granted the device `modem` and
 /// notifications, with `settings`.
 fn probe(name: &str, settings: Value) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        source: WasmSource::File(plugin_wasm("probe-plugin")),
-        grants: Grants {
-            devices: BTreeSet::from(["modem".to_owned()]),
-            notify: true,
-        },
-        deadline: DEADLINE,
-        memory_bytes: 32 << 20,
-        settings_json: settings.to_string(),
-    }
+    test_spec(name, plugin_wasm("probe-plugin"), &settings)
 }
 
 fn transition(previous: WanState, current: WanState) -> Transition {
@@ -320,8 +275,8 @@ fn calls_outside_the_grants_are_refused_and_journalled() {
         refusal.contains("add `devices = [\"router\"]` to [plugins.granted]"),
         "{refusal}"
     );
-    assert!(world.switch.cycles.items().is_empty());
-    let journal = world.actions.recent();
+    assert!(world.recorded.switch.cycles.items().is_empty());
+    let journal = world.recorded.actions.recent();
     let record = journal
         .iter()
         .find(|r| matches!(&r.action, Action::PowerCycle { device, .. } if device == "router"))
@@ -331,9 +286,13 @@ fn calls_outside_the_grants_are_refused_and_journalled() {
 
     plugin.call(&up()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(world.last_report("granted", "on-wan-up")["power"], "ok");
-    assert_eq!(world.switch.cycles.items(), [("modem".to_owned(), 7)]);
+    assert_eq!(
+        world.recorded.switch.cycles.items(),
+        [("modem".to_owned(), 7)]
+    );
     assert!(
         world
+            .recorded
             .actions
             .recent()
             .iter()
@@ -358,8 +317,15 @@ fn calls_outside_the_grants_are_refused_and_journalled() {
         "{error}"
     );
     assert!(world.reports("mute").is_empty());
-    assert!(world.actions.recent().iter().any(|r| r.plugin == "mute"
-        && matches!(&r.action, Action::Notify { title, .. } if title == "on-wan-up")));
+    assert!(
+        world
+            .recorded
+            .actions
+            .recent()
+            .iter()
+            .any(|r| r.plugin == "mute"
+                && matches!(&r.action, Action::Notify { title, .. } if title == "on-wan-up"))
+    );
 }
 
 #[test]
@@ -477,8 +443,11 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
     let faulty_deadline = Duration::from_secs(2);
     let mut spec = probe("faulty", json!({ "on-wan-down": { "fault": "loop" } }));
     spec.deadline = faulty_deadline;
-    let faulty = Runner::spawn(world.load(spec), world.clock.clone());
-    let healthy = Runner::spawn(world.load(probe("healthy", json!({}))), world.clock.clone());
+    let faulty = Runner::spawn(world.load(spec), world.recorded.clock.clone());
+    let healthy = Runner::spawn(
+        world.load(probe("healthy", json!({}))),
+        world.recorded.clock.clone(),
+    );
 
     let start = Instant::now();
     for runner in [&faulty, &healthy] {
@@ -486,6 +455,7 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
         runner.send(up());
     }
     world
+        .recorded
         .notifier
         .sent
         .wait_until(PATIENCE, |sent| count(sent, "healthy") == 2);
@@ -497,6 +467,7 @@ fn a_faulty_plugin_does_not_hold_up_a_healthy_one() {
     assert_eq!(healthy.health().failures, 0);
 
     world
+        .recorded
         .notifier
         .sent
         .wait_until(PATIENCE, |sent| count(sent, "faulty") == 1);
@@ -531,7 +502,10 @@ fn time_in_host_calls_does_not_count_against_the_deadline() {
     plugin.call(&down()).unwrap_or_else(|e| panic!("{e}"));
     assert!(start.elapsed() >= delay);
     assert_eq!(world.last_report("patient", "on-wan-down")["power"], "ok");
-    assert_eq!(world.switch.cycles.items(), [("modem".to_owned(), 10)]);
+    assert_eq!(
+        world.recorded.switch.cycles.items(),
+        [("modem".to_owned(), 10)]
+    );
 }
 
 #[test]
@@ -584,10 +558,14 @@ fn a_runner_fires_timers_when_due() {
     let world = World::on_system_clock();
     let after_ms = 50;
     let settings = json!({ "on-wan-up": { "set": [["soon", after_ms]] } });
-    let runner = Runner::spawn(world.load(probe("runner", settings)), world.clock.clone());
+    let runner = Runner::spawn(
+        world.load(probe("runner", settings)),
+        world.recorded.clock.clone(),
+    );
     let start = Instant::now();
     runner.send(up());
     let sent = world
+        .recorded
         .notifier
         .sent
         .wait_until(PATIENCE, |sent| sent.len() == 2);

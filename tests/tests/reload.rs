@@ -6,28 +6,20 @@
 //! Versions of a plugin are tests/plugins/probe-plugin with a custom section
 //! appended: other bytes, so another hash, the same behaviour.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wanwatch::actions::Actions;
-use wanwatch::clock::{Clock, SystemClock};
+use wanwatch::clock::SystemClock;
 use wanwatch::plugin::{
-    CallErrorKind, Event, Grants, HostContext, HotReload, Plugin, PluginHealth, PluginSpec,
-    QUARANTINE_AFTER, Runner, Runtime, WasmSource,
+    CallErrorKind, Event, HotReload, Plugin, PluginHealth, QUARANTINE_AFTER, Runner, Runtime,
 };
 use wanwatch::state::{Transition, WanState};
-use wanwatch_tests::{RecordingNotifier, RecordingSwitch, plugin_wasm};
+use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec};
 
 /// Generous bound for things that should take milliseconds: CI machines are slow.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
-}
 
 fn probe_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
@@ -53,27 +45,14 @@ fn hash_of(bytes: &[u8]) -> String {
 }
 
 struct World {
-    notifier: Arc<RecordingNotifier>,
-    actions: Arc<Actions>,
-    clock: Arc<dyn Clock>,
+    recorded: Recorded,
     dir: tempfile::TempDir,
 }
 
 impl World {
     fn new() -> World {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let notifier = Arc::new(RecordingNotifier::default());
-        let switch = Arc::new(RecordingSwitch::default());
-        let actions = Arc::new(Actions::new(
-            Some(switch),
-            Some(notifier.clone()),
-            clock.clone(),
-            100,
-        ));
         World {
-            notifier,
-            actions,
-            clock,
+            recorded: Recorded::new(Arc::new(SystemClock), RecordingSwitch::default()),
             dir: tempfile::tempdir().expect("a temp dir"),
         }
     }
@@ -86,28 +65,14 @@ impl World {
     /// Writes version `n` to the plugin's file and loads it with `settings`.
     fn load(&self, n: u32, settings: Value) -> Plugin {
         std::fs::write(self.file(), version(n)).expect("write the plugin");
-        let spec = PluginSpec {
-            name: "probe".into(),
-            source: WasmSource::File(self.file()),
-            grants: Grants {
-                devices: BTreeSet::from(["modem".to_owned()]),
-                notify: true,
-            },
-            deadline: Duration::from_millis(100),
-            memory_bytes: 32 << 20,
-            settings_json: settings.to_string(),
-        };
-        let host = HostContext {
-            actions: self.actions.clone(),
-            clock: self.clock.clone(),
-            kv_dir: Some(self.dir.path().join("kv")),
-        };
+        let spec = test_spec("probe", self.file(), &settings);
+        let host = self.recorded.host(Some(self.dir.path().join("kv")));
         runtime().load(spec, host).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Version `n` running under a [`Runner`], its file watched.
     fn live(&self, n: u32, settings: Value) -> (Runner, HotReload) {
-        let runner = Runner::spawn(self.load(n, settings), self.clock.clone());
+        let runner = Runner::spawn(self.load(n, settings), self.recorded.clock.clone());
         let reload = HotReload::start(runtime().clone(), std::slice::from_ref(&runner))
             .expect("the watcher starts");
         (runner, reload)
@@ -115,12 +80,7 @@ impl World {
 
     /// The reports notified so far: (callback, body).
     fn reports(&self) -> Vec<(String, Value)> {
-        self.notifier
-            .sent
-            .items()
-            .into_iter()
-            .map(|n| (n.title, serde_json::from_str(&n.body).expect("JSON")))
-            .collect()
+        self.recorded.reports("probe")
     }
 }
 
@@ -438,7 +398,7 @@ fn a_reconfigured_plugin_keeps_its_timers() {
     let world = World::new();
     let runner = Runner::spawn(
         world.load(1, json!({ "on-wan-down": { "set": [["t1", 1500]] } })),
-        world.clock.clone(),
+        world.recorded.clock.clone(),
     );
     runner.send(down());
     wait_for(&runner, "the call", |h| h.calls == 1);
@@ -447,7 +407,7 @@ fn a_reconfigured_plugin_keeps_its_timers() {
     assert_eq!(successor.next_timer(), None);
     old.hand_timers_to(&mut successor);
     assert_eq!(old.next_timer(), None, "moved, not copied");
-    let runner = Runner::spawn(successor, world.clock.clone());
+    let runner = Runner::spawn(successor, world.recorded.clock.clone());
     wait_for(&runner, "the timer", |h| h.calls == 1);
     let (callback, report) = world.reports().pop().expect("a report");
     assert_eq!(callback, "on-timer");
