@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wanwatch::actions::{Actions, Notification, Notifier, PowerSwitch};
 use wanwatch::clock::Clock;
-use wanwatch::plugin::{Grants, HostContext, PluginSpec, Runtime, WasmSource};
+use wanwatch::plugin::{Event, Grants, HostContext, PluginSpec, Runtime, WasmSource};
 use wanwatch::state::Millis;
+use wanwatch::state::{Transition, WanState};
 
 /// The component of the test plugin `name` (a package of tests/plugins/).
 pub fn plugin_wasm(name: &str) -> PathBuf {
@@ -206,4 +207,17 @@ pub fn test_spec(name: &str, file: PathBuf, settings: &Value) -> PluginSpec {
         memory_bytes: 32 << 20,
         settings_json: settings.to_string(),
     }
+}
+
+/// A WAN transition from `previous` to `current`, with no evidence: what a
+/// test sends a plugin when only the callback matters.
+pub fn wan_event(previous: WanState, current: WanState) -> Event {
+    Event::wan(Transition {
+        previous,
+        current,
+        at_ms: 1,
+        previous_duration_ms: 1,
+        local_fault: false,
+        evidence: Vec::new(),
+    })
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{Event, Plugin, PluginError, PluginHealth, QUARANTINE_AFTER, Runner};
-use wanwatch::state::{Transition, WanState};
-use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec};
+use wanwatch::state::WanState;
+use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec, wan_event};
 
 /// The cadence events are sent at, as probe rounds would be.
 const CADENCE: Duration = Duration::from_millis(200);
@@ -70,14 +70,7 @@ impl World {
 }
 
 fn down() -> Event {
-    Event::wan(Transition {
-        previous: WanState::Up,
-        current: WanState::Down,
-        at_ms: 1,
-        previous_duration_ms: 1,
-        local_fault: false,
-        evidence: Vec::new(),
-    })
+    wan_event(WanState::Up, WanState::Down)
 }
 
 /// Runs a plugin with `fault` in `on-wan-down` beside a healthy one, sends

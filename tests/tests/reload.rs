@@ -15,8 +15,8 @@ use wanwatch::clock::SystemClock;
 use wanwatch::plugin::{
     CallErrorKind, Event, HotReload, Plugin, PluginHealth, QUARANTINE_AFTER, Runner, Runtime,
 };
-use wanwatch::state::{Transition, WanState};
-use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec};
+use wanwatch::state::WanState;
+use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec, wan_event};
 
 /// Generous bound for things that should take milliseconds: CI machines are slow.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -85,25 +85,11 @@ impl World {
 }
 
 fn up() -> Event {
-    Event::wan(Transition {
-        previous: WanState::Down,
-        current: WanState::Up,
-        at_ms: 1,
-        previous_duration_ms: 1,
-        local_fault: false,
-        evidence: Vec::new(),
-    })
+    wan_event(WanState::Down, WanState::Up)
 }
 
 fn down() -> Event {
-    Event::wan(Transition {
-        previous: WanState::Up,
-        current: WanState::Down,
-        at_ms: 1,
-        previous_duration_ms: 1,
-        local_fault: false,
-        evidence: Vec::new(),
-    })
+    wan_event(WanState::Up, WanState::Down)
 }
 
 /// Waits until the runner's health satisfies `done`, or fails with it.
