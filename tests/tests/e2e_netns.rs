@@ -10,7 +10,10 @@
 //! daemon's namespace, so the built-in policy's power cycle goes through the
 //! real driver. Beside the built-in policy run hostile plugins (one loops
 //! forever, one allocates without bound, one floods the host with log lines,
-//! notifications and timers on every callback): the built-in policy must
+//! notifications and timers on every callback, one panics and recurses
+//! without end), and one whose file is replaced while the daemon runs by
+//! versions that must be refused (another contract version, a trap while
+//! instantiating): the built-in policy must
 //! still do its job and the probe rounds keep their cadence, as the
 //! daemon's own history log shows. Every address lives inside namespaces this test creates;
 //! nothing is sent anywhere else. Needs root (CI runs as root); without it
@@ -171,6 +174,15 @@ fn wait_for(path: &Path, what: &str, timeout: Duration, pred: impl Fn(&Value) ->
     panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
 }
 
+/// The health of plugin `name` in the status file.
+fn plugin_health(status: &Value, name: &str) -> Value {
+    status["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no health of {name}: {status:#}"))
+        .clone()
+}
+
 fn power_cycles(status: &Value) -> Vec<&Value> {
     status["actions"]
         .as_array()
@@ -205,6 +217,10 @@ fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
     let plug = emulator_in(&topology.client);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
+    // A plugin whose file is replaced, while the daemon runs, by ones that
+    // must not replace it.
+    let swapped = dir.path().join("swapped.wasm");
+    std::fs::copy(plugin_wasm("probe-plugin"), &swapped).unwrap();
     std::fs::write(
         &config,
         format!(
@@ -257,12 +273,26 @@ on-wan-up = {{ fault = "log-flood", report = false }}
 on-wan-sick = {{ fault = "notify-flood", report = false }}
 on-wan-down = {{ fault = "timer-flood", report = false }}
 
+[plugins.panicker]
+file = "{probe}"
+[plugins.panicker.settings]
+on-wan-sick = {{ fault = "panic" }}
+on-wan-down = {{ fault = "recurse" }}
+
+[plugins.swapped]
+file = "{swapped}"
+[plugins.swapped.settings]
+on-wan-up = {{ report = false }}
+on-wan-sick = {{ report = false }}
+on-wan-down = {{ report = false }}
+
 [history]
 dir = "{history}"
 "#,
             state = dir.path().join("state").display(),
             plug = plug.url(),
             probe = plugin_wasm("probe-plugin").display(),
+            swapped = swapped.display(),
             history = dir.path().join("history").display(),
         ),
     )
@@ -290,6 +320,28 @@ dir = "{history}"
                 t.len() == 2 && t.iter().all(|t| t["ok"] == true && t["rtt_us"].is_u64())
             })
     });
+
+    // New versions of `swapped` that must not replace it, renamed into
+    // place as build tools do: one for another contract version, one that
+    // traps while it is being instantiated.
+    let swapped_version =
+        plugin_health(&read_status(&status_path).unwrap(), "swapped")["version"].clone();
+    for (bad, error) in [
+        ("wrong-version", "was built for wanwatch:policy@0.2.0"),
+        (
+            "init-trap",
+            "init-trap fails while it is being instantiated",
+        ),
+    ] {
+        let tmp = dir.path().join("swapped.wasm.tmp");
+        std::fs::copy(plugin_wasm(bad), &tmp).unwrap();
+        std::fs::rename(&tmp, &swapped).unwrap();
+        wait_for(&status_path, error, minute, |s| {
+            plugin_health(s, "swapped")["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(error))
+        });
+    }
 
     // The ISP link fails: the gateway still answers, the internet does not.
     topology.wan_link(false);
@@ -353,15 +405,7 @@ dir = "{history}"
 
     // The hostile plugins were reported, and the looping one, failing at
     // every transition, was quarantined.
-    let health = |name: &str| {
-        status["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no health of {name}: {status:#}"))
-            .clone()
-    };
+    let health = |name: &str| plugin_health(&status, name);
     let looper = health("looper");
     assert_eq!(looper["quarantined"], true, "{looper:#}");
     assert!(
@@ -371,6 +415,17 @@ dir = "{history}"
     let hog = health("hog");
     assert!(hog["failures"].as_u64().unwrap() >= 5, "{hog:#}");
     assert_eq!(health("powercycle")["failures"], 0);
+    let panicker = health("panicker");
+    assert_eq!(panicker["quarantined"], true, "{panicker:#}");
+    assert!(
+        panicker["last_error"].as_str().unwrap().contains("stack"),
+        "{panicker:#}"
+    );
+    // `swapped` ran on its first version through every transition.
+    let swapped = health("swapped");
+    assert_eq!(swapped["version"], swapped_version, "{swapped:#}");
+    assert_eq!(swapped["failures"], 0, "{swapped:#}");
+    assert_eq!(swapped["calls"], 6, "{swapped:#}");
     // The action flood was capped by the host, not by the plugin.
     let flood_notes = status["actions"]
         .as_array()
