@@ -33,7 +33,8 @@ use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, TargetStatus};
 
 /// How often the status file is rewritten when nothing changes (it is
-/// written after every transition and after every action at once).
+/// written at once after every transition and action, and at the next
+/// round after a plugin's health changed).
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// The internet targets used when the config names none: two anycast
@@ -543,7 +544,14 @@ impl Daemon {
                     .now_ms()
                     .saturating_sub(self.last_status_write_ms)
                     >= STATUS_EVERY.as_millis() as u64;
-                if stale || self.actions.generation() != self.actions_shown {
+                // A plugin's health changes off this path (a callback
+                // done, a new version refused): shown at the next round.
+                let plugins_changed = self.runners.iter().map(Runner::health).ne(self
+                    .status
+                    .plugins
+                    .iter()
+                    .cloned());
+                if stale || self.actions.generation() != self.actions_shown || plugins_changed {
                     self.write_status();
                 }
             }

@@ -13,7 +13,8 @@
 //! notifications and timers on every callback, one panics and recurses
 //! without end), and one whose file is replaced while the daemon runs by
 //! versions that must be refused (another contract version, a trap while
-//! instantiating): the built-in policy must
+//! instantiating, a core module, a truncated file, not wasm at all): the
+//! built-in policy must
 //! still do its job and the probe rounds keep their cadence, as the
 //! daemon's own history log shows. Every address lives inside namespaces this test creates;
 //! nothing is sent anywhere else. Needs root (CI runs as root); without it
@@ -322,19 +323,27 @@ dir = "{history}"
     });
 
     // New versions of `swapped` that must not replace it, renamed into
-    // place as build tools do: one for another contract version, one that
-    // traps while it is being instantiated.
+    // place as build tools do.
     let swapped_version =
         plugin_health(&read_status(&status_path).unwrap(), "swapped")["version"].clone();
-    for (bad, error) in [
-        ("wrong-version", "was built for wanwatch:policy@0.2.0"),
+    let read = |package: &str| std::fs::read(plugin_wasm(package)).unwrap();
+    let probe = read("probe-plugin");
+    let bad_versions: [(&[u8], &str); 5] = [
         (
-            "init-trap",
+            &read("wrong-version"),
+            "was built for wanwatch:policy@0.2.0",
+        ),
+        (
+            &read("init-trap"),
             "init-trap fails while it is being instantiated",
         ),
-    ] {
+        (b"\0asm\x01\0\0\0", "is not a component"),
+        (&probe[..probe.len() / 2], "is not a valid component"),
+        (b"#!/bin/sh\necho not a plugin\n", "is not WebAssembly"),
+    ];
+    for (bytes, error) in bad_versions {
         let tmp = dir.path().join("swapped.wasm.tmp");
-        std::fs::copy(plugin_wasm(bad), &tmp).unwrap();
+        std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, &swapped).unwrap();
         wait_for(&status_path, error, minute, |s| {
             plugin_health(s, "swapped")["last_error"]
