@@ -403,6 +403,48 @@ fn a_reconfigured_plugin_keeps_its_timers() {
 }
 
 #[test]
+fn a_restart_with_a_broken_file_runs_the_last_good_version() {
+    let world = World::new();
+    let cache = world.dir.path().join("cache");
+    let start = |runtime: &Runtime| {
+        let spec = test_spec("probe", world.file(), &json!({}));
+        runtime.load(spec, world.recorded.host(Some(world.dir.path().join("kv"))))
+    };
+    let cut_short = |n: u32| {
+        let bytes = version(n);
+        std::fs::write(world.file(), &bytes[..bytes.len() / 2]).expect("write");
+    };
+    std::fs::write(world.file(), version(1)).expect("write");
+    let mut plugin = start(&Runtime::with_cache(cache.clone()).expect("a runtime"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A new version swapped in while running becomes the one kept.
+    let cached = Runtime::with_cache(cache.clone()).expect("a runtime");
+    plugin.reload(&cached, &version(2)).expect("reload");
+    drop(plugin);
+
+    // The file is cut short (a build during a power cut), then the daemon
+    // restarts: the last version that ran starts, with the file's error.
+    cut_short(3);
+    let restarted = Runtime::with_cache(cache.clone()).expect("a runtime");
+    let mut plugin = start(&restarted).unwrap_or_else(|e| panic!("{e}"));
+    let health = plugin.health();
+    assert_eq!(health.version, hash_of(&version(2)));
+    let error = health.last_error.unwrap_or_default();
+    assert!(
+        error.contains("is not a valid component")
+            && error.contains("running its last good version"),
+        "{error}"
+    );
+    assert_eq!(plugin.file(), Some(world.file().as_path()), "still watched");
+    plugin.call(&up()).expect("it runs");
+    drop(plugin);
+
+    // Without a cache nothing is kept, and the file's error stands.
+    let error = start(runtime()).err().expect("refused").to_string();
+    assert!(error.contains("is not a valid component"), "{error}");
+}
+
+#[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let cache = dir.path().join("cache");

@@ -73,6 +73,9 @@ impl Plugin {
             origin: prepared.origin,
             error: Box::new(error),
         })?;
+        if let Some(last_good) = prepared.last_good {
+            last_good.keep();
+        }
         Ok(plugin)
     }
 
@@ -106,6 +109,10 @@ impl Plugin {
                 health.reloads += 1;
                 health.quarantined = false;
                 health.consecutive_failures = 0;
+                // Built-ins have no file to fall back from.
+                if let Some(last_good) = next.last_good.filter(|_| self.file.is_some()) {
+                    last_good.keep();
+                }
                 Ok(())
             }
             Err(error) => {

@@ -52,6 +52,31 @@ pub struct Prepared {
     pub(super) pre: PolicyPre<PluginState>,
     pub(super) version: String,
     pub(super) file: Option<PathBuf>,
+    /// Kept once this version has started, if the runtime has a cache.
+    pub(super) last_good: Option<LastGood>,
+}
+
+/// A version's component, to be kept as its plugin's last good version (see
+/// [`Runtime::load`]) once it has started.
+pub(super) struct LastGood {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl LastGood {
+    /// Writes the component to its place, unless it is there already. A
+    /// failure costs only the fallback, so it is logged, not returned.
+    pub(super) fn keep(self) {
+        if std::fs::read(&self.path).is_ok_and(|kept| kept == self.bytes) {
+            return;
+        }
+        if let Err(e) = crate::fsutil::write_atomic(&self.path, &self.bytes) {
+            tracing::warn!(
+                "cannot keep the last good version of a plugin in {}: {e}",
+                self.path.display()
+            );
+        }
+    }
 }
 
 impl Prepared {
@@ -111,15 +136,63 @@ impl Runtime {
     /// the `policy` world, loads its key-value store, and instantiates it
     /// once, so that a plugin that cannot even start fails here, at load
     /// time, rather than at the first WAN outage.
+    ///
+    /// With a cache, the last version of each plugin file that started is
+    /// kept there, and a file that does not load now (a build cut short by
+    /// the very power cut the daemon restarts from, say) starts that version
+    /// instead, with the error in the plugin's health: a broken file never
+    /// takes a working policy away, not even across a restart. The file is
+    /// still watched, so its next good version replaces the kept one.
     pub fn load(&self, spec: PluginSpec, host: HostContext) -> Result<Plugin, PluginError> {
-        let plugin = spec.name;
+        let error = match self.start(&spec, &host, None) {
+            Ok(plugin) => return Ok(plugin),
+            Err(error) => error,
+        };
+        let of_the_file = matches!(spec.source, WasmSource::File(_))
+            && matches!(
+                error,
+                PluginError::Read { .. }
+                    | PluginError::NotWasm { .. }
+                    | PluginError::NotComponent { .. }
+                    | PluginError::Invalid { .. }
+                    | PluginError::WrongVersion { .. }
+                    | PluginError::WrongWorld { .. }
+                    | PluginError::Start { .. }
+            );
+        let kept = self
+            .last_good_path(&spec.name)
+            .filter(|_| of_the_file)
+            .and_then(|path| Some((std::fs::read(&path).ok()?, path)));
+        let Some((bytes, path)) = kept else {
+            return Err(error);
+        };
+        tracing::error!(
+            plugin = %spec.name,
+            "{error}; starting its last good version {} (kept in {})",
+            version_hash(&bytes),
+            path.display()
+        );
+        let mut plugin = self.start(&spec, &host, Some(&bytes))?;
+        plugin.note_error(format!("{error}; running its last good version"));
+        Ok(plugin)
+    }
+
+    /// Loads `spec`, its component being `bytes` if given, else its source.
+    fn start(
+        &self,
+        spec: &PluginSpec,
+        host: &HostContext,
+        bytes: Option<&[u8]>,
+    ) -> Result<Plugin, PluginError> {
+        let plugin = spec.name.clone();
         let origin = spec.source.origin();
         if !valid_name(&plugin) {
             return Err(PluginError::BadName { plugin });
         }
-        let bytes: Cow<'static, [u8]> = match &spec.source {
-            WasmSource::Static(bytes) => Cow::Borrowed(bytes),
-            WasmSource::File(path) => match std::fs::read(path) {
+        let bytes: Cow<'_, [u8]> = match (bytes, &spec.source) {
+            (Some(bytes), _) => Cow::Borrowed(bytes),
+            (None, WasmSource::Static(bytes)) => Cow::Borrowed(bytes),
+            (None, WasmSource::File(path)) => match std::fs::read(path) {
                 Ok(bytes) => Cow::Owned(bytes),
                 Err(error) => {
                     return Err(PluginError::Read {
@@ -131,8 +204,10 @@ impl Runtime {
             },
         };
         let mut prepared = self.prepare(&plugin, &origin, &bytes)?;
-        if let WasmSource::File(path) = spec.source {
-            prepared.file = Some(path);
+        match &spec.source {
+            WasmSource::File(path) => prepared.file = Some(path.clone()),
+            // Built into the binary: nothing to keep.
+            WasmSource::Static(_) => prepared.last_good = None,
         }
         let kv_dir = host.kv_dir.as_deref();
         let kv = match Kv::load(&plugin, kv_dir, host.clock.now_ms()) {
@@ -148,13 +223,19 @@ impl Runtime {
         };
         let identity = Identity {
             name: plugin,
-            grants: spec.grants,
-            settings_json: spec.settings_json,
-            host,
+            grants: spec.grants.clone(),
+            settings_json: spec.settings_json.clone(),
+            host: host.clone(),
             deadline: spec.deadline,
             memory_bytes: spec.memory_bytes,
         };
         Plugin::start(prepared, Arc::new(identity), kv)
+    }
+
+    /// Where the last version of `plugin` that started is kept, with a cache.
+    fn last_good_path(&self, plugin: &str) -> Option<PathBuf> {
+        let dir = self.inner.cache.as_ref()?;
+        Some(dir.join("last-good").join(format!("{plugin}.wasm")))
     }
 
     /// Compiles `bytes` (or finds them compiled in the cache), checks that
@@ -203,6 +284,10 @@ impl Runtime {
             .and_then(PolicyPre::new)
         {
             Ok(pre) => Ok(Prepared {
+                last_good: self.last_good_path(&plugin).map(|path| LastGood {
+                    path,
+                    bytes: bytes.to_vec(),
+                }),
                 plugin,
                 origin,
                 pre,
