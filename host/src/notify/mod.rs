@@ -403,6 +403,25 @@ fn describe(e: reqwest::Error) -> String {
     }
 }
 
+/// Sends `request` for the sink `name`: Ok on a 2xx answer; a refusal is
+/// handed to `refused`, with its status and the start of its body, to be
+/// explained in the sink's own terms.
+async fn send(
+    name: &str,
+    request: reqwest::RequestBuilder,
+    refused: impl FnOnce(reqwest::StatusCode, &[u8]) -> DeliveryError,
+) -> Result<(), DeliveryError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| DeliveryError::transport(name, e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(refused(status, &read_capped(response).await))
+}
+
 /// The start of an error answer's body: enough to explain it, never so much
 /// that a misbehaving server fills memory or the log.
 async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {

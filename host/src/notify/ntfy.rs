@@ -14,7 +14,7 @@
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryError, NtfyAuth, NtfyConfig, answer_text, lateness, read_capped};
+use super::{DeliveryError, NtfyAuth, NtfyConfig, answer_text, lateness, send};
 use crate::actions::Notification;
 use crate::state::Millis;
 
@@ -100,15 +100,10 @@ impl Ntfy {
                 request.basic_auth(username, Some(password.expose()))
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| DeliveryError::transport(&self.name, e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(self.explain(status, &read_capped(response).await))
+        send(&self.name, request, |status, body| {
+            self.explain(status, body)
+        })
+        .await
     }
 
     /// An error answer as a message that says what went wrong and what to

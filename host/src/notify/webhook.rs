@@ -22,7 +22,7 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{DeliveryError, WebhookConfig, answer_text, read_capped, redacted_url};
+use super::{DeliveryError, WebhookConfig, answer_text, redacted_url, send};
 use crate::actions::Notification;
 use crate::human;
 use crate::state::Millis;
@@ -63,28 +63,24 @@ impl Webhook {
         n: &Notification,
         delivered_at_ms: Millis,
     ) -> Result<(), DeliveryError> {
-        let response = self
+        let request = self
             .client
             .post(self.url.clone())
             .json(&document(n, delivered_at_ms, &self.host))
             // After `json`: a configured Content-Type replaces its.
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(|e| DeliveryError::transport(&self.name, e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let detail = answer_text(status, &read_capped(response).await);
-        let http = status.as_u16();
-        // As with ntfy: rate limits, timeouts and server errors pass; any
-        // other refusal would be repeated.
-        let permanent = !matches!(http, 408 | 429 | 500..=599);
-        Err(DeliveryError {
-            permanent,
-            message: format!("{}: HTTP {http}: {detail}", self.name),
+            .headers(self.headers.clone());
+        send(&self.name, request, |status, body| {
+            let detail = answer_text(status, body);
+            let http = status.as_u16();
+            // As with ntfy: rate limits, timeouts and server errors pass;
+            // any other refusal would be repeated.
+            let permanent = !matches!(http, 408 | 429 | 500..=599);
+            DeliveryError {
+                permanent,
+                message: format!("{}: HTTP {http}: {detail}", self.name),
+            }
         })
+        .await
     }
 }
 
