@@ -15,8 +15,13 @@ use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec,
 
 /// The cadence events are sent at, as probe rounds would be.
 const CADENCE: Duration = Duration::from_millis(200);
-/// How late the healthy plugin's callback may be.
-const LATE: Duration = Duration::from_millis(100);
+/// How late the healthy plugin's callbacks may be, as their median over
+/// the rounds. Not each one: on a shared 2-core VM a single round can be
+/// late by the VM's doing (CI saw one at 115 ms). The median is the
+/// runtime's doing: were the healthy plugin held up behind the hostile one,
+/// it would be late by the hostile's whole call (100 ms, its deadline, for
+/// the loop) in every round until the quarantine.
+const LATE: Duration = Duration::from_millis(50);
 const PATIENCE: Duration = Duration::from_secs(20);
 
 struct World {
@@ -75,8 +80,8 @@ fn down() -> Event {
 
 /// Runs a plugin with `fault` in `on-wan-down` beside a healthy one, sends
 /// both a `down` per [`CADENCE`] until the faulty one is quarantined, and
-/// checks the healthy one had each callback within [`LATE`]. Returns the
-/// faulty plugin's health.
+/// checks the healthy one had every callback, typically within [`LATE`].
+/// Returns the faulty plugin's health.
 fn beside_a_healthy_one(fault: &str) -> PluginHealth {
     let world = World::new();
     let hostile = Runner::spawn(
@@ -84,6 +89,7 @@ fn beside_a_healthy_one(fault: &str) -> PluginHealth {
         world.clock(),
     );
     let healthy = Runner::spawn(world.load("healthy", json!({})), world.clock());
+    let mut lateness = Vec::new();
     for round in 1..=QUARANTINE_AFTER + 2 {
         let sent = Instant::now();
         let sent_ms = world.clock().now_ms();
@@ -100,13 +106,15 @@ fn beside_a_healthy_one(fault: &str) -> PluginHealth {
         // this one's wake-up.
         let report = world.sent("healthy", "on-wan-down")[round as usize - 1].clone();
         let ran_ms = report["now"].as_u64().expect("the report's time");
-        let late = Duration::from_millis(ran_ms.saturating_sub(sent_ms));
-        assert!(
-            late < LATE,
-            "{fault}: round {round}: the healthy plugin's callback ran {late:?} after the event"
-        );
+        lateness.push(Duration::from_millis(ran_ms.saturating_sub(sent_ms)));
         std::thread::sleep(CADENCE.saturating_sub(sent.elapsed()));
     }
+    let mut sorted = lateness.clone();
+    sorted.sort();
+    assert!(
+        sorted[sorted.len() / 2] < LATE,
+        "{fault}: the healthy plugin's callbacks ran late, by round: {lateness:?}"
+    );
     let start = Instant::now();
     let health = loop {
         let health = hostile.health();
