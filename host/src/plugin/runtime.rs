@@ -103,15 +103,9 @@ impl Runtime {
         // Deadlines: compiled code checks the epoch, and each store's
         // callback decides whether its guest has had its time.
         config.epoch_interruption(true);
-        // Winch, wasmtime's baseline compiler, where it is supported (x86_64,
-        // tier 1 in wasmtime): it compiles a plugin about 4 times faster than
-        // Cranelift (41 ms against 157 ms for `powercycle`, see
-        // docs/PERFORMANCE.md), which is most of the time from a new file to
-        // the new version running, and of a first start. Its code is slower,
-        // but a policy callback is a few microseconds of guest code next to
-        // the host's work. Elsewhere (aarch64: a Raspberry Pi) Cranelift.
-        #[cfg(target_arch = "x86_64")]
-        config.strategy(wasmtime::Strategy::Winch);
+        if winch_suits_this_cpu() {
+            config.strategy(wasmtime::Strategy::Winch);
+        }
         let engine = Engine::new(&config).map_err(anyhow_error)?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(anyhow_error)?;
@@ -359,6 +353,22 @@ impl Runtime {
         // SAFETY: `compiled` was produced just above by this very engine.
         unsafe { Component::deserialize(engine, &compiled) }
     }
+}
+
+/// Whether plugins are compiled by Winch, wasmtime's baseline compiler,
+/// rather than Cranelift. Winch compiles a plugin about 4 times faster (41 ms
+/// against 157 ms for `powercycle`, see docs/PERFORMANCE.md), which is most
+/// of the time from a new file to the new version running, and of a first
+/// start; its code is slower, but a policy callback is a few microseconds of
+/// guest code next to the host's work. Winch is tier 1 in wasmtime on x86_64
+/// only (aarch64, a Raspberry Pi, gets Cranelift), and its SIMD code there
+/// is AVX code (wasmtime's own Winch tests compile SIMD with `has-avx`), so
+/// a CPU without AVX2 (an old Atom in a NAS) gets Cranelift too.
+fn winch_suits_this_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// The SHA-256 of `bytes`, in hex.
