@@ -562,11 +562,8 @@ impl Daemon {
         let silent: Vec<&str> = t.silent().collect();
         tracing::info!(
             power = %t.current,
-            "mains power {} at {}, after {} {} (silent: {})",
-            t.current,
-            human::timestamp(t.at_ms),
-            human::duration_ms(t.previous_duration_ms),
-            t.previous,
+            "{} (silent: {})",
+            human::power_change(t, human::When::Said),
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
@@ -689,20 +686,12 @@ async fn power_loop(
 /// One line per transition, as the original wan-monitor log had: the new
 /// state, when, and how long the previous state lasted.
 fn log_transition(t: &Transition) {
-    let local = if t.local_fault {
-        " (the LAN gateway does not answer: local fault)"
-    } else {
-        ""
-    };
     tracing::info!(
         state = %t.current,
         previous = %t.previous,
         previous_ms = t.previous_duration_ms,
         local_fault = t.local_fault,
-        "WAN {} at {}, after {} {}{local}",
-        t.current,
-        human::timestamp(t.at_ms),
-        human::duration_ms(t.previous_duration_ms),
-        t.previous,
+        "{}",
+        human::wan_change(t, human::When::Said),
     );
 }

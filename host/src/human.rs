@@ -1,6 +1,9 @@
 //! Times and durations as people read them, in logs and `wanwatch status`.
 
-use crate::state::Millis;
+use std::fmt::Display;
+
+use crate::power::PowerTransition;
+use crate::state::{Millis, Transition};
 
 /// A duration in the compact form of the original wan-monitor log: "850ms",
 /// "9.2s", "7m08s", "2h03m", "3d04h". The plugins' helper crate holds the
@@ -15,6 +18,61 @@ pub fn timestamp(ms: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Whether a line about a change says when it happened itself (a log line),
+/// or stands beside a column that does (the simulator's timeline).
+#[derive(Clone, Copy)]
+pub enum When {
+    Said,
+    Beside,
+}
+
+/// A change of the WAN state, as the daemon logs it ("WAN down at
+/// 2026-11-24T01:30:12Z, after 9.2s sick") and the simulator prints it.
+pub fn wan_change(t: &Transition, when: When) -> String {
+    let mut text = change(
+        "WAN",
+        t.current,
+        t.previous,
+        t.previous_duration_ms,
+        t.at_ms,
+        when,
+    );
+    if t.local_fault {
+        text += " (the LAN gateway does not answer: local fault)";
+    }
+    text
+}
+
+/// A change of the mains power state, worded as [`wan_change`].
+pub fn power_change(t: &PowerTransition, when: When) -> String {
+    change(
+        "mains power",
+        t.current,
+        t.previous,
+        t.previous_duration_ms,
+        t.at_ms,
+        when,
+    )
+}
+
+fn change(
+    subject: &str,
+    current: impl Display,
+    previous: impl Display,
+    previous_ms: Millis,
+    at_ms: Millis,
+    when: When,
+) -> String {
+    let at = match when {
+        When::Said => format!(" at {}", timestamp(at_ms)),
+        When::Beside => String::new(),
+    };
+    format!(
+        "{subject} {current}{at}, after {} {previous}",
+        duration_ms(previous_ms)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,6 +84,26 @@ mod tests {
         assert_eq!(duration_ms(428_000), "7m08s");
         assert_eq!(duration_ms(7_380_000), "2h03m");
         assert_eq!(duration_ms(273_600_000), "3d04h");
+    }
+
+    #[test]
+    fn a_change_reads_alike_in_the_log_and_the_timeline() {
+        let t = Transition {
+            previous: crate::state::WanState::Sick,
+            current: crate::state::WanState::Down,
+            at_ms: 1_700_000_000_000,
+            previous_duration_ms: 9_250,
+            local_fault: true,
+            evidence: Vec::new(),
+        };
+        assert_eq!(
+            wan_change(&t, When::Said),
+            "WAN down at 2023-11-14T22:13:20Z, after 9.2s sick (the LAN gateway does not answer: local fault)"
+        );
+        assert_eq!(
+            wan_change(&t, When::Beside),
+            "WAN down, after 9.2s sick (the LAN gateway does not answer: local fault)"
+        );
     }
 
     #[test]

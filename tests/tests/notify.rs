@@ -46,6 +46,14 @@ fn config(text: &str) -> NotifyConfig {
     }
 }
 
+/// A config with ntfy on `server`'s topic `wan`, then `extra`.
+fn ntfy_config(server: &NtfyServer, extra: &str) -> NotifyConfig {
+    config(&format!(
+        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n{extra}",
+        server.url()
+    ))
+}
+
 fn now_ms() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -121,10 +129,10 @@ fn ntfy_basic_credentials_and_priority_override() {
         password: "pa:ss wörd".into(),
     };
     server.require(credentials.clone());
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\nusername = \"house\"\npassword = \"pa:ss wörd\"\npriority = 5\n",
-        server.url()
-    ));
+    let config = ntfy_config(
+        &server,
+        "username = \"house\"\npassword = \"pa:ss wörd\"\npriority = 5\n",
+    );
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let outbox = outbox(&config, dir.path(), &rt);
@@ -134,6 +142,18 @@ fn ntfy_basic_credentials_and_priority_override() {
     assert_eq!(received[0].priority, 5);
     assert_eq!(received[0].tags, Vec::<String>::new());
     assert_eq!(received[0].click, None);
+    // On a server without access control the topic is the password: the
+    // status names the server only.
+    let status = serde_json::to_string(&outbox.status()).unwrap();
+    assert!(
+        status.contains(&format!("ntfy {}/…", server.url())),
+        "{status}"
+    );
+    assert!(
+        !status.contains("\"wan\"") && !status.contains("/wan"),
+        "{status}"
+    );
+    assert!(!status.contains("wörd"), "{status}");
 }
 
 /// One publish straight through the sink, to see its error.
@@ -151,12 +171,8 @@ fn ntfy_json_errors_become_clear_messages() {
     let server = NtfyServer::start();
     let url = server.url();
     let rt = runtime();
-    let ntfy = |extra: &str| {
-        config(&format!(
-            "[notify.ntfy]\nserver = \"{url}\"\ntopic = \"wan\"\n{extra}"
-        ))
-    };
-    let name = format!("ntfy {url}/wan");
+    let ntfy = |extra: &str| ntfy_config(&server, extra);
+    let name = format!("ntfy {url}/…");
 
     server.fail(Some(Failure::RateLimited));
     let e = publish(&ntfy(""), &rt).unwrap_err();
@@ -192,7 +208,7 @@ fn ntfy_json_errors_become_clear_messages() {
     assert_eq!(
         e.message,
         format!(
-            "{name}: publishing to topic `wan` is forbidden (HTTP 403: forbidden, ntfy code 40301); give [notify.ntfy] credentials with write access to it"
+            "{name}: publishing to the topic is forbidden (HTTP 403: forbidden, ntfy code 40301); give [notify.ntfy] credentials with write access to it"
         )
     );
     assert!(e.permanent);
@@ -229,7 +245,7 @@ fn ntfy_bad_topics_are_refused_clearly() {
     assert_eq!(
         e.message,
         format!(
-            "ntfy {}/docs: the server rejected the message (HTTP 400: invalid request: invalid topic, ntfy code 40009)",
+            "ntfy {}/…: the server rejected the message (HTTP 400: invalid request: invalid topic, ntfy code 40009)",
             server.url()
         )
     );
@@ -241,27 +257,24 @@ fn ntfy_silence_and_refusal_are_transient() {
     let server = NtfyServer::start();
     let url = server.url();
     let rt = runtime();
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{url}\"\ntopic = \"wan\"\n"
-    ));
+    let config = ntfy_config(&server, "");
 
     server.fail(Some(Failure::Hang));
     let e = publish(&config, &rt).unwrap_err();
-    assert_eq!(e.message, format!("ntfy {url}/wan: no answer: timed out"));
+    assert_eq!(e.message, format!("ntfy {url}/…: no answer: timed out"));
     assert!(!e.permanent);
 
     server.fail(Some(Failure::Close));
     let e = publish(&config, &rt).unwrap_err();
     assert!(
-        e.message
-            .starts_with(&format!("ntfy {url}/wan: no answer: ")),
+        e.message.starts_with(&format!("ntfy {url}/…: no answer: ")),
         "{e}"
     );
     assert!(!e.permanent);
 
     server.go_offline();
     let e = publish(&config, &rt).unwrap_err();
-    let refused = format!("ntfy {url}/wan: no answer: cannot connect: Connection refused");
+    let refused = format!("ntfy {url}/…: no answer: cannot connect: Connection refused");
     assert!(e.message.starts_with(&refused), "{e}");
     assert!(!e.permanent);
 }
@@ -340,11 +353,10 @@ fn each_sink_keeps_its_own_place_in_the_queue() {
     let ntfy = NtfyServer::start();
     // The webhook fails its first three requests.
     let (hook, hook_received) = webhook_server(|n| if n < 3 { 500 } else { 200 });
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n[[notify.webhook]]\nurl = \"{}/\"\n",
-        ntfy.url(),
-        hook.url()
-    ));
+    let config = ntfy_config(
+        &ntfy,
+        &format!("[[notify.webhook]]\nurl = \"{}/\"\n", hook.url()),
+    );
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let outbox = outbox(&config, dir.path(), &rt);
@@ -373,10 +385,7 @@ fn each_sink_keeps_its_own_place_in_the_queue() {
 #[test]
 fn queued_through_an_outage_and_a_restart_arrive_once_in_order() {
     let server = NtfyServer::start();
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n",
-        server.url()
-    ));
+    let config = ntfy_config(&server, "");
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     // Raised during an outage of some minutes, as the plugin saw it.
@@ -426,10 +435,7 @@ fn queued_through_an_outage_and_a_restart_arrive_once_in_order() {
 #[test]
 fn rate_limited_messages_are_retried_until_accepted() {
     let server = NtfyServer::start();
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n",
-        server.url()
-    ));
+    let config = ntfy_config(&server, "");
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     server.fail(Some(Failure::RateLimited));
@@ -447,10 +453,7 @@ fn rate_limited_messages_are_retried_until_accepted() {
 fn rejected_notification_is_given_up_after_a_few_attempts() {
     let server = NtfyServer::start();
     server.require(Credentials::Token("tk_new".into()));
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\ntoken = \"tk_old\"\n",
-        server.url()
-    ));
+    let config = ntfy_config(&server, "token = \"tk_old\"\n");
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let outbox = outbox(&config, dir.path(), &rt);
@@ -472,10 +475,7 @@ fn rejected_notification_is_given_up_after_a_few_attempts() {
 fn full_queue_drops_the_oldest() {
     let server = NtfyServer::start();
     server.go_offline();
-    let config = config(&format!(
-        "[notify]\nqueue_max = 3\n[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n",
-        server.url()
-    ));
+    let config = ntfy_config(&server, "[notify]\nqueue_max = 3\n");
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let outbox = outbox(&config, dir.path(), &rt);
@@ -494,10 +494,7 @@ fn full_queue_drops_the_oldest() {
 fn torn_last_line_of_the_queue_is_skipped() {
     let server = NtfyServer::start();
     server.go_offline();
-    let config = config(&format!(
-        "[notify.ntfy]\nserver = \"{}\"\ntopic = \"wan\"\n",
-        server.url()
-    ));
+    let config = ntfy_config(&server, "");
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let first = outbox(&config, dir.path(), &rt);

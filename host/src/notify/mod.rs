@@ -509,7 +509,8 @@ pub struct OutboxStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkStatus {
-    /// E.g. `ntfy https://ntfy.sh/topic` or `webhook[0] https://host/…`.
+    /// E.g. `ntfy https://ntfy.sh/…` or `webhook[0] https://host/…`: never
+    /// the topic or the hook's path, which are secrets.
     pub name: String,
     /// Notifications this sink has yet to take.
     pub pending: usize,

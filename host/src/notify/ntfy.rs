@@ -24,7 +24,9 @@ pub struct Ntfy {
     config: NtfyConfig,
     /// Where JSON messages are posted: the server's root.
     endpoint: Url,
-    /// `ntfy https://ntfy.sh/topic`, for logs and the status.
+    /// `ntfy https://ntfy.sh/…`, for logs and the status. Not the topic:
+    /// on a server without access control (ntfy.sh) anyone who knows it
+    /// can read the notifications, so it is as secret as a password.
     name: String,
 }
 
@@ -58,7 +60,7 @@ impl Ntfy {
         if !endpoint.path().ends_with('/') {
             endpoint.set_path(&format!("{}/", endpoint.path()));
         }
-        let name = format!("ntfy {endpoint}{}", config.topic);
+        let name = format!("ntfy {endpoint}…");
         Ntfy {
             client,
             config: config.clone(),
@@ -140,8 +142,8 @@ impl Ntfy {
             403 => (
                 true,
                 format!(
-                    "{}: publishing to topic `{}` is forbidden (HTTP 403: {detail}); give [notify.ntfy] credentials with write access to it",
-                    self.name, self.config.topic
+                    "{}: publishing to the topic is forbidden (HTTP 403: {detail}); give [notify.ntfy] credentials with write access to it",
+                    self.name
                 ),
             ),
             408 | 500..=599 => (

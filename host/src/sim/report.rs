@@ -196,15 +196,7 @@ impl<W: Write> Report<W> {
             });
             return writeln!(self.out, "{line}");
         }
-        let mut text = format!(
-            "WAN {}, after {} {}",
-            t.current,
-            human::duration_ms(t.previous_duration_ms),
-            t.previous
-        );
-        if t.local_fault {
-            text += " (the LAN gateway does not answer: local fault)";
-        }
+        let mut text = human::wan_change(t, human::When::Beside);
         if e.power == PowerState::Out {
             text += " (mains power out)";
         }
@@ -234,13 +226,7 @@ impl<W: Write> Report<W> {
             });
             return writeln!(self.out, "{line}");
         }
-        let text = format!(
-            "mains power {}, after {} {}",
-            t.current,
-            human::duration_ms(t.previous_duration_ms),
-            t.previous
-        );
-        self.line(t.at_ms, &text)
+        self.line(t.at_ms, &human::power_change(t, human::When::Beside))
     }
 
     pub fn action(&mut self, r: &ActionRecord) -> std::io::Result<()> {
