@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-use wanwatch::probe::{Prober, Target};
-use wanwatch::state::{ProbeKind, Role};
+use wanwatch::probe::{Probe, Prober, Target};
+use wanwatch::state::Role;
 
 const TARGETS: usize = 1_000;
 /// 1,000 sends 1 ms apart fit in interval - timeout = 1 s, the same pace as
@@ -83,8 +83,8 @@ fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
         .map(|a| Target {
             name: a.to_string(),
             role: Role::Wan,
-            kind: ProbeKind::Icmp,
             address: IpAddr::V4(a),
+            probe: Probe::Icmp,
         })
         .collect();
     let mut prober = match runtime.block_on(async { Prober::new(targets, INTERVAL, TIMEOUT) }) {

@@ -357,9 +357,10 @@ fn check(config: &Config) -> Result<(), String> {
     println!("config OK");
     for t in &targets {
         println!(
-            "  target {:<12} {} ({})",
+            "  target {:<12} {} {} ({})",
             t.name,
-            t.address,
+            format!("{:?}", t.probe.kind()).to_lowercase(),
+            t.endpoint(),
             format!("{:?}", t.role).to_lowercase()
         );
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::plugin::builtin;
+use crate::probe::Probe;
 use crate::state::{ProbeKind, Role, Thresholds};
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -94,6 +95,37 @@ pub struct TargetConfig {
     pub role: Role,
     #[serde(default = "default_kind")]
     pub kind: ProbeKind,
+    /// `tcp` (required), `http` (default 80) and `dns` (default 53).
+    pub port: Option<u16>,
+    /// `dns` only: the name whose A records are asked for.
+    pub query: Option<String>,
+}
+
+/// What a `dns` target asks for when the config names nothing: a name that
+/// exists, so the answer needs the resolver to reach the internet unless it
+/// has the name cached.
+pub const DEFAULT_DNS_QUERY: &str = "example.com";
+
+impl TargetConfig {
+    /// How this target is probed, once the config is valid.
+    pub fn probe(&self) -> Probe {
+        let port = self
+            .port
+            .or(Probe::default_port(self.kind))
+            .unwrap_or_default();
+        match self.kind {
+            ProbeKind::Icmp => Probe::Icmp,
+            ProbeKind::Tcp => Probe::Tcp { port },
+            ProbeKind::Http => Probe::Http { port },
+            ProbeKind::Dns => Probe::Dns {
+                port,
+                query: self
+                    .query
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_DNS_QUERY.into()),
+            },
+        }
+    }
 }
 
 fn default_role() -> Role {
@@ -369,11 +401,31 @@ impl Config {
                     format!("`{}` is the name of an earlier target", target.name),
                 ));
             }
-            if target.kind != ProbeKind::Icmp {
-                errors.push((
-                    vec!["targets".into(), i.to_string(), "kind".into()],
-                    "only \"icmp\" probes are implemented in this version".into(),
-                ));
+            let key = |k: &str| vec!["targets".into(), i.to_string(), k.to_string()];
+            match (target.kind, target.port) {
+                (ProbeKind::Icmp, Some(_)) => {
+                    errors.push((
+                        key("port"),
+                        "ICMP has no ports: only tcp, http and dns targets take one".into(),
+                    ));
+                }
+                (ProbeKind::Tcp, None) => errors.push((
+                    key("kind"),
+                    "a tcp target needs a `port` (e.g. 443 for a web server)".into(),
+                )),
+                (_, Some(0)) => errors.push((key("port"), "must be 1 to 65535".into())),
+                _ => {}
+            }
+            match (&target.query, target.kind) {
+                (Some(_), kind) if kind != ProbeKind::Dns => {
+                    errors.push((key("query"), "only dns targets take a `query`".into()))
+                }
+                (Some(name), _) => {
+                    if let Err(e) = crate::probe::valid_dns_name(name) {
+                        errors.push((key("query"), e));
+                    }
+                }
+                (None, _) => {}
             }
         }
         for (name, plugin) in &self.plugins {
@@ -459,10 +511,26 @@ pub(crate) fn located_errors(
         .map(|(path, message)| ConfigError {
             file: file.to_owned(),
             position: locate(text, &path).map(|s| line_column(text, s.start)),
-            key: path.join("."),
+            key: dotted(&path),
             message,
         })
         .collect()
+}
+
+/// `targets[1].port`, as serde's errors name keys: array indices in brackets.
+fn dotted(path: &[String]) -> String {
+    let mut key = String::new();
+    for part in path {
+        if !key.is_empty() && part.parse::<usize>().is_ok() {
+            key += &format!("[{part}]");
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key += part;
+        }
+    }
+    key
 }
 
 /// 1-based line and column of a byte offset.
@@ -646,12 +714,100 @@ off_seconds = 20
     }
 
     #[test]
+    fn duplicate_target_names_are_located() {
+        assert_eq!(
+            error(
+                "[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n[[targets]]\nname = \"a\"\naddress = \"::1\"\n"
+            ),
+            "wanwatch.toml:5:8: targets[1].name: `a` is the name of an earlier target"
+        );
+    }
+
+    #[test]
     fn bad_target_address_and_index_in_key() {
         assert_eq!(
             error(
                 "[[targets]]\nname = \"a\"\naddress = \"127.0.0.1\"\n[[targets]]\nname = \"b\"\naddress = \"one.one\"\n"
             ),
             "wanwatch.toml:6:11: targets[1].address: `one.one` is not an IP address (or \"gateway\" for the autodetected LAN gateway)"
+        );
+    }
+
+    #[test]
+    fn each_kind_of_probe_gets_what_it_needs() {
+        let config = parse(
+            r#"
+[[targets]]
+name = "ping"
+address = "127.0.0.1"
+[[targets]]
+name = "web"
+address = "127.0.0.1"
+kind = "http"
+[[targets]]
+name = "tls"
+address = "::1"
+kind = "tcp"
+port = 443
+[[targets]]
+name = "resolver"
+address = "127.0.0.53"
+kind = "dns"
+[[targets]]
+name = "resolver-too"
+address = "127.0.0.53"
+kind = "dns"
+port = 5353
+query = "wanwatch.example."
+"#,
+        )
+        .unwrap();
+        let probes: Vec<Probe> = config.targets.iter().map(TargetConfig::probe).collect();
+        assert_eq!(
+            probes,
+            [
+                Probe::Icmp,
+                Probe::Http { port: 80 },
+                Probe::Tcp { port: 443 },
+                Probe::Dns {
+                    port: 53,
+                    query: DEFAULT_DNS_QUERY.into()
+                },
+                Probe::Dns {
+                    port: 5353,
+                    query: "wanwatch.example.".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_probe_without_what_it_needs_or_with_what_it_cannot_use_is_located() {
+        let target =
+            |rest: &str| format!("[[targets]]\nname = \"t\"\naddress = \"127.0.0.1\"\n{rest}");
+        assert_eq!(
+            error(&target("kind = \"tcp\"\n")),
+            "wanwatch.toml:4:8: targets[0].kind: a tcp target needs a `port` (e.g. 443 for a web server)"
+        );
+        assert_eq!(
+            error(&target("port = 80\n")),
+            "wanwatch.toml:4:8: targets[0].port: ICMP has no ports: only tcp, http and dns targets take one"
+        );
+        assert_eq!(
+            error(&target("kind = \"http\"\nport = 0\n")),
+            "wanwatch.toml:5:8: targets[0].port: must be 1 to 65535"
+        );
+        assert_eq!(
+            error(&target("kind = \"http\"\nquery = \"example.com\"\n")),
+            "wanwatch.toml:5:9: targets[0].query: only dns targets take a `query`"
+        );
+        assert_eq!(
+            error(&target("kind = \"dns\"\nquery = \"https://example.com\"\n")),
+            "wanwatch.toml:5:9: targets[0].query: `https://example.com` is not a DNS name: use labels of 1 to 63 letters, digits, `-` and `_`, separated by dots"
+        );
+        assert_eq!(
+            error(&target("kind = \"smtp\"\n")),
+            "wanwatch.toml:4:8: targets[0].kind: unknown variant `smtp`, expected one of `icmp`, `dns`, `http`, `tcp`"
         );
     }
 

@@ -28,8 +28,8 @@ use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
 use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
-use crate::probe::{Prober, Target, gateway};
-use crate::state::{ProbeKind, Role, Round, StateMachine, Transition, WanState};
+use crate::probe::{Probe, Prober, Target, gateway};
+use crate::state::{Evidence, ProbeKind, Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, TargetStatus};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -64,22 +64,30 @@ pub fn status_file(config: &Config) -> StatusFile {
     StatusFile::new(state_dir(config).join("status.json"))
 }
 
-/// The names and roles of the probe targets, without resolving any address
-/// (the simulator's view of [`targets`]): the configured ones, or the
-/// defaults (`gateway`, then the two internet resolvers).
-pub fn target_roles(config: &Config) -> Vec<(String, Role)> {
+/// The probe targets as a round's evidence names them (name, role, kind),
+/// every one answering, without resolving any address: the simulator's
+/// view of [`targets`]. The configured ones, or the defaults (`gateway`,
+/// then the two internet resolvers).
+pub fn target_evidence(config: &Config) -> Vec<Evidence> {
+    let evidence = |name: &str, role, kind| Evidence {
+        target: name.to_owned(),
+        role,
+        kind,
+        ok: true,
+        rtt_us: None,
+    };
     if config.targets.is_empty() {
         let wan = DEFAULT_WAN_TARGETS
             .iter()
-            .map(|(name, _)| ((*name).to_owned(), Role::Wan));
-        return std::iter::once(("gateway".to_owned(), Role::Lan))
+            .map(|(name, _)| evidence(name, Role::Wan, ProbeKind::Icmp));
+        return std::iter::once(evidence("gateway", Role::Lan, ProbeKind::Icmp))
             .chain(wan)
             .collect();
     }
     config
         .targets
         .iter()
-        .map(|t| (t.name.clone(), t.role))
+        .map(|t| evidence(&t.name, t.role, t.kind))
         .collect()
 }
 
@@ -91,8 +99,8 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         let lan = gateways.first().map(|&address| Target {
             name: "gateway".into(),
             role: Role::Lan,
-            kind: ProbeKind::Icmp,
             address,
+            probe: Probe::Icmp,
         });
         if lan.is_none() {
             tracing::warn!(
@@ -102,8 +110,8 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         let wan = DEFAULT_WAN_TARGETS.iter().map(|(name, ip)| Target {
             name: (*name).into(),
             role: Role::Wan,
-            kind: ProbeKind::Icmp,
             address: IpAddr::from(*ip),
+            probe: Probe::Icmp,
         });
         return Ok(lan.into_iter().chain(wan).collect());
     }
@@ -124,8 +132,8 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
             Ok(Target {
                 name: t.name.clone(),
                 role: t.role,
-                kind: t.kind,
                 address,
+                probe: t.probe(),
             })
         })
         .collect()
@@ -317,7 +325,10 @@ impl Daemon {
         let monitor = Monitor::new(machine, power);
         let names: BTreeSet<String> = targets
             .iter()
-            .map(|t| format!("{} {} ({:?})", t.name, t.address, t.role).to_lowercase())
+            .map(|t| {
+                let kind = t.probe.kind();
+                format!("{} {kind:?} {} ({:?})", t.name, t.endpoint(), t.role).to_lowercase()
+            })
             .collect();
         tracing::info!(
             "probing every {} with a {} timeout: {}",
@@ -515,7 +526,7 @@ impl Daemon {
             .iter()
             .zip(&round.results)
             .map(|(target, evidence)| TargetStatus {
-                address: target.address.to_string(),
+                address: target.endpoint(),
                 last: evidence.clone(),
                 at_ms: round.at_ms,
             })

@@ -1,15 +1,23 @@
-//! The probe layer: ICMP echo to every target once per round.
+//! The probe layer: every target once per round, by its own kind of probe.
 //!
-//! A [`Prober`] owns the targets and one ICMP socket per address family. Each
-//! [`Prober::round`] sends one echo request per target, spread evenly over the
-//! interval (see [`send_offsets`]), and returns when every target has answered
-//! or timed out, with the evidence in target order.
+//! A [`Prober`] owns the targets and one ICMP socket per address family
+//! (the other kinds open a socket per probe). Each [`Prober::round`] probes every target once, the sends
+//! spread evenly over the interval (see [`send_offsets`]), and returns when
+//! every target has answered or timed out, with the evidence in target order.
+//!
+//! ICMP echo is the cheapest and the default. The others answer questions
+//! ICMP cannot: `tcp` and `http` where ICMP is filtered on the way (or a
+//! captive portal answers pings), `dns` whether the resolver works, which is
+//! what most people mean by "the internet is down".
 
+mod dns;
 pub mod gateway;
+mod http;
 mod icmp;
+mod tcp;
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,15 +28,68 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, SystemClock};
 use crate::state::{Evidence, ProbeKind, Role, Round};
-use icmp::Failure;
+pub use dns::valid_name as valid_dns_name;
 
-/// Something to probe: where, and what its answer stands for.
+/// Something to probe: where, how, and what its answer stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
     pub role: Role,
-    pub kind: ProbeKind,
     pub address: IpAddr,
+    pub probe: Probe,
+}
+
+/// How a target is probed, with what each kind needs besides the address.
+/// Every kind probes an address, never a host name: a name would mix the
+/// resolver's health into every probe, and the `dns` kind is there to tell
+/// that apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// An echo request; answered by an echo reply.
+    Icmp,
+    /// A TCP connection; answered when the handshake completes.
+    Tcp { port: u16 },
+    /// `GET /` over plain HTTP/1.1; answered by any HTTP status line, since
+    /// a 404 or a redirect proves the path as well as a 200.
+    Http { port: u16 },
+    /// A recursive query for `query` (type A) over UDP; answered by a
+    /// response with the query's id and no server failure (NOERROR or
+    /// NXDOMAIN: either needed the resolver to work).
+    Dns { port: u16, query: String },
+}
+
+impl Probe {
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Probe::Icmp => ProbeKind::Icmp,
+            Probe::Tcp { .. } => ProbeKind::Tcp,
+            Probe::Http { .. } => ProbeKind::Http,
+            Probe::Dns { .. } => ProbeKind::Dns,
+        }
+    }
+
+    /// The port a probe of this kind uses when the config names none; `tcp`
+    /// has no sensible one and must be given its port.
+    pub fn default_port(kind: ProbeKind) -> Option<u16> {
+        match kind {
+            ProbeKind::Http => Some(80),
+            ProbeKind::Dns => Some(53),
+            ProbeKind::Icmp | ProbeKind::Tcp => None,
+        }
+    }
+}
+
+impl Target {
+    /// Where the probe goes, for people: the address, with the port for
+    /// the kinds that have one.
+    pub fn endpoint(&self) -> String {
+        match &self.probe {
+            Probe::Icmp => self.address.to_string(),
+            Probe::Tcp { port } | Probe::Http { port } | Probe::Dns { port, .. } => {
+                SocketAddr::new(self.address, *port).to_string()
+            }
+        }
+    }
 }
 
 /// Probes a fixed set of targets, one round at a time.
@@ -49,9 +110,10 @@ struct Shared {
 }
 
 impl Prober {
-    /// Fails (clear io::Error message) when the ICMP socket cannot be opened,
-    /// or when timeout >= interval. Opens sockets only for the address
-    /// families among the targets, and must be called inside a tokio runtime.
+    /// Fails (clear io::Error message) when an ICMP socket cannot be opened,
+    /// or when timeout >= interval. Opens ICMP sockets only for the address
+    /// families among the ICMP targets, and must be called inside a tokio
+    /// runtime.
     pub fn new(targets: Vec<Target>, interval: Duration, timeout: Duration) -> io::Result<Prober> {
         if timeout.is_zero() || timeout >= interval {
             return Err(io::Error::new(
@@ -61,16 +123,12 @@ impl Prober {
                 ),
             ));
         }
-        if let Some(target) = targets.iter().find(|t| t.kind != ProbeKind::Icmp) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "target {:?}: only ICMP probes are implemented, not {:?}",
-                    target.name, target.kind
-                ),
-            ));
-        }
-        let icmp = icmp::Icmp::open(targets.iter().map(|t| t.address))?;
+        let icmp = icmp::Icmp::open(
+            targets
+                .iter()
+                .filter(|t| t.probe == Probe::Icmp)
+                .map(|t| t.address),
+        )?;
         let shared = Shared {
             offsets: send_offsets(targets.len(), interval, timeout),
             targets,
@@ -124,7 +182,7 @@ impl Shared {
     /// in target order, once every probe has answered or timed out.
     async fn probe_all(self: Arc<Self>, first_seq: u16) -> Vec<Evidence> {
         let start = Instant::now();
-        let (icmp, timeout) = (&self.icmp, self.timeout);
+        let this = &self;
         // All probes are polled by this one task: no spawn per probe, and a
         // probe is polled only when its timer or reply wakes it.
         let mut probes: FuturesUnordered<_> = self
@@ -135,7 +193,7 @@ impl Shared {
             .map(|(i, (target, &offset))| async move {
                 sleep_until(start + offset).await;
                 let seq = first_seq.wrapping_add(i as u16);
-                (i, icmp.echo(target.address, seq, timeout).await)
+                (i, this.probe(target, seq).await)
             })
             .collect();
 
@@ -146,6 +204,23 @@ impl Shared {
             }
         }
         results
+    }
+
+    /// One probe of `target`: its round-trip time, or why it failed.
+    /// `seq` tells this round's echo replies from late ones.
+    async fn probe(&self, target: &Target, seq: u16) -> Result<Duration, String> {
+        let timeout = self.timeout;
+        let at = |port: u16| SocketAddr::new(target.address, port);
+        match &target.probe {
+            Probe::Icmp => self
+                .icmp
+                .echo(target.address, seq, timeout)
+                .await
+                .map_err(|f| f.to_string()),
+            Probe::Tcp { port } => tcp::connect(at(*port), timeout).await,
+            Probe::Http { port } => http::get(at(*port), timeout).await,
+            Probe::Dns { port, query } => dns::query(at(*port), query, timeout).await,
+        }
     }
 }
 
@@ -180,7 +255,7 @@ pub fn send_offsets(n: usize, interval: Duration, timeout: Duration) -> Vec<Dura
 
 /// The evidence for `target` from its probe's outcome: `None` before it is
 /// known, then the round-trip time or why it failed.
-fn evidence(target: &Target, outcome: Option<Result<Duration, Failure>>) -> Evidence {
+fn evidence(target: &Target, outcome: Option<Result<Duration, String>>) -> Evidence {
     let rtt = match outcome {
         Some(Ok(rtt)) => Some(rtt),
         Some(Err(failure)) => {
@@ -194,7 +269,7 @@ fn evidence(target: &Target, outcome: Option<Result<Duration, Failure>>) -> Evid
     Evidence {
         target: target.name.clone(),
         role: target.role,
-        kind: target.kind,
+        kind: target.probe.kind(),
         ok: rtt.is_some(),
         rtt_us: rtt.map(|rtt| u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX)),
     }
@@ -215,8 +290,8 @@ mod tests {
         Target {
             name: name.to_owned(),
             role,
-            kind: ProbeKind::Icmp,
             address,
+            probe: Probe::Icmp,
         }
     }
 
@@ -270,16 +345,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn new_rejects_kinds_it_cannot_probe() {
-        let mut target = loopback_v4(1);
-        target.kind = ProbeKind::Dns;
-        let error = Prober::new(vec![target], ms(2000), ms(1000))
-            .err()
-            .expect("must be rejected");
-        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
-    }
-
     #[test]
     fn new_outside_a_runtime_fails_instead_of_panicking() {
         let error = Prober::new(vec![loopback_v4(1)], ms(2000), ms(1000))
@@ -292,8 +357,7 @@ mod tests {
     fn a_send_error_is_a_failed_probe() {
         let target = loopback_v4(1);
         let unreachable = io::Error::from_raw_os_error(libc::ENETUNREACH);
-        let failure = Failure::Other(surge_ping::SurgeError::IOError(unreachable));
-        let e = evidence(&target, Some(Err(failure)));
+        let e = evidence(&target, Some(Err(unreachable.to_string())));
         assert!(!e.ok);
         assert_eq!(e.rtt_us, None);
         let e = evidence(&target, Some(Ok(Duration::from_micros(1234))));
@@ -344,7 +408,7 @@ mod tests {
             assert_eq!(names, expected);
             for (e, t) in round.results.iter().zip(&targets) {
                 assert!(e.ok, "{} did not answer", t.address);
-                assert_eq!((e.role, e.kind), (t.role, t.kind));
+                assert_eq!((e.role, e.kind), (t.role, ProbeKind::Icmp));
                 let rtt = e.rtt_us.expect("rtt recorded");
                 assert!(u128::from(rtt) < timeout.as_micros(), "rtt {rtt} µs");
             }
@@ -364,6 +428,174 @@ mod tests {
         // well under a millisecond on loopback.
         assert!(took >= ms(150), "round took {took:?}");
         assert!(took < interval, "round took {took:?}");
+    }
+
+    fn on_loopback(name: &str, probe: Probe) -> Target {
+        Target {
+            name: name.to_owned(),
+            role: Role::Wan,
+            address: Ipv4Addr::LOCALHOST.into(),
+            probe,
+        }
+    }
+
+    /// One round of `targets`, with a timeout short enough for a test.
+    async fn one_round(targets: Vec<Target>) -> Vec<Evidence> {
+        let mut prober = Prober::new(targets, ms(1000), ms(300)).expect("prober");
+        prober.round().await.results
+    }
+
+    /// A port on 127.0.0.1 where nothing listens.
+    async fn closed_port() -> u16 {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// An HTTP server on 127.0.0.1 that answers every request with
+    /// `answer` (nothing at all when `None`), and the requests it read.
+    async fn http_server(
+        answer: Option<&'static str>,
+    ) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut chunk = [0; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = seen.send(String::from_utf8_lossy(&request).into_owned());
+                match answer {
+                    Some(answer) => {
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                    // Keep the connection open and silent past the timeout.
+                    None => tokio::time::sleep(ms(2000)).await,
+                }
+            }
+        });
+        (port, requests)
+    }
+
+    /// A resolver on 127.0.0.1 that first sends a response with another id
+    /// (which must be ignored), then answers with `rcode`, or stays silent
+    /// when `None`; and the names it was asked for.
+    async fn resolver(rcode: Option<u8>) -> (u16, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let (seen, queries) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut query = [0; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut query).await {
+                let _ = seen.send(query[12..n].to_vec());
+                let Some(rcode) = rcode else { continue };
+                let mut answer = query[..n].to_vec();
+                answer[2] |= 0x80;
+                answer[3] = 0x80 | rcode;
+                let mut stray = answer.clone();
+                stray[1] ^= 0xff;
+                let _ = socket.send_to(&stray, from).await;
+                let _ = socket.send_to(&answer, from).await;
+            }
+        });
+        (port, queries)
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_when_the_handshake_completes() {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = closed_port().await;
+        let results = one_round(vec![
+            on_loopback("open", Probe::Tcp { port: open }),
+            on_loopback("closed", Probe::Tcp { port: closed }),
+        ])
+        .await;
+        assert!(results[0].ok && results[0].rtt_us.is_some(), "{results:?}");
+        assert_eq!(results[0].kind, ProbeKind::Tcp);
+        assert!(!results[1].ok && results[1].rtt_us.is_none(), "{results:?}");
+        let e = tcp::connect(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), closed), ms(300)).await;
+        assert!(
+            e.unwrap_err()
+                .starts_with("cannot connect: Connection refused")
+        );
+    }
+
+    #[tokio::test]
+    async fn http_answers_with_any_status_line() {
+        let (not_found, mut requests) =
+            http_server(Some("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")).await;
+        let (not_http, _) = http_server(Some("SSH-2.0-OpenSSH_9.2\r\n")).await;
+        let (silent, _) = http_server(None).await;
+        let results = one_round(vec![
+            on_loopback("404", Probe::Http { port: not_found }),
+            on_loopback("ssh", Probe::Http { port: not_http }),
+            on_loopback("silent", Probe::Http { port: silent }),
+            on_loopback(
+                "closed",
+                Probe::Http {
+                    port: closed_port().await,
+                },
+            ),
+        ])
+        .await;
+        let ok: Vec<bool> = results.iter().map(|e| e.ok).collect();
+        assert_eq!(ok, [true, false, false, false], "{results:?}");
+        assert_eq!(results[0].kind, ProbeKind::Http);
+        let request = requests.recv().await.unwrap();
+        assert!(request.starts_with("GET / HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("\r\nHost: 127.0.0.1:{not_found}\r\n")),
+            "{request}"
+        );
+        let silent = http::get(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), silent), ms(200)).await;
+        assert_eq!(silent.unwrap_err(), "no HTTP answer");
+    }
+
+    #[tokio::test]
+    async fn dns_answers_unless_the_resolver_fails() {
+        let (noerror, mut queries) = resolver(Some(0)).await;
+        let (nxdomain, _) = resolver(Some(3)).await;
+        let (servfail, _) = resolver(Some(2)).await;
+        let (silent, _) = resolver(None).await;
+        let dns = |port| Probe::Dns {
+            port,
+            query: "wanwatch.example".into(),
+        };
+        let results = one_round(vec![
+            on_loopback("noerror", dns(noerror)),
+            on_loopback("nxdomain", dns(nxdomain)),
+            on_loopback("servfail", dns(servfail)),
+            on_loopback("silent", dns(silent)),
+            on_loopback("closed", dns(closed_port().await)),
+        ])
+        .await;
+        let ok: Vec<bool> = results.iter().map(|e| e.ok).collect();
+        assert_eq!(ok, [true, true, false, false, false], "{results:?}");
+        assert_eq!(results[0].kind, ProbeKind::Dns);
+        assert_eq!(
+            queries.recv().await.unwrap(),
+            b"\x08wanwatch\x07example\x00\x00\x01\x00\x01"
+        );
+        let at = |port| SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+        let e = dns::query(at(servfail), "wanwatch.example", ms(300)).await;
+        assert_eq!(e.unwrap_err(), "the resolver failed (SERVFAIL)");
+        let e = dns::query(at(silent), "wanwatch.example", ms(200)).await;
+        assert_eq!(e.unwrap_err(), "no answer from the resolver");
     }
 
     /// A veth pair from the host into a network namespace of the test's own,

@@ -38,7 +38,7 @@ use crate::daemon;
 use crate::monitor::Monitor;
 use crate::plugin::{Event, Plugin, Runtime};
 use crate::power::{DeviceEvidence, PowerMonitor, PowerRound};
-use crate::state::{Millis, Round, StateMachine};
+use crate::state::{Evidence, Millis, Round, StateMachine};
 
 /// Timer callbacks allowed at one instant of virtual time: a plugin that
 /// re-arms a timer with no delay would otherwise stop time for good.
@@ -86,7 +86,7 @@ pub fn run(
     let errors = |errors: Vec<crate::config::ConfigError>| crate::config::describe(&errors);
     let (scenario, config) = match config {
         Some(config) => {
-            let targets = daemon::target_roles(&config);
+            let targets = daemon::target_evidence(&config);
             (
                 Scenario::load(path, Some(&targets)).map_err(errors)?,
                 config,
@@ -106,7 +106,7 @@ pub fn run(
     if !scenario.description.is_empty() {
         title += &format!(": {}", scenario.description);
     }
-    let targets = daemon::target_roles(&config);
+    let targets = daemon::target_evidence(&config);
     let interval = millis(scenario.interval.unwrap_or(config.probe.interval));
     let limit = match (scenario.duration, options.until) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -161,7 +161,7 @@ impl<W: Write> Sim<W> {
     fn new(
         scenario: &Scenario,
         config: &Config,
-        targets: &[(String, crate::state::Role)],
+        targets: &[Evidence],
         start: Millis,
         options: &Options,
         out: W,
@@ -219,7 +219,7 @@ impl<W: Write> Sim<W> {
     /// config's cadence, until `end`.
     fn run_synthetic(
         mut self,
-        targets: &[(String, crate::state::Role)],
+        targets: &[Evidence],
         config: &Config,
         interval: Millis,
         end: Millis,

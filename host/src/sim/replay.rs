@@ -21,7 +21,9 @@ pub struct Replay {
     current: Option<Reader>,
     /// A row read ahead that belongs to the next round.
     pending: Option<Row>,
-    roles: HashMap<String, Role>,
+    /// The configured targets by name: a row's role and kind. A target
+    /// the config does not name is taken for an ICMP `wan` target.
+    targets: HashMap<String, (Role, ProbeKind)>,
     interval_ms: Millis,
     last_at_ms: Millis,
 }
@@ -37,7 +39,7 @@ impl Replay {
     /// order (daily files sort by date).
     pub fn open(
         sources: &[PathBuf],
-        targets: &[(String, Role)],
+        targets: &[Evidence],
         interval_ms: Millis,
     ) -> Result<Replay, String> {
         let mut files = Vec::new();
@@ -62,7 +64,10 @@ impl Replay {
             files,
             current: None,
             pending: None,
-            roles: targets.iter().cloned().collect(),
+            targets: targets
+                .iter()
+                .map(|e| (e.target.clone(), (e.role, e.kind)))
+                .collect(),
             interval_ms,
             last_at_ms: 0,
         })
@@ -96,10 +101,15 @@ impl Replay {
     }
 
     fn push(&self, round: &mut Round, row: Row) {
+        let (role, kind) = self
+            .targets
+            .get(&row.target)
+            .copied()
+            .unwrap_or((Role::Wan, ProbeKind::Icmp));
         round.results.push(Evidence {
-            role: self.roles.get(&row.target).copied().unwrap_or(Role::Wan),
+            role,
             target: row.target,
-            kind: ProbeKind::Icmp,
+            kind,
             ok: row.ok,
             rtt_us: row.rtt_us,
         });
@@ -174,7 +184,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wan-2025-11-25.csv");
         std::fs::write(&path, text).unwrap();
-        let targets = [("gateway".to_string(), Role::Lan)];
+        let targets = [Evidence {
+            target: "gateway".into(),
+            role: Role::Lan,
+            kind: ProbeKind::Icmp,
+            ok: true,
+            rtt_us: None,
+        }];
         let replay = Replay::open(&[dir.path().to_owned()], &targets, 2_000).unwrap();
         (dir, replay)
     }

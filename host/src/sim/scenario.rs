@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{self, Config, ConfigError, human_duration};
-use crate::state::{Millis, Role, WanState};
+use crate::state::{Evidence, Millis, WanState};
 
 /// 2026-01-01T00:00:00Z: where a synthetic timeline starts by default.
 const DEFAULT_START_MS: Millis = 1_767_225_600_000;
@@ -370,10 +370,7 @@ fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
 impl Scenario {
     /// Reads and validates a scenario; relative paths in it (replay files,
     /// plugin files of the inline config) become relative to its directory.
-    pub fn load(
-        path: &Path,
-        targets: Option<&[(String, Role)]>,
-    ) -> Result<Scenario, Vec<ConfigError>> {
+    pub fn load(path: &Path, targets: Option<&[Evidence]>) -> Result<Scenario, Vec<ConfigError>> {
         let text = config::read(path)?;
         let mut scenario = Scenario::parse(path, &text, targets)?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -394,7 +391,7 @@ impl Scenario {
     pub fn parse(
         file: &Path,
         text: &str,
-        targets: Option<&[(String, Role)]>,
+        targets: Option<&[Evidence]>,
     ) -> Result<Scenario, Vec<ConfigError>> {
         let mut scenario: Scenario = config::deserialize(file, text)?;
         let paths = (0..scenario.expect.len())
@@ -404,14 +401,14 @@ impl Scenario {
             .into_iter()
             .map(|e| match e.position {
                 Some((line, column)) => format!("{}:{line}:{column}", file.display()),
-                None => format!("{}: expect[{}]", file.display(), e.key),
+                None => format!("{}: {}", file.display(), e.key),
             })
             .collect();
         let own;
         let targets = match targets {
             Some(targets) => targets,
             None => {
-                own = crate::daemon::target_roles(&scenario.config());
+                own = crate::daemon::target_evidence(&scenario.config());
                 &own
             }
         };
@@ -441,7 +438,7 @@ impl Scenario {
         }
     }
 
-    fn validate(&self, targets: &[(String, Role)]) -> Vec<(Vec<String>, String)> {
+    fn validate(&self, targets: &[Evidence]) -> Vec<(Vec<String>, String)> {
         let mut errors = Vec::new();
         let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         if let Some(config) = &self.config {
@@ -477,8 +474,8 @@ impl Scenario {
             }
             last_at = Some(segment.at);
             for name in segment.targets.keys() {
-                if !targets.iter().any(|(t, _)| t == name) {
-                    let known: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+                if !targets.iter().any(|t| &t.target == name) {
+                    let known: Vec<&str> = targets.iter().map(|t| t.target.as_str()).collect();
                     errors.push((
                         vec![
                             "segment".into(),
@@ -526,10 +523,7 @@ mod tests {
     use super::*;
 
     fn error(text: &str) -> String {
-        let targets = [
-            ("gateway".to_string(), Role::Lan),
-            ("google".to_string(), Role::Wan),
-        ];
+        let targets = crate::sim::world::tests::targets();
         crate::config::describe(
             &Scenario::parse(Path::new("s.toml"), text, Some(&targets))
                 .expect_err("the scenario should be rejected"),
@@ -559,15 +553,15 @@ mod tests {
         );
         assert_eq!(
             error("duration = \"1h\"\n[[cause]]\nkind = \"isp-outage\"\nat = \"1m\"\n"),
-            "s.toml:3:8: cause.0.kind: needs a `duration`"
+            "s.toml:3:8: cause[0].kind: needs a `duration`"
         );
         assert_eq!(
             error("duration = \"1h\"\n[[segment]]\nat = \"0s\"\ntargets.googel = \"silent\"\n"),
-            "s.toml:4:18: segment.0.targets.googel: `googel` is not a probe target (targets: gateway, google)"
+            "s.toml:4:18: segment[0].targets.googel: `googel` is not a probe target (targets: gateway, google)"
         );
         assert_eq!(
             error("duration = \"1h\"\n[[expect]]\npower_cycles = 1\nnotifications = 1\n"),
-            "s.toml:2:1: expect.0: makes more than one check: write one [[expect]] per check"
+            "s.toml:2:1: expect[0]: makes more than one check: write one [[expect]] per check"
         );
         assert!(
             error("durration = \"1h\"\n")
@@ -578,7 +572,7 @@ mod tests {
 
     #[test]
     fn counts_are_numbers_or_ranges() {
-        let targets = [("google".to_string(), Role::Wan)];
+        let targets = crate::sim::world::tests::targets();
         let s = Scenario::parse(
             Path::new("s.toml"),
             "duration = \"1h\"\n[[expect]]\npower_cycles = { max = 3 }\n[[expect]]\nstate = \"up\"\nat = \"5m\"\n",

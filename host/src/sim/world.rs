@@ -17,7 +17,7 @@ use super::VirtualClock;
 use super::scenario::{CauseKind, Outcome, Scenario, millis};
 use crate::actions::{Notification, Notifier, PowerSwitch};
 use crate::clock::Clock;
-use crate::state::{Evidence, Millis, ProbeKind, Role, Round};
+use crate::state::{Evidence, Millis, Role, Round};
 
 /// Round trips when the scenario gives none.
 const DEFAULT_WAN_RTT_US: u32 = 20_000;
@@ -183,7 +183,7 @@ struct Target {
 
 impl World {
     /// The world of a synthetic scenario probing `targets`.
-    pub fn new(scenario: &Scenario, targets: &[(String, Role)]) -> World {
+    pub fn new(scenario: &Scenario, targets: &[Evidence]) -> World {
         let start = scenario.start;
         let window = |at, duration: Option<std::time::Duration>| Window {
             from: start.saturating_add(millis(at)),
@@ -222,9 +222,9 @@ impl World {
         let compile = |outcomes: Option<&super::scenario::Segment>| -> Vec<Target> {
             targets
                 .iter()
-                .map(|(name, role)| {
+                .map(|Evidence { target, role, .. }| {
                     let outcome = outcomes.map_or(Outcome::default(), |s| {
-                        s.targets.get(name).copied().unwrap_or(match role {
+                        s.targets.get(target).copied().unwrap_or(match role {
                             Role::Lan => s.lan,
                             Role::Wan => s.wan,
                         })
@@ -269,19 +269,10 @@ impl World {
 
     /// A round with one result per target, for [`World::probe`] to fill in
     /// place round after round.
-    pub fn round(targets: &[(String, Role)]) -> Round {
+    pub fn round(targets: &[Evidence]) -> Round {
         Round {
             at_ms: 0,
-            results: targets
-                .iter()
-                .map(|(name, role)| Evidence {
-                    target: name.clone(),
-                    role: *role,
-                    kind: ProbeKind::Icmp,
-                    ok: true,
-                    rtt_us: None,
-                })
-                .collect(),
+            results: targets.to_vec(),
         }
     }
 
@@ -349,8 +340,9 @@ impl World {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::sim) mod tests {
     use super::*;
+    use crate::config::Config;
     use std::path::Path;
 
     fn scenario(causes: &str) -> Scenario {
@@ -358,8 +350,15 @@ mod tests {
         Scenario::parse(Path::new("s.toml"), &text, Some(&targets())).unwrap()
     }
 
-    fn targets() -> Vec<(String, Role)> {
-        vec![("gateway".into(), Role::Lan), ("google".into(), Role::Wan)]
+    /// The targets of the tests here and in `scenario`: the gateway and one
+    /// internet host.
+    pub(in crate::sim) fn targets() -> Vec<Evidence> {
+        let config = Config::parse(
+            Path::new("t.toml"),
+            "[[targets]]\nname = \"gateway\"\naddress = \"gateway\"\nrole = \"lan\"\n[[targets]]\nname = \"google\"\naddress = \"8.8.8.8\"\n",
+        )
+        .unwrap();
+        crate::daemon::target_evidence(&config)
     }
 
     /// Whether the WAN target answers at `offset` seconds.

@@ -7,14 +7,15 @@
 //! It needs probe targets of both sorts, with `min_ok` high enough that a
 //! silent resolver fails the round: e.g. two internet hosts and the ISP's
 //! resolver, `min_ok = 3`. A target is a resolver when it is probed by DNS
-//! (`kind = "dns"`, once the host implements DNS probes) or named in the
-//! `resolvers` setting: until then, a resolver that stops answering ICMP
-//! while the rest of the internet does is the evidence.
+//! (`kind = "dns"`: answered when the resolver resolves) or named in the
+//! `resolvers` setting (for a resolver probed by ICMP, where the evidence is
+//! one that stops answering while the rest of the internet does).
 //!
 //! ```toml
 //! [[targets]]
 //! name = "isp-dns"
 //! address = "192.0.2.53"   # the ISP's resolver
+//! kind = "dns"
 //! ```
 //!
 //! Settings (`[plugins.dns-vs-ip.settings]`):
