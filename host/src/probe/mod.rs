@@ -217,9 +217,12 @@ impl Shared {
                 .echo(target.address, seq, timeout)
                 .await
                 .map_err(|f| f.to_string()),
-            Probe::Tcp { port } => tcp::connect(at(*port), timeout).await,
-            Probe::Http { port } => http::get(at(*port), timeout).await,
-            Probe::Dns { port, query } => dns::query(at(*port), query, timeout).await,
+            // Boxed: inline, their state (buffers, sockets) would make every
+            // probe's future as large as the largest, and a round of 1,000
+            // ICMP probes measurably slower (docs/PERFORMANCE.md).
+            Probe::Tcp { port } => Box::pin(tcp::connect(at(*port), timeout)).await,
+            Probe::Http { port } => Box::pin(http::get(at(*port), timeout)).await,
+            Probe::Dns { port, query } => Box::pin(dns::query(at(*port), query, timeout)).await,
         }
     }
 }
