@@ -359,9 +359,9 @@ fn check(config: &Config) -> Result<(), String> {
         println!(
             "  target {:<12} {} {} ({})",
             t.name,
-            format!("{:?}", t.probe.kind()).to_lowercase(),
+            t.probe.kind(),
             t.endpoint(),
-            format!("{:?}", t.role).to_lowercase()
+            t.role
         );
     }
     for (name, plugin) in daemon::plugins(config) {

@@ -326,8 +326,13 @@ impl Daemon {
         let names: BTreeSet<String> = targets
             .iter()
             .map(|t| {
-                let kind = t.probe.kind();
-                format!("{} {kind:?} {} ({:?})", t.name, t.endpoint(), t.role).to_lowercase()
+                format!(
+                    "{} {} {} ({})",
+                    t.name,
+                    t.probe.kind(),
+                    t.endpoint(),
+                    t.role
+                )
             })
             .collect();
         tracing::info!(

@@ -47,6 +47,16 @@ pub enum Role {
     Wan,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: `wanwatch status` aligns roles with `{:<4}`.
+        f.pad(match self {
+            Role::Lan => "lan",
+            Role::Wan => "wan",
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
@@ -54,6 +64,17 @@ pub enum ProbeKind {
     Dns,
     Http,
     Tcp,
+}
+
+impl std::fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            ProbeKind::Icmp => "icmp",
+            ProbeKind::Dns => "dns",
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+        })
+    }
 }
 
 /// The outcome of probing one target once.
@@ -204,6 +225,12 @@ impl StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_and_kinds_print_as_configured_and_pad() {
+        assert_eq!(format!("{:<4}|{}", Role::Lan, ProbeKind::Dns), "lan |dns");
+        assert_eq!(format!("{}|{}", Role::Wan, ProbeKind::Icmp), "wan|icmp");
+    }
 
     fn target(name: &str, role: Role, ok: bool) -> Evidence {
         Evidence {

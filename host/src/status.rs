@@ -125,9 +125,7 @@ impl Status {
                 };
                 out += &format!(
                     "  {:<12} {:<4} {:<40} {rtt}\n",
-                    t.last.target,
-                    format!("{:?}", t.last.role).to_lowercase(),
-                    t.address
+                    t.last.target, t.last.role, t.address
                 );
             }
         }
