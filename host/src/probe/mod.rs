@@ -1,9 +1,10 @@
 //! The probe layer: every target once per round, by its own kind of probe.
 //!
 //! A [`Prober`] owns the targets and one ICMP socket per address family
-//! (the other kinds open a socket per probe). Each [`Prober::round`] probes every target once, the sends
-//! spread evenly over the interval (see [`send_offsets`]), and returns when
-//! every target has answered or timed out, with the evidence in target order.
+//! (the other kinds open a socket per probe). Each [`Prober::round`] probes
+//! every target once, the sends spread evenly over the interval (see
+//! [`send_offsets`]), and returns when every target has answered or timed
+//! out, with the evidence in target order.
 //!
 //! ICMP echo is the cheapest and the default. The others answer questions
 //! ICMP cannot: `tcp` and `http` where ICMP is filtered on the way (or a
@@ -448,12 +449,18 @@ mod tests {
         prober.round().await.results
     }
 
-    /// A port on 127.0.0.1 where nothing listens.
-    async fn closed_port() -> u16 {
+    /// A TCP listener on 127.0.0.1 and its port.
+    async fn listen() -> (tokio::net::TcpListener, u16) {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
-        listener.local_addr().unwrap().port()
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    /// A port on 127.0.0.1 where nothing listens.
+    async fn closed_port() -> u16 {
+        listen().await.1
     }
 
     /// An HTTP server on 127.0.0.1 that answers every request with
@@ -462,10 +469,7 @@ mod tests {
         answer: Option<&'static str>,
     ) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = listen().await;
         let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
@@ -518,10 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_answers_when_the_handshake_completes() {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
-        let open = listener.local_addr().unwrap().port();
+        let (_listener, open) = listen().await;
         let closed = closed_port().await;
         let results = one_round(vec![
             on_loopback("open", Probe::Tcp { port: open }),
