@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: the test plugins built by
-//! build.rs, and stand-ins for the world (a clock the test sets, a power
+//! build.rs, the daemon run as a process and its status file, and stand-ins for the world (a clock the test sets, a power
 //! switch and a notifier that record what they are asked to do).
 //!
 //! The stand-ins replace the world, not the code under test: the plugins,
@@ -9,7 +9,8 @@ pub mod http;
 pub mod ntfy;
 pub mod shelly;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -220,4 +221,40 @@ pub fn wan_event(previous: WanState, current: WanState) -> Event {
         local_fault: false,
         evidence: Vec::new(),
     })
+}
+
+/// The daemon process; killed on drop if the test fails half-way.
+pub struct DaemonProcess(pub Child);
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn read_status(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Waits until the status file satisfies `pred`, or fails with the last
+/// status seen. Polls: the file is the daemon's only interface here.
+pub fn wait_for(
+    path: &Path,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        if let Some(status) = read_status(path) {
+            if pred(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
 }

@@ -8,8 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use wanwatch_tests::plugin_wasm;
+use wanwatch_tests::{plugin_wasm, wait_for};
 
 struct Daemon {
     child: Child,
@@ -61,28 +60,22 @@ impl Daemon {
     }
 }
 
-/// The names of the plugins the status file shows, once they equal `want`.
+/// Waits until the plugins the status file names are `want`.
 fn wait_plugins(status: &Path, want: &[&str]) {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    while start.elapsed() < Duration::from_secs(30) {
-        if let Some(s) = std::fs::read(status)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        {
-            seen = s["plugins"]
+    wait_for(
+        status,
+        &format!("plugins {want:?}"),
+        Duration::from_secs(30),
+        |s| {
+            let seen: Vec<&str> = s["plugins"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .filter_map(|p| p["name"].as_str())
                 .collect();
-            if seen == want {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("status shows plugins {seen:?}, expected {want:?}");
+            seen == want
+        },
+    );
 }
 
 /// Saves `text` as editors do: a new file renamed over the old one.

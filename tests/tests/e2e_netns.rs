@@ -20,13 +20,12 @@
 //! nothing is sent anywhere else. Needs root (CI runs as root); without it
 //! the test says so and is skipped.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
-use wanwatch_tests::plugin_wasm;
 use wanwatch_tests::shelly::{Emulator, Model};
+use wanwatch_tests::{DaemonProcess, plugin_wasm, read_status, wait_for};
 
 /// Runs `ip` with the arguments, failing with its stderr.
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -142,37 +141,6 @@ fn emulator_in(ns: &str) -> Emulator {
     })
     .join()
     .expect("emulator thread")
-}
-
-/// The daemon process; killed on drop if the test fails half-way.
-struct DaemonProcess(Child);
-
-impl Drop for DaemonProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn read_status(path: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-/// Waits until the status file satisfies `pred`, or fails with the last
-/// status seen. Polls: the file is the daemon's only interface here.
-fn wait_for(path: &Path, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    let mut last = None;
-    while start.elapsed() < timeout {
-        if let Some(status) = read_status(path) {
-            if pred(&status) {
-                return status;
-            }
-            last = Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}; last status: {last:#?}");
 }
 
 /// The health of plugin `name` in the status file.

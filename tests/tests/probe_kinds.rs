@@ -5,22 +5,15 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use wanwatch_tests::{DaemonProcess, wait_for};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Serves every connection on `listener` in a thread: reads the request
 /// head, answers `answer`, closes.
@@ -52,25 +45,6 @@ fn resolver(socket: UdpSocket, working: Arc<AtomicBool>) {
             let _ = socket.send_to(&answer, from);
         }
     });
-}
-
-/// The status file, once `done` holds for it.
-fn wait_status(path: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    let mut last = Value::Null;
-    while start.elapsed() < Duration::from_secs(30) {
-        if let Some(status) = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        {
-            if done(&status) {
-                return status;
-            }
-            last = status;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the status never showed {what}; last:\n{last:#}");
 }
 
 fn answered(status: &Value) -> Vec<bool> {
@@ -111,7 +85,7 @@ fn a_failing_resolver_takes_the_link_down_and_back() {
         ),
     )
     .unwrap();
-    let _daemon = Daemon(
+    let _daemon = DaemonProcess(
         Command::new(env!("CARGO_BIN_EXE_wanwatch"))
             .args(["run", "--config"])
             .arg(&config)
@@ -122,7 +96,7 @@ fn a_failing_resolver_takes_the_link_down_and_back() {
     );
     let status_file = dir.path().join("status.json");
 
-    let status = wait_status(&status_file, "every target answering", |s| {
+    let status = wait_for(&status_file, "every target answering", WAIT, |s| {
         answered(s) == [true, true, true]
     });
     let targets = status["targets"].as_array().unwrap();
@@ -147,11 +121,15 @@ fn a_failing_resolver_takes_the_link_down_and_back() {
     assert_eq!(status["state"], "up");
 
     working.store(false, Ordering::SeqCst);
-    let status = wait_status(&status_file, "the link down", |s| s["state"] == "down");
+    let status = wait_for(&status_file, "the link down", WAIT, |s| {
+        s["state"] == "down"
+    });
     assert_eq!(answered(&status), [true, true, false], "{status:#}");
 
     working.store(true, Ordering::SeqCst);
-    let status = wait_status(&status_file, "the link up again", |s| s["state"] == "up");
+    let status = wait_for(&status_file, "the link up again", WAIT, |s| {
+        s["state"] == "up"
+    });
     let states: Vec<&str> = status["transitions"]
         .as_array()
         .unwrap()
