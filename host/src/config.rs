@@ -101,11 +101,6 @@ pub struct TargetConfig {
     pub query: Option<String>,
 }
 
-/// What a `dns` target asks for when the config names nothing: a name that
-/// exists, so the answer needs the resolver to reach the internet unless it
-/// has the name cached.
-pub const DEFAULT_DNS_QUERY: &str = "example.com";
-
 impl TargetConfig {
     /// How this target is probed, once the config is valid.
     pub fn probe(&self) -> Probe {
@@ -122,7 +117,7 @@ impl TargetConfig {
                 query: self
                     .query
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_DNS_QUERY.into()),
+                    .unwrap_or_else(|| Probe::DEFAULT_DNS_QUERY.into()),
             },
         }
     }
@@ -771,7 +766,7 @@ query = "wanwatch.example."
                 Probe::Tcp { port: 443 },
                 Probe::Dns {
                     port: 53,
-                    query: DEFAULT_DNS_QUERY.into()
+                    query: Probe::DEFAULT_DNS_QUERY.into()
                 },
                 Probe::Dns {
                     port: 5353,

@@ -60,6 +60,11 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// What a `dns` target asks for when the config names nothing: a name
+    /// that exists, so the answer needs the resolver to reach the internet
+    /// unless it has the name cached.
+    pub const DEFAULT_DNS_QUERY: &str = "example.com";
+
     pub fn kind(&self) -> ProbeKind {
         match self {
             Probe::Icmp => ProbeKind::Icmp,
