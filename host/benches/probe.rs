@@ -102,7 +102,7 @@ fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
             let mut cpu = Duration::ZERO;
             for _ in 0..rounds {
                 let before = cpu_time(libc::RUSAGE_SELF);
-                let round = runtime.block_on(prober.round());
+                let round = runtime.block_on(prober.round()).expect("probed");
                 let spent = cpu_time(libc::RUSAGE_SELF) - before;
                 cpu += spent;
                 tally.cpu += spent;

@@ -77,6 +77,15 @@ pub struct ActionRecord {
     pub outcome: String,
 }
 
+/// Requests of one plugin refused for want of a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalCount {
+    pub plugin: String,
+    pub count: u64,
+    pub last_at_ms: Millis,
+    pub last_reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
@@ -134,6 +143,7 @@ pub struct Actions {
     clock: Arc<dyn Clock>,
     cap: Mutex<CycleCap>,
     journal: Mutex<VecDeque<ActionRecord>>,
+    refusals: Mutex<Vec<RefusalCount>>,
     /// The WAN state and since when, as the daemon last reported it, to
     /// give notifications their context.
     wan: Mutex<(WanState, Millis)>,
@@ -160,6 +170,7 @@ impl Actions {
             clock,
             cap: Mutex::new(CycleCap::new(max_cycles_per_hour)),
             journal: Mutex::new(VecDeque::new()),
+            refusals: Mutex::new(Vec::new()),
             wan: Mutex::new((WanState::Up, 0)),
             generation: AtomicU64::new(0),
             cycles_done: AtomicU32::new(0),
@@ -178,12 +189,17 @@ impl Actions {
 
     /// Power-cycles `device` on behalf of `plugin`. The grant has already
     /// been checked by the caller; the safety cap is checked here.
+    ///
+    /// The cap's slot is taken before the call and the lock released, so a
+    /// cycle that takes seconds (the plug confirms its flip-back) holds up
+    /// no other plugin. A failed attempt keeps its slot: a request that
+    /// timed out may still have reached the plug and switched the modem
+    /// off, and the cap exists to bound what the modem goes through.
     pub fn power_cycle(&self, plugin: &str, device: &str, off_seconds: u32) -> Result<(), String> {
         let now = self.clock.now_ms();
         let switch: &dyn PowerSwitch = self.switch.as_deref().unwrap_or(&DryRun);
-        let result = lock(&self.cap)
-            .admit(now)
-            .and_then(|()| switch.power_cycle(device, off_seconds));
+        let admitted = lock(&self.cap).admit(now);
+        let result = admitted.and_then(|()| switch.power_cycle(device, off_seconds));
         if result.is_ok() {
             self.cycles_done.fetch_add(1, Ordering::AcqRel);
         }
@@ -193,6 +209,26 @@ impl Actions {
         };
         self.record(now, plugin, action, &result);
         result
+    }
+
+    /// Takes back the journal of the process before a restart (from the
+    /// status file): it stays in view, and the cycles it did count toward
+    /// the safety cap, so that a daemon restarted in a loop cannot cycle
+    /// the modem more often than the cap allows.
+    pub fn resume(&self, journal: Vec<ActionRecord>) {
+        let mut cap = lock(&self.cap);
+        for record in &journal {
+            if matches!(record.action, Action::PowerCycle { .. }) && record.outcome == "done" {
+                cap.recent.push_back(record.at_ms);
+            }
+        }
+        cap.recent.make_contiguous().sort_unstable();
+        let mut kept = lock(&self.journal);
+        let room = JOURNAL_LEN.saturating_sub(kept.len());
+        let skip = journal.len().saturating_sub(room);
+        for (i, record) in journal.into_iter().skip(skip).enumerate() {
+            kept.insert(i, record);
+        }
     }
 
     /// Notifies people on behalf of `plugin` (grant already checked).
@@ -240,10 +276,36 @@ impl Actions {
         lock(&self.journal).iter().cloned().collect()
     }
 
-    /// Journals a request that was refused before it reached this gateway
-    /// (a missing grant), so that it shows in the status file too.
-    pub fn record_refusal(&self, plugin: &str, action: Action, reason: &str) {
-        self.record(self.clock.now_ms(), plugin, action, &Err(reason.to_owned()));
+    /// Counts a request that was refused before it reached this gateway
+    /// (a missing grant). Not journalled: a plugin can ask without end, and
+    /// its refusals must never push real actions out of the journal. The
+    /// status file shows a count per plugin instead.
+    pub fn record_refusal(&self, plugin: &str, reason: &str) {
+        let at_ms = self.clock.now_ms();
+        let mut refusals = lock(&self.refusals);
+        let count = match refusals.iter_mut().find(|r| r.plugin == plugin) {
+            Some(count) => count,
+            None => {
+                refusals.push(RefusalCount {
+                    plugin: plugin.to_owned(),
+                    count: 0,
+                    last_at_ms: at_ms,
+                    last_reason: String::new(),
+                });
+                refusals.last_mut().expect("just pushed")
+            }
+        };
+        count.count += 1;
+        count.last_at_ms = at_ms;
+        if count.last_reason != reason {
+            reason.clone_into(&mut count.last_reason);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Refused requests per plugin, in the order the plugins first asked.
+    pub fn refusals(&self) -> Vec<RefusalCount> {
+        lock(&self.refusals).clone()
     }
 
     fn record(&self, at_ms: Millis, plugin: &str, action: Action, result: &Result<(), String>) {
@@ -310,5 +372,96 @@ mod tests {
         assert_eq!(recent[0].outcome, "dry-run");
         assert_eq!(recent[0].at_ms, 42);
         assert!(recent[1].outcome.contains("safety cap"));
+    }
+
+    /// A switch whose first cycle waits until the test lets it go.
+    struct Slow {
+        entered: std::sync::mpsc::SyncSender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+    impl PowerSwitch for Slow {
+        fn power_cycle(&self, _: &str, _: u32) -> Result<(), String> {
+            let _ = self.entered.send(());
+            let _ = lock(&self.release).recv();
+            Err("the plug did not confirm".into())
+        }
+    }
+
+    #[test]
+    fn a_slow_cycle_holds_up_no_other_request_and_a_failed_one_keeps_its_slot() {
+        let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
+        let (release_tx, release) = std::sync::mpsc::channel();
+        let switch = Arc::new(Slow {
+            entered: entered_tx,
+            release: Mutex::new(release),
+        });
+        let actions = Arc::new(Actions::new(Some(switch), None, Arc::new(Fixed(0)), 1));
+        let first = {
+            let actions = Arc::clone(&actions);
+            std::thread::spawn(move || actions.power_cycle("a", "modem", 10))
+        };
+        entered.recv().unwrap();
+        // The first cycle is in the plug's hands: the second is judged by
+        // the cap at once, not after the first returns.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let second = {
+            let actions = Arc::clone(&actions);
+            std::thread::spawn(move || done_tx.send(actions.power_cycle("b", "modem", 10)))
+        };
+        let verdict = done
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second request waited for the first one's plug");
+        assert!(verdict.unwrap_err().contains("safety cap"));
+        release_tx.send(()).unwrap();
+        assert_eq!(
+            first.join().unwrap(),
+            Err("the plug did not confirm".into())
+        );
+        second.join().unwrap().unwrap();
+        // The failed attempt still counts.
+        assert!(
+            actions
+                .power_cycle("a", "modem", 10)
+                .unwrap_err()
+                .contains("safety cap")
+        );
+        assert_eq!(actions.cycles_done(), 0);
+    }
+
+    #[test]
+    fn refusals_are_counted_apart_from_the_journal() {
+        let actions = Actions::dry_run(Arc::new(Fixed(42)), 4);
+        assert!(actions.power_cycle("good", "modem", 10).is_ok());
+        for _ in 0..(JOURNAL_LEN * 10) {
+            actions.record_refusal("hostile", "not granted");
+        }
+        let recent = actions.recent();
+        assert_eq!(recent.len(), 1, "{recent:?}");
+        assert_eq!(recent[0].plugin, "good");
+        let refusals = actions.refusals();
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(
+            (refusals[0].plugin.as_str(), refusals[0].count),
+            ("hostile", JOURNAL_LEN as u64 * 10)
+        );
+    }
+
+    #[test]
+    fn cycles_from_before_a_restart_count_toward_the_cap() {
+        let actions = Actions::dry_run(Arc::new(Fixed(HOUR_MS + 10)), 2);
+        let done = |at_ms| ActionRecord {
+            at_ms,
+            plugin: "p".into(),
+            action: Action::PowerCycle {
+                device: "modem".into(),
+                off_seconds: 10,
+            },
+            outcome: "done".into(),
+        };
+        // One within the hour, one older.
+        actions.resume(vec![done(5), done(HOUR_MS)]);
+        assert_eq!(actions.recent().len(), 2);
+        assert!(actions.power_cycle("p", "modem", 10).is_ok());
+        assert!(actions.power_cycle("p", "modem", 10).is_err());
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::actions::{Actions, Notifier, PowerSwitch};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{self, Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
@@ -26,11 +26,11 @@ use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
-use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime};
+use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
 use crate::state::{Evidence, ProbeKind, Role, Round, StateMachine, Transition, WanState};
-use crate::status::{Status, StatusFile, TargetStatus};
+use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary};
 
 /// How often the status file is rewritten when nothing changes (it is
 /// written at once after every transition and action, and at the next
@@ -236,7 +236,11 @@ pub struct Daemon {
     actions: Arc<Actions>,
     outbox: Option<Arc<Outbox>>,
     status: Status,
-    status_file: StatusFile,
+    /// Writes the status file off the event loop.
+    status_writer: StatusWriter,
+    /// A config reload under way (compiling off the event loop), and
+    /// whether another was asked for meanwhile.
+    reload: ReloadState,
     /// The probe log (`[history]`), if configured.
     history: Option<History>,
     last_status_write_ms: u64,
@@ -275,7 +279,10 @@ impl Daemon {
         let actions = Arc::new(actions);
 
         let status_file = status_file(config);
-        let resumed = status_file.resume(now);
+        // The file has wall-clock times (see `flush_status`).
+        let resumed = status_file
+            .resume(clock.wall_ms())
+            .map(|s| s.shifted(clock::offset(&*clock).saturating_neg()));
         let thresholds = config.probe.thresholds();
         let machine = match &resumed {
             Some(s) => {
@@ -292,6 +299,7 @@ impl Daemon {
         actions.set_wan_state(machine.state(), machine.since_ms());
         let mut status = resumed.unwrap_or_else(|| Status::new(machine.state(), now, true));
         status.dry_run = reason.is_some();
+        actions.resume(std::mem::take(&mut status.actions));
 
         // Compiled plugins are cached, so a restart with unchanged plugins
         // does not compile them again.
@@ -301,7 +309,7 @@ impl Daemon {
         let runners: Vec<Runner> =
             load_plugins(&runtime, config, &actions, &clock, kv_dir.clone())?
                 .into_iter()
-                .map(|plugin| start_runner(plugin, &clock))
+                .map(|plugin| start_runner(plugin, &clock, None))
                 .collect();
         let hot_reload = watch_plugins(&runtime, &runners);
         let plugins = PluginSet {
@@ -322,7 +330,8 @@ impl Daemon {
             let power = PowerMonitor::new(config.power.out_share, now);
             (Some(power), Some((poller, config.power.interval)))
         };
-        let monitor = Monitor::new(machine, power);
+        let mut monitor = Monitor::new(machine, power);
+        monitor.carry_cycles(status.outage_cycles);
         let names: BTreeSet<String> = targets
             .iter()
             .map(|t| {
@@ -341,7 +350,9 @@ impl Daemon {
             humantime::format_duration(config.probe.timeout),
             names.into_iter().collect::<Vec<_>>().join(", ")
         );
-        Ok(Daemon {
+        let status_writer =
+            StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
+        let daemon = Daemon {
             clock,
             monitor,
             prober: Some(prober),
@@ -353,112 +364,204 @@ impl Daemon {
             actions,
             outbox,
             status,
-            status_file,
+            status_writer,
+            reload: ReloadState::default(),
             history: config.history.dir.clone().map(History::new),
             last_status_write_ms: 0,
             actions_shown: 0,
             interval: config.probe.interval,
-        })
+        };
+        daemon.tell_the_state_it_starts_in();
+        Ok(daemon)
+    }
+
+    /// Delivers the last transition again, so that plugins learn the state
+    /// the daemon resumes in: a restart in the middle of an outage must not
+    /// leave a policy waiting for a "down" that already happened. With
+    /// contract 0.1 this is the one way to say it; the transition is the
+    /// same one (same `at-ms`), so a policy that keeps state can tell it
+    /// from a new one (see wit/policy.wit).
+    fn tell_the_state_it_starts_in(&self) {
+        let Some(last) = self
+            .status
+            .transitions
+            .back()
+            .filter(|t| t.current == self.status.state)
+        else {
+            return;
+        };
+        let TransitionSummary {
+            previous,
+            current,
+            at_ms,
+            previous_duration_ms,
+            local_fault,
+        } = *last;
+        let transition = Transition {
+            previous,
+            current,
+            at_ms,
+            previous_duration_ms,
+            local_fault,
+            evidence: Vec::new(),
+        };
+        tracing::info!(
+            "telling the plugins the state they start in: {}",
+            human::wan_change(&self.shown(&transition), human::When::Said)
+        );
+        self.broadcast(&Event::Wan(WanEvent {
+            transition,
+            power: self.monitor.power_state(),
+            power_cycles: self.status.outage_cycles,
+        }));
+    }
+
+    /// `t` with its instant on the wall clock, for people.
+    fn shown(&self, t: &Transition) -> Transition {
+        Transition {
+            at_ms: clock::wall_of(&*self.clock, t.at_ms),
+            evidence: Vec::new(),
+            ..t.clone()
+        }
     }
 
     /// Runs until `shutdown` completes, then stops the plugins and flushes
     /// the status file.
     ///
     /// Probing and power polling run as tasks of their own that send their
-    /// rounds here, so neither ever waits for the other or for this loop.
+    /// rounds here, so neither ever waits for the other or for this loop;
+    /// nor does this loop wait for anything slow (the disk, a compiler, a
+    /// plugin's thread): those run on threads of their own. If a task that
+    /// feeds it ends, the watchdog is blind: it stops with an error, so that
+    /// its supervisor (systemd) restarts it, rather than go on as if it
+    /// were watching.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let (round_tx, mut rounds) = tokio::sync::mpsc::channel(4);
-        let probing = self
+        let mut probing = self
             .prober
             .take()
             .map(|prober| tokio::spawn(probe_loop(prober, self.interval, round_tx)));
         let (power_tx, mut power_rounds) = tokio::sync::mpsc::channel(4);
-        let polling = self.poller.take().map(|(poller, every)| {
+        let mut polling = self.poller.take().map(|(poller, every)| {
             tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
         });
         let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(1);
+        let (validated_tx, mut validated) = tokio::sync::mpsc::channel(1);
         let _config_watch = self
             .plugins
             .config_path
             .as_deref()
             .map(|path| ConfigWatch::start(path, reload_tx));
-        loop {
+        let outcome = loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
-                Some(round) = rounds.recv() => self.on_round(&round),
-                Some(trigger) = reloads.recv() => self.reload_config(trigger),
-                Some(round) = power_rounds.recv() => {
-                    if let Some(t) = self.monitor.on_power_round(&round) {
-                        self.on_power_transition(&t);
+                () = &mut shutdown => break Ok(()),
+                round = rounds.recv(), if probing.is_some() => match round {
+                    Some(Some(round)) => self.on_round(&round),
+                    Some(None) => self.on_dropped_round(),
+                    None => break Err(ended("probing", probing.take()).await),
+                },
+                Some(trigger) = reloads.recv() => self.begin_reload(trigger, &validated_tx),
+                Some(reload) = validated.recv() => {
+                    self.apply_reload(reload);
+                    if let Some(trigger) = self.reload.again.take() {
+                        self.begin_reload(trigger, &validated_tx);
                     }
                 }
+                round = power_rounds.recv(), if polling.is_some() => match round {
+                    Some(round) => {
+                        if let Some(t) = self.monitor.on_power_round(&round) {
+                            self.on_power_transition(&t);
+                        }
+                    }
+                    None => break Err(ended("power detection", polling.take()).await),
+                },
             }
+        };
+        match &outcome {
+            Ok(()) => tracing::info!("stopping"),
+            Err(e) => tracing::error!("{e:#}; stopping, so that the supervisor restarts wanwatch"),
         }
-        tracing::info!("stopping");
         for task in probing.into_iter().chain(polling) {
             task.abort();
         }
-        // No new version may arrive for a runner being shut down.
-        drop(self.hot_reload.take());
-        let last_health = std::mem::take(&mut self.runners)
+        // Joins its thread, which may be compiling a new version: not
+        // waited for (the runners it would send to are being stopped).
+        if let Some(hot_reload) = self.hot_reload.take() {
+            std::thread::spawn(move || drop(hot_reload));
+        }
+        // Each waits at most `STOP_WAIT` for a callback under way; they are
+        // stopped together, so shutdown takes that long at most, however
+        // many plugins are busy.
+        let stopping: Vec<_> = std::mem::take(&mut self.runners)
             .into_iter()
-            .map(Runner::shutdown)
+            .map(|runner| std::thread::spawn(move || runner.shutdown()))
+            .collect();
+        let last_health = stopping
+            .into_iter()
+            .filter_map(|thread| thread.join().ok())
             .collect();
         self.refresh_status();
         // The runners are gone: their last words are what they returned.
         self.status.plugins = last_health;
         self.flush_status();
-        Ok(())
+        self.status_writer.finish();
+        outcome
     }
 
-    /// Applies a changed config file: plugins are added, removed, re-granted
-    /// or re-configured without a restart. A config with any error is
-    /// rejected as a whole, with the same errors as `wanwatch check`, and the
-    /// running one stays. Plugins are loaded before anything is stopped, so
-    /// a plugin that does not load rejects the reload too.
-    fn reload_config(&mut self, trigger: Trigger) {
+    /// Starts applying a changed config file: read and checked, and every
+    /// new or changed plugin compiled and loaded once, on a thread of its
+    /// own (compiling a large JavaScript plugin takes seconds, and probe
+    /// rounds must keep their cadence meanwhile); the result comes back to
+    /// [`apply_reload`](Daemon::apply_reload). One reload at a time: a
+    /// request during one is applied after it.
+    fn begin_reload(
+        &mut self,
+        trigger: Trigger,
+        done: &tokio::sync::mpsc::Sender<Option<Validated>>,
+    ) {
         let Some(path) = self.plugins.config_path.clone() else {
             return;
         };
-        tracing::info!("reloading {} ({trigger:?})", path.display());
-        let config = match Config::load(&path) {
-            Ok(config) => config,
-            Err(errors) => {
-                for e in &errors {
-                    tracing::error!("config reload rejected: {e}");
-                }
-                tracing::warn!("keeping the running config");
-                return;
-            }
-        };
-        let wanted = plugins(&config);
-        let host = HostContext {
-            actions: self.actions.clone(),
-            clock: self.clock.clone(),
-            kv_dir: self.plugins.kv_dir.clone(),
-        };
-        // Validate every new or changed plugin by loading it once.
-        let changed: Vec<&(String, PluginConfig)> = wanted
-            .iter()
-            .filter(|p| !self.plugins.configs.contains(p))
-            .collect();
-        for (name, plugin_config) in &changed {
-            let loaded = PluginSpec::from_config(name, plugin_config)
-                .map_err(anyhow::Error::from)
-                .and_then(|spec| Ok(self.plugins.runtime.load(spec, host.clone())?));
-            if let Err(e) = loaded {
-                tracing::error!("config reload rejected: {e:#}");
-                tracing::warn!("keeping the running config");
-                return;
-            }
+        if self.reload.running {
+            self.reload.again = Some(trigger);
+            return;
         }
-        // No new version may arrive for a runner about to stop.
-        drop(self.hot_reload.take());
+        tracing::info!("reloading {} ({trigger:?})", path.display());
+        self.reload.running = true;
+        let running = self.plugins.configs.clone();
+        let runtime = self.plugins.runtime.clone();
+        let host = self.host_context();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let validated = validate(&path, &running, &runtime, &host);
+            let _ = done.blocking_send(validated);
+        });
+    }
+
+    /// Applies a config checked by [`validate`] (None: it was rejected, and
+    /// the running one stays): plugins are added, removed, re-granted or
+    /// re-configured without a restart. Nothing here waits: a plugin being
+    /// replaced is stopped by its successor's thread, before the successor
+    /// starts, so that its last key-value writes are on disk first.
+    fn apply_reload(&mut self, validated: Option<Validated>) {
+        self.reload.running = false;
+        let Some(Validated {
+            wanted,
+            mut loaded,
+            raw,
+        }) = validated
+        else {
+            return;
+        };
+        if let Some(hot_reload) = self.hot_reload.take() {
+            std::thread::spawn(move || drop(hot_reload));
+        }
         let mut kept: Vec<(String, Runner)> = Vec::new();
-        // Plugins stopped, by name: a re-configured one hands its timers on.
-        let mut stopped: Vec<(String, Plugin)> = Vec::new();
+        // Plugins to stop, by name: a re-configured one hands over to its
+        // successor.
+        let mut stopping: Vec<(String, Runner)> = Vec::new();
         let old = std::mem::take(&mut self.plugins.configs);
         for (runner, (name, plugin_config)) in
             std::mem::take(&mut self.runners).into_iter().zip(old)
@@ -466,46 +569,32 @@ impl Daemon {
             if wanted.contains(&(name.clone(), plugin_config)) {
                 kept.push((name, runner));
             } else {
-                // Stopped first, so that its last key-value writes are on
-                // disk before its successor reads them.
-                if let Some(plugin) = runner.stop() {
-                    stopped.push((name.clone(), plugin));
-                }
                 tracing::info!(plugin = %name, "plugin stopped");
+                stopping.push((name, runner));
             }
         }
         for (name, plugin_config) in &wanted {
-            let runner = match kept.iter().position(|(n, _)| n == name) {
-                Some(i) => kept.swap_remove(i).1,
-                None => {
-                    let spec = PluginSpec::from_config(name, plugin_config);
-                    // Loaded a moment ago, now from the compile cache; a
-                    // failure now (the file changed meanwhile) drops only
-                    // this plugin.
-                    match spec
-                        .map_err(anyhow::Error::from)
-                        .and_then(|spec| Ok(self.plugins.runtime.load(spec, host.clone())?))
-                    {
-                        Ok(mut plugin) => {
-                            if let Some((_, old)) = stopped.iter_mut().find(|(n, _)| n == name) {
-                                old.hand_timers_to(&mut plugin);
-                            }
-                            start_runner(plugin, &self.clock)
-                        }
-                        Err(e) => {
-                            tracing::error!(plugin = %name, "plugin not started: {e:#}");
-                            continue;
-                        }
-                    }
-                }
+            let runner = if let Some(i) = kept.iter().position(|(n, _)| n == name) {
+                kept.swap_remove(i).1
+            } else if let Some(i) = loaded.iter().position(|(n, _)| n == name) {
+                let plugin = loaded.swap_remove(i).1;
+                let predecessor = stopping
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .map(|i| stopping.swap_remove(i).1);
+                start_runner(plugin, &self.clock, predecessor)
+            } else {
+                continue;
             };
             self.runners.push(runner);
             self.plugins
                 .configs
                 .push((name.clone(), plugin_config.clone()));
         }
+        for (_, runner) in stopping {
+            std::thread::spawn(move || runner.stop());
+        }
         self.hot_reload = watch_plugins(&self.plugins.runtime, &self.runners);
-        let raw = raw_config(&path);
         for section in changed_sections(self.plugins.raw.as_ref(), raw.as_ref()) {
             tracing::warn!("config reload: changes to [{section}] take effect at the next restart");
         }
@@ -522,10 +611,25 @@ impl Daemon {
         self.write_status();
     }
 
+    fn host_context(&self) -> HostContext {
+        HostContext {
+            actions: self.actions.clone(),
+            clock: self.clock.clone(),
+            kv_dir: self.plugins.kv_dir.clone(),
+        }
+    }
+
+    /// A round whose probing failed (see [`Prober::round`]): not judged.
+    fn on_dropped_round(&mut self) {
+        self.status.dropped_rounds += 1;
+        self.write_status();
+    }
+
     fn on_round(&mut self, round: &Round) {
         if let Some(history) = &mut self.history {
             history.record(round);
         }
+        self.status.last_round_at_ms = Some(round.at_ms);
         self.status.targets = self
             .targets
             .iter()
@@ -539,7 +643,7 @@ impl Daemon {
         match self.monitor.on_round(round, self.actions.cycles_done()) {
             Some(event) => {
                 let transition = &event.transition;
-                log_transition(transition);
+                log_transition(&self.shown(transition));
                 self.status.record_transition(transition);
                 self.actions
                     .set_wan_state(transition.current, transition.at_ms);
@@ -576,10 +680,14 @@ impl Daemon {
 
     fn on_power_transition(&mut self, t: &PowerTransition) {
         let silent: Vec<&str> = t.silent().collect();
+        let shown = PowerTransition {
+            at_ms: clock::wall_of(&*self.clock, t.at_ms),
+            ..t.clone()
+        };
         tracing::info!(
             power = %t.current,
             "{} (silent: {})",
-            human::power_change(t, human::When::Said),
+            human::power_change(&shown, human::When::Said),
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
@@ -603,19 +711,17 @@ impl Daemon {
         self.status.updated_at_ms = self.clock.now_ms();
         self.actions_shown = self.actions.generation();
         self.status.actions = self.actions.recent();
+        self.status.refusals = self.actions.refusals();
+        self.status.outage_cycles = self.monitor.outage_cycles(self.actions.cycles_done());
         self.status.plugins = self.runners.iter().map(Runner::health).collect();
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
     }
 
+    /// Queues the status for the writer thread, its times on the wall clock
+    /// (people read them; the daemon's own timeline is for durations).
     fn flush_status(&mut self) {
-        // Disk trouble must not stop the watchdog: log it and carry on; the
-        // next write tries again.
-        if let Err(e) = self.status_file.write(&self.status) {
-            tracing::error!(
-                "cannot write the status file {}: {e}",
-                self.status_file.path().display()
-            );
-        }
+        let offset = clock::offset(&*self.clock);
+        self.status_writer.write(self.status.shifted(offset));
         self.last_status_write_ms = self.status.updated_at_ms;
     }
 }
@@ -631,13 +737,93 @@ struct PluginSet {
     raw: Option<toml::Table>,
 }
 
-fn start_runner(plugin: Plugin, clock: &Arc<dyn Clock>) -> Runner {
+/// A config reload in progress.
+#[derive(Default)]
+struct ReloadState {
+    running: bool,
+    /// A request that came during it, to apply after it.
+    again: Option<Trigger>,
+}
+
+/// A new config, checked, with its new and changed plugins loaded.
+struct Validated {
+    /// Every plugin the config wants, in its order.
+    wanted: Vec<(String, PluginConfig)>,
+    /// The new and changed ones, loaded.
+    loaded: Vec<(String, Plugin)>,
+    /// The config file as a plain TOML table.
+    raw: Option<toml::Table>,
+}
+
+/// Reads the config at `path` and loads every plugin that is not running
+/// as configured already. A config with any error, or a plugin that does
+/// not load, rejects the reload as a whole (None), with the same errors as
+/// `wanwatch check`, and the running config stays. Runs off the event loop.
+fn validate(
+    path: &Path,
+    running: &[(String, PluginConfig)],
+    runtime: &Runtime,
+    host: &HostContext,
+) -> Option<Validated> {
+    let reject = |errors: &[String]| {
+        for e in errors {
+            tracing::error!("config reload rejected: {e}");
+        }
+        tracing::warn!("keeping the running config");
+    };
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            reject(&errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+            return None;
+        }
+    };
+    let wanted = plugins(&config);
+    let mut loaded = Vec::new();
+    for (name, plugin_config) in wanted.iter().filter(|p| !running.contains(p)) {
+        let plugin = PluginSpec::from_config(name, plugin_config)
+            .map_err(anyhow::Error::from)
+            .and_then(|spec| Ok(runtime.load(spec, host.clone())?));
+        match plugin {
+            Ok(plugin) => loaded.push((name.clone(), plugin)),
+            Err(e) => {
+                reject(&[format!("{e:#}")]);
+                return None;
+            }
+        }
+    }
+    Some(Validated {
+        wanted,
+        loaded,
+        raw: raw_config(path),
+    })
+}
+
+/// Why a task that fed the event loop ended.
+async fn ended(what: &str, task: Option<tokio::task::JoinHandle<()>>) -> anyhow::Error {
+    let why = match task {
+        Some(task) => match task.await {
+            Err(e) if e.is_panic() => format!("it panicked: {e}"),
+            Err(e) => e.to_string(),
+            Ok(()) => "it returned".to_owned(),
+        },
+        None => "it was not running".to_owned(),
+    };
+    anyhow::anyhow!("the {what} task ended ({why}): wanwatch is no longer watching")
+}
+
+/// Starts a plugin's runner; with a `predecessor` (the same plugin, loaded
+/// before with another config), once that one has stopped and handed over.
+fn start_runner(plugin: Plugin, clock: &Arc<dyn Clock>, predecessor: Option<Runner>) -> Runner {
     tracing::info!(
         plugin = plugin.name(),
         version = plugin.health().version,
         "plugin loaded"
     );
-    Runner::spawn(plugin, clock.clone())
+    match predecessor {
+        Some(predecessor) => Runner::succeed(plugin, clock.clone(), predecessor),
+        None => Runner::spawn(plugin, clock.clone()),
+    }
 }
 
 /// Starts watching the plugins' files. Without hot reload the watchdog
@@ -663,8 +849,13 @@ fn changed_sections(old: Option<&toml::Table>, new: Option<&toml::Table>) -> Vec
         .collect()
 }
 
-/// Probes on the configured cadence and sends each round to the daemon.
-async fn probe_loop(mut prober: Prober, every: Duration, rounds: tokio::sync::mpsc::Sender<Round>) {
+/// Probes on the configured cadence and sends each round to the daemon
+/// (None: a round lost to a failure of probing itself).
+async fn probe_loop(
+    mut prober: Prober,
+    every: Duration,
+    rounds: tokio::sync::mpsc::Sender<Option<Round>>,
+) {
     let mut ticker = tokio::time::interval(every);
     // After a stall, carry on at the normal cadence rather than firing the
     // missed rounds back to back.

@@ -18,6 +18,9 @@ pub struct Monitor {
     /// The host's power-cycle count when the WAN was last up, so that each
     /// transition can say how many cycles the current outage has taken.
     cycles_before_outage: u32,
+    /// Cycles of the current outage done before the host's count began (by
+    /// the daemon before a restart).
+    carried: u32,
 }
 
 impl Monitor {
@@ -26,7 +29,22 @@ impl Monitor {
             wan,
             power,
             cycles_before_outage: 0,
+            carried: 0,
         }
+    }
+
+    /// Counts `cycles` done in the current outage before the host's count
+    /// began: a daemon restarted mid-outage resumes the outage's count.
+    pub fn carry_cycles(&mut self, cycles: u32) {
+        self.carried = cycles;
+    }
+
+    /// Power cycles of the current outage (since the WAN was last up), given
+    /// the host's count.
+    pub fn outage_cycles(&self, cycles_done: u32) -> u32 {
+        cycles_done
+            .saturating_sub(self.cycles_before_outage)
+            .saturating_add(self.carried)
     }
 
     pub fn wan(&self) -> &StateMachine {
@@ -43,9 +61,10 @@ impl Monitor {
     /// cycles performed so far ([`crate::actions::Actions::cycles_done`]).
     pub fn on_round(&mut self, round: &Round, cycles_done: u32) -> Option<WanEvent> {
         let transition = self.wan.observe(round)?;
-        let power_cycles = cycles_done.saturating_sub(self.cycles_before_outage);
+        let power_cycles = self.outage_cycles(cycles_done);
         if transition.current == WanState::Up {
             self.cycles_before_outage = cycles_done;
+            self.carried = 0;
         }
         Some(WanEvent {
             transition,
@@ -103,6 +122,16 @@ mod tests {
             m.on_round(&round(60_000, false), 3).unwrap().power_cycles,
             1
         );
+    }
+
+    #[test]
+    fn a_restarted_outage_keeps_its_count() {
+        let wan = StateMachine::resume(Thresholds::default(), WanState::Down, 0);
+        let mut m = Monitor::new(wan, None);
+        m.carry_cycles(2);
+        assert_eq!(m.outage_cycles(0), 2);
+        assert_eq!(m.on_round(&round(30_000, true), 1).unwrap().power_cycles, 3);
+        assert_eq!(m.outage_cycles(1), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::ActionRecord;
+use crate::actions::{ActionRecord, RefusalCount};
 use crate::human;
 use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
@@ -45,9 +45,26 @@ pub struct Status {
     /// The notification queue, when notifications are configured.
     #[serde(default)]
     pub notifications: Option<OutboxStatus>,
+    /// When the last probe round was judged: a watchdog whose rounds have
+    /// stopped shows it here.
+    #[serde(default)]
+    pub last_round_at_ms: Option<Millis>,
+    /// Probe rounds dropped because probing itself failed (a bug, never the
+    /// link): such a round is not judged, so it cannot fake an outage.
+    #[serde(default)]
+    pub dropped_rounds: u64,
+    /// Power cycles performed since the WAN was last up, carried over a
+    /// restart so the outage's count stays whole.
+    #[serde(default)]
+    pub outage_cycles: u32,
+    /// Requests refused for want of a grant, per plugin: kept apart from
+    /// `actions` so that a plugin's flood of refusals never pushes real
+    /// actions out of view.
+    #[serde(default)]
+    pub refusals: Vec<RefusalCount>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransitionSummary {
     pub previous: WanState,
     pub current: WanState,
@@ -89,7 +106,39 @@ impl Status {
             actions: Vec::new(),
             plugins: Vec::new(),
             notifications: None,
+            last_round_at_ms: None,
+            dropped_rounds: 0,
+            outage_cycles: 0,
+            refusals: Vec::new(),
         }
+    }
+
+    /// The same status with every timestamp moved by `by` ms: from the
+    /// daemon's timeline to the wall clock when written, and back when
+    /// resumed (see [`crate::clock`]).
+    pub fn shifted(&self, by: i64) -> Status {
+        let at = |ms: Millis| crate::clock::shift(ms, by);
+        let mut status = self.clone();
+        status.since_ms = at(status.since_ms);
+        status.updated_at_ms = at(status.updated_at_ms);
+        status.last_round_at_ms = status.last_round_at_ms.map(at);
+        for t in &mut status.transitions {
+            t.at_ms = at(t.at_ms);
+        }
+        for t in &mut status.targets {
+            t.at_ms = at(t.at_ms);
+        }
+        for a in &mut status.actions {
+            a.at_ms = at(a.at_ms);
+        }
+        for r in &mut status.refusals {
+            r.last_at_ms = at(r.last_at_ms);
+        }
+        for p in &mut status.plugins {
+            p.loaded_at_ms = at(p.loaded_at_ms);
+            p.last_error_at_ms = p.last_error_at_ms.map(at);
+        }
+        status
     }
 
     pub fn record_transition(&mut self, t: &Transition) {
@@ -114,7 +163,18 @@ impl Status {
             out += &format!("mains power {power}\n");
         }
         let age = now_ms.saturating_sub(self.updated_at_ms);
-        out += &format!("updated {} ago\n", human::duration_ms(age));
+        out += &format!("updated {} ago", human::duration_ms(age));
+        if let Some(at) = self.last_round_at_ms {
+            let age = now_ms.saturating_sub(at);
+            out += &format!(", last probe round {} ago", human::duration_ms(age));
+        }
+        if self.dropped_rounds > 0 {
+            out += &format!(
+                ", {} round(s) dropped (probing failed)",
+                self.dropped_rounds
+            );
+        }
+        out += "\n";
         if !self.targets.is_empty() {
             out += "\ntargets:\n";
             for t in &self.targets {
@@ -157,6 +217,18 @@ impl Status {
                     human::timestamp(a.at_ms),
                     a.plugin,
                     a.outcome
+                );
+            }
+        }
+        if !self.refusals.is_empty() {
+            out += "\nrefused (not granted):\n";
+            for r in &self.refusals {
+                out += &format!(
+                    "  {:<12} {} request(s), the last {}: {}\n",
+                    r.plugin,
+                    r.count,
+                    human::timestamp(r.last_at_ms),
+                    r.last_reason
                 );
             }
         }
@@ -248,6 +320,69 @@ impl StatusFile {
     }
 }
 
+/// Writes the status file on a thread of its own: each write fsyncs the file
+/// and its directory, which on an SD card can take a good part of a second,
+/// and must not hold up the daemon's event loop. Writes queued faster than
+/// the disk takes them are coalesced: only the newest status is written.
+pub struct StatusWriter {
+    queue: Option<std::sync::mpsc::Sender<Status>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StatusWriter {
+    pub fn start(file: StatusFile) -> std::io::Result<StatusWriter> {
+        let (queue, queued) = std::sync::mpsc::channel::<Status>();
+        let thread = std::thread::Builder::new()
+            .name("status-writer".into())
+            .spawn(move || {
+                while let Ok(mut status) = queued.recv() {
+                    while let Ok(newer) = queued.try_recv() {
+                        status = newer;
+                    }
+                    // Disk trouble must not stop the watchdog: log it and
+                    // carry on; the next write tries again.
+                    if let Err(e) = file.write(&status) {
+                        tracing::error!(
+                            "cannot write the status file {}: {e}",
+                            file.path().display()
+                        );
+                    }
+                }
+            })?;
+        Ok(StatusWriter {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `status` to be written; never blocks.
+    pub fn write(&self, status: Status) {
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(status);
+        }
+    }
+
+    /// Writes what is queued and stops the thread.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the status writer thread panicked");
+        }
+    }
+}
+
+impl Drop for StatusWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +420,30 @@ mod tests {
         file.write(&status).unwrap();
         assert_eq!(file.read().unwrap(), Some(status.clone()));
         assert_eq!(file.resume(6_000), Some(status));
+    }
+
+    #[test]
+    fn the_writer_writes_the_newest_status_and_flushes_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StatusFile::new(dir.path().join("status.json"));
+        let writer = StatusWriter::start(file.clone()).unwrap();
+        for since in 0..100 {
+            writer.write(Status::new(WanState::Sick, since, false));
+        }
+        writer.finish();
+        assert_eq!(file.read().unwrap().unwrap().since_ms, 99);
+    }
+
+    #[test]
+    fn shifting_moves_every_timestamp_and_back() {
+        let mut status = Status::new(WanState::Down, 10_000, false);
+        status.record_transition(&transition(10_000, WanState::Down));
+        status.last_round_at_ms = Some(12_000);
+        let wall = status.shifted(3_600_000);
+        assert_eq!(wall.since_ms, 3_610_000);
+        assert_eq!(wall.transitions[0].at_ms, 3_610_000);
+        assert_eq!(wall.last_round_at_ms, Some(3_612_000));
+        assert_eq!(wall.shifted(-3_600_000), status);
     }
 
     #[test]

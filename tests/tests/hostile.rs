@@ -248,3 +248,105 @@ fn a_timer_flood_is_capped() {
     let report = world.sent("flood", "on-wan-down").pop().expect("a report");
     assert_eq!(report["timers_set"], 32, "{report}");
 }
+
+#[test]
+fn a_plugin_sleeping_in_wasi_is_stopped_at_its_deadline_and_quarantined() {
+    let health = beside_a_healthy_one("sleep");
+    assert!(
+        last_error(&health).contains("exceeded its deadline")
+            || last_error(&health).contains("ran for more than"),
+        "{health:#?}"
+    );
+}
+
+#[test]
+fn shutdown_waits_for_a_busy_plugin_no_more_than_a_second() {
+    let world = World::new();
+    // A deadline of a minute: the plugin sleeps through all of it.
+    let mut spec = test_spec(
+        "sleeper",
+        plugin_wasm("probe-plugin"),
+        &json!({ "on-wan-down": { "fault": "sleep" } }),
+    );
+    spec.deadline = Duration::from_secs(60);
+    let host = world.recorded.host(Some(world.kv_dir.path().to_owned()));
+    let plugin = runtime().load(spec, host).expect("loads");
+    let runner = Runner::spawn(plugin, world.clock());
+    runner.send(down());
+    // The callback is under way once its call is counted... which is only
+    // at its end: give the thread a moment to enter it.
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    runner.shutdown();
+    assert!(
+        start.elapsed() < Duration::from_millis(1_500),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_kv_set_loop_is_stopped_at_the_deadline_and_writes_the_store_once() {
+    let world = World::new();
+    let mut plugin = world.load("flood", json!({ "on-wan-down": { "fault": "kv-flood" } }));
+    let start = Instant::now();
+    let error = plugin.call(&down()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "a 100 ms deadline took {:?}",
+        start.elapsed()
+    );
+    assert!(error.to_string().contains("ran for more than"), "{error}");
+    let stored = std::fs::metadata(world.kv_dir.path().join("flood.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(stored < 64 * 1024, "{stored} bytes on disk");
+}
+
+#[test]
+fn refusals_are_rate_limited_and_kept_out_of_the_journal() {
+    let world = World::new();
+    world
+        .recorded
+        .actions
+        .power_cycle("good", "modem", 10)
+        .expect("a real action");
+    let mut plugin = world.load(
+        "refused",
+        json!({ "on-wan-down": { "fault": "refusal-flood" } }),
+    );
+    let error = plugin.call(&down()).unwrap_err();
+    assert!(error.to_string().contains("ran for more than"), "{error}");
+    let journal = world.recorded.actions.recent();
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    assert_eq!(journal[0].plugin, "good");
+    let refusals = world.recorded.actions.refusals();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].count > 100, "{refusals:?}");
+    assert!(
+        refusals[0].last_reason.contains("not granted"),
+        "{refusals:?}"
+    );
+}
+
+#[test]
+fn a_timer_rearmed_at_zero_forever_is_paced_and_counted_as_a_fault() {
+    let world = World::new();
+    let rearm = json!({ "set": [["storm", 0]], "report": false });
+    let runner = Runner::spawn(
+        world.load(
+            "storm",
+            json!({ "on-wan-down": rearm.clone(), "on-timer": rearm }),
+        ),
+        world.clock(),
+    );
+    runner.send(down());
+    // A timer has a minimum of 1 s: in 3 s, a handful of callbacks.
+    std::thread::sleep(Duration::from_secs(3));
+    let health = runner.shutdown();
+    assert!(
+        (2..=6).contains(&health.calls),
+        "{} callbacks in 3 s: {health:#?}",
+        health.calls
+    );
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Store};
 
-use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, wit};
-use super::runtime::{EPOCH_TICK, Prepared};
+use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, Timers, wit};
+use super::runtime::{EPOCH_TICK, Prepared, Ticker};
 use super::{CallError, CallErrorKind, Event, PluginError, PluginHealth, WanEvent};
 use crate::power::{PowerState, PowerTransition};
 use crate::state::{Millis, ProbeKind, Role, WanState};
@@ -35,6 +35,12 @@ pub struct Plugin {
     health: PluginHealth,
     /// The component's file, for hot reload; None for a built-in plugin.
     file: Option<PathBuf>,
+    /// Its timers were held back at the last look (see
+    /// [`take_due_timers`](Plugin::take_due_timers)): a storm is one fault,
+    /// not one per round.
+    storming: bool,
+    /// Keeps the engine's epoch advancing while guest code runs.
+    ticker: Ticker,
 }
 
 impl Plugin {
@@ -43,6 +49,7 @@ impl Plugin {
         prepared: Prepared,
         identity: Arc<Identity>,
         kv: Kv,
+        timers: Timers,
     ) -> Result<Plugin, PluginError> {
         let health = PluginHealth {
             name: identity.name.clone(),
@@ -58,6 +65,7 @@ impl Plugin {
         };
         let kept = Kept {
             kv,
+            timers,
             ..Kept::default()
         };
         let store = new_store(prepared.pre.engine(), PluginState::new(identity, kept));
@@ -67,6 +75,8 @@ impl Plugin {
             instance: None,
             health,
             file: prepared.file,
+            storming: false,
+            ticker: prepared.ticker,
         };
         plugin.restart().map_err(|error| PluginError::Start {
             plugin: prepared.plugin,
@@ -166,6 +176,7 @@ impl Plugin {
             });
         }
         let result = self.deliver(event);
+        self.persist();
         let health = &mut self.health;
         health.calls += 1;
         match &result {
@@ -205,35 +216,81 @@ impl Plugin {
         self.store.data().kept.timers.next()
     }
 
+    /// Takes over from the same plugin loaded before with another config,
+    /// now stopped: its timers (if it stopped in time to hand them over),
+    /// and its key-value store as it left it on disk.
+    pub fn take_over(&mut self, predecessor: Option<Plugin>) {
+        if let Some(mut predecessor) = predecessor {
+            predecessor.hand_timers_to(self);
+        }
+        let state = self.store.data_mut();
+        let plugin = &state.plugin;
+        let now = plugin.host.clock.now_ms();
+        match Kv::load(&plugin.name, plugin.host.kv_dir.as_deref(), now) {
+            Ok(kv) => state.kept.kv = kv,
+            Err(e) => {
+                let message = format!("cannot read its key-value store again: {e}");
+                self.note_error(message);
+            }
+        }
+    }
+
     /// Moves this plugin's pending timers to `successor`, the same plugin
     /// loaded again with another config, so that re-configuring a plugin
     /// loses none of its timers (its key-value store is on disk already).
     pub fn hand_timers_to(&mut self, successor: &mut Plugin) {
-        successor.store.data_mut().kept.timers =
-            std::mem::take(&mut self.store.data_mut().kept.timers);
+        let from = &mut self.store.data_mut().kept.timers;
+        successor.store.data_mut().kept.timers.take_over(from);
     }
 
     /// Removes and returns the timers due at or before `now`, earliest first
     /// (ties by name): the caller then delivers each as [`Event::Timer`].
+    /// A plugin whose timers fire faster than the host allows (see
+    /// `timers.rs`) gets the rest later, and the storm counted as a fault.
     pub fn take_due_timers(&mut self, now: Millis) -> Vec<String> {
-        self.store.data_mut().kept.timers.take_due(now)
+        let (due, stormed) = self.store.data_mut().kept.timers.take_due(now);
+        if stormed && !self.storming {
+            let message = "timer storm: its timers fire faster than one a second on average; the rest wait their turn".to_owned();
+            tracing::warn!(plugin = %self.health.name, "{message}");
+            self.health.failures += 1;
+            self.note_error(message);
+        }
+        self.storming = stormed;
+        due
     }
 
     pub fn health(&self) -> PluginHealth {
         self.health.clone()
     }
 
+    /// Saves what the last callback changed of what the plugin keeps on
+    /// disk: once per callback, however many changes it made. A failure
+    /// shows in the plugin's health; the data stays in memory and the next
+    /// callback tries again.
+    fn persist(&mut self) {
+        let state = self.store.data_mut();
+        let clock = &*state.plugin.host.clock;
+        if let Err(e) = state.kept.timers.save(clock) {
+            tracing::error!(plugin = %state.plugin.name, "{e}");
+            self.note_error(e);
+        }
+    }
+
     fn deliver(&mut self, event: &Event) -> Result<(), CallError> {
+        let _ticking = self.ticker.running();
         self.begin();
         let instance = match self.instance.take() {
             Some(instance) => instance,
             None => self.instantiate()?,
         };
         let callback = callback(event);
+        // Plugins read the wall clock (`clock.now`): instants they are given
+        // are on it too.
+        let wall = crate::clock::offset(&*self.store.data().plugin.host.clock);
         let store = &mut self.store;
         let outcome = match event {
             Event::Wan(e) => {
-                let t = wan_to_wit(e);
+                let t = wan_to_wit(e, wall);
                 match t.current {
                     wit::WanState::Up => instance.call_on_wan_up(store, &t),
                     wit::WanState::Sick => instance.call_on_wan_sick(store, &t),
@@ -241,7 +298,7 @@ impl Plugin {
                 }
             }
             Event::Power(p) => {
-                let t = power_to_wit(p);
+                let t = power_to_wit(p, wall);
                 match p.current {
                     PowerState::Out => instance.call_on_power_out(store, &t),
                     PowerState::On => instance.call_on_power_restored(store, &t),
@@ -274,6 +331,7 @@ impl Plugin {
     }
 
     fn instantiate(&mut self) -> Result<Policy, CallError> {
+        let _ticking = self.ticker.running();
         self.pre
             .instantiate(&mut self.store)
             .map_err(|trap| self.fault("instantiate", &trap))
@@ -366,11 +424,11 @@ fn power_state(p: PowerState) -> wit::PowerState {
     }
 }
 
-fn power_to_wit(p: &PowerTransition) -> wit::PowerTransition {
+fn power_to_wit(p: &PowerTransition, wall: i64) -> wit::PowerTransition {
     wit::PowerTransition {
         previous: power_state(p.previous),
         current: power_state(p.current),
-        at_ms: p.at_ms,
+        at_ms: crate::clock::shift(p.at_ms, wall),
         previous_duration_ms: p.previous_duration_ms,
         devices: p
             .devices
@@ -383,7 +441,9 @@ fn power_to_wit(p: &PowerTransition) -> wit::PowerTransition {
     }
 }
 
-fn wan_to_wit(e: &WanEvent) -> wit::Transition {
+/// `e` as the plugins get it, its instant moved by `wall` ms onto the wall
+/// clock.
+fn wan_to_wit(e: &WanEvent, wall: i64) -> wit::Transition {
     let t = &e.transition;
     let state = |s: WanState| match s {
         WanState::Up => wit::WanState::Up,
@@ -393,7 +453,7 @@ fn wan_to_wit(e: &WanEvent) -> wit::Transition {
     wit::Transition {
         previous: state(t.previous),
         current: state(t.current),
-        at_ms: t.at_ms,
+        at_ms: crate::clock::shift(t.at_ms, wall),
         previous_duration_ms: t.previous_duration_ms,
         local_fault: t.local_fault,
         evidence: t

@@ -11,7 +11,7 @@
 //! callback in flight finishes on the old version.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -34,7 +34,14 @@ pub struct Runner {
     file: Option<PathBuf>,
     /// Gives the plugin back when the thread stops.
     thread: JoinHandle<Plugin>,
+    /// Disconnected when the thread ends: a join with a time limit.
+    ended: mpsc::Receiver<()>,
 }
+
+/// The longest [`Runner::stop`] waits for a callback under way. A plugin may
+/// be in a host call that waits for a device, or in guest code up to its
+/// deadline; shutdown and reload must not wait on it.
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// Sends new versions to a [`Runner`]'s plugin; outlives nothing: once the
 /// runner is shut down, what is sent is dropped.
@@ -58,19 +65,40 @@ impl Runner {
     ///
     /// Panics if the OS cannot start a thread, as `std::thread::spawn` does.
     pub fn spawn(plugin: Plugin, clock: Arc<dyn Clock>) -> Runner {
+        Runner::start(plugin, clock, None)
+    }
+
+    /// Like [`spawn`](Runner::spawn), for `plugin` replacing `predecessor`
+    /// (the same plugin with another config): its thread first stops the
+    /// predecessor, then takes over its timers and its key-value store as
+    /// the predecessor left it on disk, then delivers what was sent to it
+    /// meanwhile. The caller does not wait for any of that.
+    pub fn succeed(plugin: Plugin, clock: Arc<dyn Clock>, predecessor: Runner) -> Runner {
+        Runner::start(plugin, clock, Some(predecessor))
+    }
+
+    fn start(mut plugin: Plugin, clock: Arc<dyn Clock>, predecessor: Option<Runner>) -> Runner {
         let (mailbox, inbox) = mpsc::channel();
         let health = Arc::new(Mutex::new(plugin.health()));
         let shared = Arc::clone(&health);
         let file = plugin.file().map(Path::to_owned);
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{}", plugin.name()))
-            .spawn(move || run(plugin, clock, &inbox, &shared))
+            .spawn(move || {
+                let _ending = ending;
+                if let Some(predecessor) = predecessor {
+                    plugin.take_over(predecessor.stop());
+                }
+                run(plugin, clock, &inbox, &shared)
+            })
             .expect("the OS cannot start a plugin thread");
         Runner {
             mailbox,
             health,
             file,
             thread,
+            ended,
         }
     }
 
@@ -115,9 +143,20 @@ impl Runner {
     }
 
     /// Delivers what is already queued, stops the thread, and gives the
-    /// plugin back (None if its thread panicked).
+    /// plugin back. None if its thread panicked, or if it is still in a
+    /// callback after [`STOP_WAIT`]: the thread is then left to finish on
+    /// its own (what the plugin keeps on disk is saved as each callback
+    /// ends).
     pub fn stop(self) -> Option<Plugin> {
         let _ = self.mailbox.send(Message::Shutdown);
+        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(STOP_WAIT) {
+            tracing::warn!(
+                plugin = self.name(),
+                "plugin still busy after {}: not waiting for it",
+                humantime::format_duration(STOP_WAIT)
+            );
+            return None;
+        }
         self.thread
             .join()
             .inspect_err(|_| tracing::error!("a plugin thread panicked"))
@@ -148,14 +187,23 @@ fn run(
         publish(plugin);
     };
     loop {
-        for name in plugin.take_due_timers(clock.now_ms()) {
-            deliver(&mut plugin, Event::Timer(name));
-        }
-        let message = match plugin.next_timer() {
-            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => {
-                let wait = due.saturating_sub(clock.now_ms());
-                inbox.recv_timeout(Duration::from_millis(wait))
+        // What is in the mailbox goes before due timers: at start, the
+        // transition the plugin starts in comes before its timers that fell
+        // due while the daemon was not running.
+        let message = match inbox.try_recv() {
+            Ok(message) => Ok(message),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {
+                for name in plugin.take_due_timers(clock.now_ms()) {
+                    deliver(&mut plugin, Event::Timer(name));
+                }
+                match plugin.next_timer() {
+                    None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(due) => {
+                        let wait = due.saturating_sub(clock.now_ms());
+                        inbox.recv_timeout(Duration::from_millis(wait))
+                    }
+                }
             }
         };
         match message {

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -13,14 +13,14 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::host::{self, Identity, Kv, PluginState, PolicyPre};
+use super::host::{self, Identity, Kv, PluginState, PolicyPre, Timers};
 use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource};
 
-/// How often the epoch advances. Deadlines are checked on each tick, so a
-/// runaway plugin is stopped at most one tick past its deadline: 5 ms keeps
-/// that small next to the 100 ms default deadline, while costing the process
-/// only 200 wake-ups a second (and compiled code nothing but a load and a
-/// compare at function entries and loop heads).
+/// How often the epoch advances while guest code runs. Deadlines are checked
+/// on each tick, so a runaway plugin is stopped at most one tick past its
+/// deadline: 5 ms keeps that small next to the 100 ms default deadline, while
+/// costing 200 wake-ups a second during callbacks only (and compiled code
+/// nothing but a load and a compare at function entries and loop heads).
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The version of `wit/policy.wit` this host implements. Components built
@@ -36,6 +36,7 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
+    ticker: Ticker,
     linker: Linker<PluginState>,
     /// Where compiled components are kept, if anywhere (see [`Runtime::with_cache`]).
     cache: Option<PathBuf>,
@@ -54,6 +55,7 @@ pub struct Prepared {
     pub(super) file: Option<PathBuf>,
     /// Kept once this version has started, if the runtime has a cache.
     pub(super) last_good: Option<LastGood>,
+    pub(super) ticker: Ticker,
 }
 
 /// A version's component, to be kept as its plugin's last good version (see
@@ -109,9 +111,10 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(anyhow_error)?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(anyhow_error)?;
-        start_ticker(&engine)?;
+        let ticker = Ticker::start(&engine)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
+                ticker,
                 engine,
                 linker,
                 cache,
@@ -215,6 +218,7 @@ impl Runtime {
                 });
             }
         };
+        let timers = Timers::load(&plugin, kv_dir, &*host.clock);
         let identity = Identity {
             name: plugin,
             grants: spec.grants.clone(),
@@ -223,7 +227,7 @@ impl Runtime {
             deadline: spec.deadline,
             memory_bytes: spec.memory_bytes,
         };
-        Plugin::start(prepared, Arc::new(identity), kv)
+        Plugin::start(prepared, Arc::new(identity), kv, timers)
     }
 
     /// Where the last version of `plugin` that started is kept, with a cache.
@@ -287,6 +291,7 @@ impl Runtime {
                 pre,
                 version: version_of(&hex),
                 file: None,
+                ticker: self.inner.ticker.clone(),
             }),
             Err(e) => {
                 let message = format!("{e:#}");
@@ -433,23 +438,78 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the
-/// engine lives: the thread holds it weakly and ends once the runtime and all
-/// its plugins are gone.
-fn start_ticker(engine: &Engine) -> std::io::Result<()> {
-    let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(EPOCH_TICK);
-                let Some(engine) = engine.upgrade() else {
+/// Advances the engine's epoch every [`EPOCH_TICK`], but only while guest
+/// code runs somewhere ([`Ticker::running`]): an idle daemon's plugins wait
+/// for the next event with no thread waking 200 times a second. The thread
+/// ends once the runtime and all its plugins are gone.
+#[derive(Clone)]
+pub(super) struct Ticker(Arc<TickerShared>);
+
+struct TickerShared {
+    /// Guest calls under way.
+    running: AtomicUsize,
+    thread: std::thread::Thread,
+}
+
+impl Drop for TickerShared {
+    fn drop(&mut self) {
+        // Parked, the thread would never notice that it is no longer needed.
+        self.thread.unpark();
+    }
+}
+
+/// A guest call under way: the epoch advances until it is dropped.
+pub(super) struct Running(Arc<TickerShared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Ticker {
+    fn start(engine: &Engine) -> std::io::Result<Ticker> {
+        let engine = engine.weak();
+        let (shared_tx, shared_rx) = std::sync::mpsc::sync_channel::<Weak<TickerShared>>(1);
+        let thread = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                let Ok(shared) = shared_rx.recv() else {
                     return;
                 };
-                engine.increment_epoch();
-            }
-        })
-        .map(drop)
+                loop {
+                    let Some(running) = shared.upgrade().map(|s| s.running.load(Ordering::Acquire))
+                    else {
+                        return;
+                    };
+                    if running == 0 {
+                        // Woken by the next call, or by the runtime's end.
+                        std::thread::park();
+                        continue;
+                    }
+                    std::thread::sleep(EPOCH_TICK);
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    engine.increment_epoch();
+                }
+            })?;
+        let shared = Arc::new(TickerShared {
+            running: AtomicUsize::new(0),
+            thread: thread.thread().clone(),
+        });
+        // The thread holds it weakly: it must not keep itself alive.
+        let _ = shared_tx.send(Arc::downgrade(&shared));
+        Ok(Ticker(shared))
+    }
+
+    /// Marks a guest call under way until the result is dropped.
+    pub fn running(&self) -> Running {
+        if self.0.running.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.0.thread.unpark();
+        }
+        Running(Arc::clone(&self.0))
+    }
 }
 
 /// wasmtime has its own error type (its `anyhow` feature is off); keep the

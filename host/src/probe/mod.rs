@@ -147,9 +147,12 @@ impl Prober {
         })
     }
 
-    /// Probes every target once and returns the round; `at_ms` = SystemClock
-    /// time when the round finished.
-    pub async fn round(&mut self) -> Round {
+    /// Probes every target once and returns the round, `at_ms` being when
+    /// it finished on the [`SystemClock`] timeline; or None when probing
+    /// itself failed (a panic in a probe, a runtime shutting down). Such a
+    /// round tells nothing about the link, and taken as "every target
+    /// failed" it would fake an outage that power-cycles the modem.
+    pub async fn round(&mut self) -> Option<Round> {
         let first_seq = self.next_seq;
         // Wrapping is harmless: a round is over before the next one starts, so
         // a sequence number is only ever in flight once per target address.
@@ -160,22 +163,11 @@ impl Prober {
         // probe on the same thread instead of crossing to the caller's (a
         // `block_on` main, say) every time; see docs/PERFORMANCE.md.
         let mut task = AbortOnDrop(tokio::spawn(Arc::clone(&self.shared).probe_all(first_seq)));
-        let results = match (&mut task.0).await {
-            Ok(results) => results,
-            Err(error) => {
-                // Only a bug (a panic) or a runtime shutting down gets here.
-                tracing::error!(%error, "probe round failed");
-                self.shared
-                    .targets
-                    .iter()
-                    .map(|t| evidence(t, None))
-                    .collect()
-            }
-        };
-        Round {
+        let results = judged((&mut task.0).await)?;
+        Some(Round {
             at_ms: SystemClock.now_ms(),
             results,
-        }
+        })
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -231,6 +223,13 @@ impl Shared {
             Probe::Dns { port, query } => Box::pin(dns::query(at(*port), query, timeout)).await,
         }
     }
+}
+
+/// The evidence of a round's task, or None (logged) if the task failed.
+fn judged(joined: Result<Vec<Evidence>, tokio::task::JoinError>) -> Option<Vec<Evidence>> {
+    joined
+        .inspect_err(|error| tracing::error!(%error, "probe round lost: probing failed, not the link; the round is dropped"))
+        .ok()
 }
 
 /// Aborts the round's task when `round()` is dropped mid-way (the daemon
@@ -317,6 +316,14 @@ mod tests {
         std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
     }
 
+    #[tokio::test]
+    async fn a_round_whose_task_panicked_is_dropped_not_failed() {
+        let panicked = tokio::spawn(async { panic!("a probe's bug") }).await;
+        assert!(judged(panicked.map(|()| Vec::new())).is_none());
+        let fine = tokio::spawn(async { Vec::new() }).await;
+        assert_eq!(judged(fine), Some(Vec::new()));
+    }
+
     #[test]
     fn send_offsets_spread_sends_over_interval_minus_timeout() {
         assert_eq!(
@@ -385,7 +392,7 @@ mod tests {
     #[tokio::test]
     async fn empty_round_returns_at_once() {
         let mut prober = Prober::new(Vec::new(), ms(2000), ms(1000)).expect("no sockets needed");
-        let round = prober.round().await;
+        let round = prober.round().await.expect("probed");
         assert!(round.results.is_empty());
         assert!(round.at_ms > 0);
     }
@@ -410,7 +417,7 @@ mod tests {
 
         for _ in 0..2 {
             let before = SystemClock.now_ms();
-            let round = prober.round().await;
+            let round = prober.round().await.expect("probed");
             assert!(round.at_ms >= before);
             let names: Vec<&str> = round.results.iter().map(|e| e.target.as_str()).collect();
             let expected: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
@@ -430,7 +437,7 @@ mod tests {
         let (interval, timeout) = (ms(400), ms(200));
         let mut prober = Prober::new(targets, interval, timeout).expect("ICMP socket");
         let start = std::time::Instant::now();
-        let round = prober.round().await;
+        let round = prober.round().await.expect("probed");
         let took = start.elapsed();
         assert!(round.results.iter().all(|e| e.ok), "{round:?}");
         // The last send is at 3 * (400 - 200) / 4 = 150 ms; a burst would take
@@ -451,7 +458,7 @@ mod tests {
     /// One round of `targets`, with a timeout short enough for a test.
     async fn one_round(targets: Vec<Target>) -> Vec<Evidence> {
         let mut prober = Prober::new(targets, ms(1000), ms(300)).expect("prober");
-        prober.round().await.results
+        prober.round().await.expect("probed").results
     }
 
     /// A TCP listener on 127.0.0.1 and its port.
@@ -706,7 +713,7 @@ mod tests {
         let (interval, timeout) = (ms(1000), ms(300));
         let mut prober = Prober::new(vec![target], interval, timeout).expect("ICMP socket");
 
-        let round = prober.round().await;
+        let round = prober.round().await.expect("probed");
         assert!(round.results[0].ok, "the namespace answers: {round:?}");
 
         // The peer stays up but ignores echo requests: nothing comes back.
@@ -715,7 +722,7 @@ mod tests {
             .expect("silence the namespace");
         assert!(netns.routed_via_veth(peer));
         let start = std::time::Instant::now();
-        let round = prober.round().await;
+        let round = prober.round().await.expect("probed");
         let took = start.elapsed();
         assert!(!round.results[0].ok, "{round:?}");
         assert_eq!(round.results[0].rtt_us, None);
@@ -726,14 +733,14 @@ mod tests {
             .in_ns("echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_all")
             .expect("unsilence the namespace");
         assert!(netns.routed_via_veth(peer));
-        assert!(prober.round().await.results[0].ok);
+        assert!(prober.round().await.expect("probed").results[0].ok);
 
         // The cable pulled: the namespace's end goes down.
         netns
             .in_ns(&format!("ip link set {} down", netns.peer_if))
             .expect("link down");
         if netns.routed_via_veth(peer) {
-            let round = prober.round().await;
+            let round = prober.round().await.expect("probed");
             assert!(!round.results[0].ok, "{round:?}");
         } else {
             println!("skipped the link-down part: the host dropped the veth route");
@@ -773,7 +780,7 @@ mod tests {
         let (interval, timeout) = (ms(2000), ms(1000));
         let mut prober = Prober::new(vec![target], interval, timeout).expect("ICMP socket");
         let start = std::time::Instant::now();
-        let round = prober.round().await;
+        let round = prober.round().await.expect("probed");
         let took = start.elapsed();
         assert!(!round.results[0].ok, "{round:?}");
         assert_eq!(round.results[0].rtt_us, None);

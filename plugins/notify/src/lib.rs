@@ -76,6 +76,10 @@ impl Policy for Notify {
     }
 
     fn on_wan_down(t: Transition) -> Result {
+        // Announced already: the host tells the state again after a restart.
+        if kv::get::<serde::de::IgnoredAny>(ANNOUNCED).is_some() {
+            return Ok(());
+        }
         let settings = settings()?;
         let now = t.at_ms;
         let last = counter(LAST_ALERT);

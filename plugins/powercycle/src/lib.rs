@@ -204,6 +204,12 @@ impl Policy for Powercycle {
     }
 
     fn on_wan_down(t: Transition) -> Result {
+        // Already down: the host tells the state again after a restart. The
+        // outage's back-off goes on from its timer, which outlived the
+        // restart; cycling now would cut it short.
+        if memory::down() {
+            return Ok(());
+        }
         memory::set_state(t.current)?;
         let settings: Settings = wanwatch_plugin::settings()?;
         if t.local_fault {

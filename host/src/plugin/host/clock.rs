@@ -1,13 +1,24 @@
-//! `clock`: the host's clock, virtual in simulation.
+//! `clock`: the host's wall clock, virtual in simulation.
+//!
+//! The import is the wall clock (see [`crate::clock`]): what a policy
+//! compares with the time of day, and what the instants it is given
+//! (`at-ms`) are on. Durations are for timers, which run on the host's
+//! monotonic timeline and do not move when the wall clock is stepped.
 //!
 //! WASI's clocks show the same time: a guest that reads the time through its
 //! standard library (`SystemTime::now()`, `Instant::now()`) instead of this
-//! import still sees the host's clock, and stays deterministic in simulation.
+//! import still sees the host's clocks (wall and monotonic), and stays
+//! deterministic in simulation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 use super::PluginState;
@@ -16,7 +27,7 @@ use crate::clock::Clock;
 
 impl Host for PluginState {
     fn now(&mut self) -> u64 {
-        self.plugin.host.clock.now_ms()
+        self.plugin.host.clock.wall_ms()
     }
 }
 
@@ -29,12 +40,12 @@ impl HostWallClock for WallClock {
     }
 
     fn now(&self) -> Duration {
-        Duration::from_millis(self.0.now_ms())
+        Duration::from_millis(self.0.wall_ms())
     }
 }
 
-/// `wasi:clocks/monotonic-clock` on the host clock, held back so that it
-/// never goes backwards when the wall clock is stepped.
+/// `wasi:clocks/monotonic-clock` on the host's timeline, held back so that
+/// it never goes backwards whatever the clock it is given does.
 pub(in crate::plugin) struct MonotonicClock {
     clock: Arc<dyn Clock>,
     /// The latest reading, in ns.
@@ -58,6 +69,62 @@ impl HostMonotonicClock for MonotonicClock {
     fn now(&self) -> u64 {
         let now = self.clock.now_ms().saturating_mul(1_000_000);
         self.latest.fetch_max(now, Ordering::Relaxed).max(now)
+    }
+}
+
+/// The WASI version whose `monotonic-clock` wasmtime-wasi links (guests
+/// importing an older 0.2 version are matched to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces WASI's `subscribe-duration` and `subscribe-instant`, the only
+/// way a guest can block (its sockets, files and stdin are denied or
+/// empty), with waits that end by the callback's deadline: a guest that
+/// sleeps (`std::thread::sleep`, a `poll` with a timeout) sleeps on its own
+/// time, and past its deadline it is interrupted like one that loops. An
+/// unbounded wait would hold its thread, its new versions and the daemon's
+/// shutdown hostage.
+pub(super) fn bound_waits(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, PluginState>, (ns,): (u64,)| {
+            Ok((wait(store.data_mut(), Duration::from_nanos(ns))?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, PluginState>, (when,): (u64,)| {
+            let state = store.data_mut();
+            let now = state.plugin.host.clock.now_ms().saturating_mul(1_000_000);
+            Ok((wait(state, Duration::from_nanos(when.saturating_sub(now)))?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A pollable ready after `wanted`, or as soon as the callback's own time is
+/// up (and one epoch tick after, so that the guest, back from its wait, is
+/// stopped by its deadline at once).
+fn wait(state: &mut PluginState, wanted: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+    let left = state.call.left(state.plugin.deadline) + crate::plugin::runtime::EPOCH_TICK;
+    let until = tokio::time::Instant::now() + wanted.min(left);
+    let wait = state.table.push(Wait(until))?;
+    subscribe(&mut state.table, wait)
+}
+
+/// A wait for a moment of tokio's monotonic clock.
+struct Wait(tokio::time::Instant);
+
+impl Pollable for Wait {
+    // What `#[async_trait]` would write; the trait is declared with it.
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(tokio::time::sleep_until(self.0))
     }
 }
 

@@ -22,7 +22,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(super) use self::kv::Kv;
 use self::log::LogBudget;
-use self::timers::Timers;
+pub(super) use self::timers::Timers;
 use super::stderr::StderrTail;
 use super::{Grants, HostContext};
 
@@ -44,6 +44,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     // (the standard library is built on it), so it must be linked; what it
     // can reach is decided per store.
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    clock::bound_waits(linker)?;
     Policy::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 
@@ -180,6 +181,11 @@ impl CallClock {
     /// The guest's own time so far.
     fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)
+    }
+
+    /// What is left of the guest's `deadline`.
+    fn left(&self, deadline: Duration) -> Duration {
+        deadline.saturating_sub(self.guest_time())
     }
 
     /// The epoch-deadline callback: lets the guest run on until its own time

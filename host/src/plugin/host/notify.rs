@@ -2,7 +2,6 @@
 
 use super::bindings::wanwatch::policy::notify::Host;
 use super::{PluginState, shown, toml_key};
-use crate::actions::Action;
 
 /// Bounds on what a plugin can push at people (and at a notification
 /// service): longer text is cut.
@@ -19,12 +18,7 @@ impl Host for PluginState {
                 plugin.name,
                 toml_key(&plugin.name)
             );
-            tracing::warn!(plugin = %plugin.name, "{reason}");
-            let action = Action::Notify { title, priority };
-            plugin
-                .host
-                .actions
-                .record_refusal(&plugin.name, action, &reason);
+            self.refused(&reason);
             return Err(reason);
         }
         self.admit_action()?;

@@ -2,7 +2,6 @@
 
 use super::bindings::wanwatch::policy::power::Host;
 use super::{PluginState, shown, toml_key};
-use crate::actions::Action;
 
 impl Host for PluginState {
     fn power_cycle(&mut self, device: String, off_seconds: u32) -> Result<(), String> {
@@ -14,15 +13,7 @@ impl Host for PluginState {
                 plugin.name,
                 toml_key(&plugin.name)
             );
-            tracing::warn!(plugin = %plugin.name, "{reason}");
-            plugin.host.actions.record_refusal(
-                &plugin.name,
-                Action::PowerCycle {
-                    device,
-                    off_seconds,
-                },
-                &reason,
-            );
+            self.refused(&reason);
             return Err(reason);
         }
         self.admit_action()?;

@@ -22,7 +22,10 @@
 //!   (return an error string), `"recurse"` (without bound: a stack
 //!   overflow), or flood the host and go on: `"log-flood"` (10,000 lines),
 //!   `"notify-flood"` (100 notifications; how many were accepted is
-//!   reported as `notified`), `"timer-flood"` (1,000 timers; `timers_set`).
+//!   reported as `notified`), `"timer-flood"` (1,000 timers; `timers_set`);
+//!   or block or spin in the host: `"sleep"` (an hour, in WASI),
+//!   `"kv-flood"` (`kv.set` without end), `"refusal-flood"` (power cycles of
+//!   a device it is not granted, without end).
 
 use serde_json::{Value, json};
 
@@ -149,6 +152,15 @@ fn handle(callback: &str, mut report: Value) -> Result<(), String> {
                 .count();
             report["timers_set"] = json!(set);
         }
+        Some("sleep") => std::thread::sleep(std::time::Duration::from_secs(3600)),
+        Some("kv-flood") => {
+            for i in 0u64.. {
+                kv::set("flood", &i.to_string())?;
+            }
+        }
+        Some("refusal-flood") => loop {
+            let _ = power::power_cycle("not-granted", 1);
+        },
         Some(other) => return Err(format!("unknown fault `{other}`")),
     }
 

@@ -1,0 +1,249 @@
+//! The live daemon as a watchdog that must keep watching: restarted in the
+//! middle of an outage, its power-cycle back-off goes on; its wall clock
+//! stepped an hour either way (as NTP does to a Raspberry Pi, which has no
+//! real-time clock), no transition, cycle or timer moves.
+//!
+//! The link is a TCP target on 127.0.0.1 that the test opens and closes;
+//! the modem's plug is the Shelly emulator on loopback. No ICMP, no root.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use wanwatch_tests::shelly::{Emulator, Model};
+use wanwatch_tests::{DaemonProcess, wait_for};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A TCP port on 127.0.0.1 that answers (its handshakes complete) until
+/// [`Link::cut`], and again after [`Link::restore`].
+struct Link {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Link {
+    fn new() -> Link {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let link = Link {
+            port,
+            open: Arc::new(AtomicBool::new(false)),
+        };
+        drop(listener);
+        link.restore();
+        link
+    }
+
+    /// Listens until cut: a closed port refuses, which a TCP probe counts
+    /// as no answer.
+    fn restore(&self) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.open.store(true, Ordering::SeqCst);
+        let open = self.open.clone();
+        std::thread::spawn(move || {
+            while open.load(Ordering::SeqCst) {
+                if listener.accept().is_err() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        // The accepting thread drops the listener within 10 ms.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_config(dir: &Path, link: &Link, plug: &Emulator, boot_wait: &str) -> PathBuf {
+    let config = dir.join("wanwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{state}"
+
+[probe]
+interval = "500ms"
+timeout = "300ms"
+down_after = "1s"
+
+[[targets]]
+name = "internet"
+address = "127.0.0.1"
+kind = "tcp"
+port = {port}
+
+[devices.modem]
+kind = "shelly"
+address = "{plug}"
+
+[plugins.powercycle]
+devices = ["modem"]
+
+[plugins.powercycle.settings]
+off_seconds = 1
+boot_wait = "{boot_wait}"
+max_wait = "{boot_wait}"
+max_cycles = 10
+"#,
+            state = dir.display(),
+            port = link.port,
+            plug = plug.url(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn daemon(config: &Path, envs: &[(&str, &str)]) -> DaemonProcess {
+    DaemonProcess(
+        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon"),
+    )
+}
+
+/// Stops the daemon as systemd does, with SIGTERM, and waits for it.
+fn stop(mut daemon: DaemonProcess) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
+    let status = daemon.0.wait().unwrap();
+    assert!(status.success(), "the daemon exited with {status}");
+}
+
+/// When each power cycle of the modem was done, as the status shows them.
+fn cycles(status: &Value) -> Vec<u64> {
+    status["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["action"] == "power-cycle" && a["outcome"] == "done")
+        .map(|a| a["at_ms"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_restart_during_an_outage_keeps_the_power_cycles_going() {
+    let link = Link::new();
+    let plug = Emulator::start(Model::PlusPlugS);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &link, &plug, "4s");
+    let status_file = dir.path().join("status.json");
+
+    let first = daemon(&config, &[]);
+    wait_for(&status_file, "the link up", WAIT, |s| s["state"] == "up");
+    link.cut();
+    let status = wait_for(&status_file, "a first power cycle", WAIT, |s| {
+        cycles(s).len() == 1
+    });
+    assert_eq!(status["state"], "down");
+    // Stopped a few seconds into the outage, with the recheck pending.
+    stop(first);
+
+    let _second = daemon(&config, &[]);
+    let status = wait_for(&status_file, "the back-off going on", WAIT, |s| {
+        cycles(s).len() >= 3
+    });
+    let at = cycles(&status);
+    // Each cycle waited for the modem to boot (4 s, plus the cycle itself):
+    // told the outage again at start, the policy did not cycle at once.
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 3_500,
+            "cycles too close together: {at:?}"
+        );
+    }
+    assert_eq!(status["state"], "down");
+    assert_eq!(status["outage_cycles"], at.len());
+}
+
+/// libfaketime, from Debian's `faketime` package: it steps the wall clock
+/// of one process, leaving the machine's alone.
+fn libfaketime() -> Option<&'static str> {
+    let path = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    let found = Path::new(path).exists();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libfaketime is missing (.ci/run installs the faketime package)"
+        );
+        eprintln!("skipped: {path} is missing (apt-get install faketime)");
+    }
+    found.then_some(path)
+}
+
+/// The `previous_duration_ms` of the last transition into `state`.
+fn lasted_before(status: &Value, state: &str) -> u64 {
+    status["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|t| t["current"] == state)
+        .and_then(|t| t["previous_duration_ms"].as_u64())
+        .unwrap()
+}
+
+#[test]
+fn stepping_the_wall_clock_moves_no_transition_cycle_or_timer() {
+    let Some(libfaketime) = libfaketime() else {
+        return;
+    };
+    let link = Link::new();
+    let plug = Emulator::start(Model::PlusPlugS);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &link, &plug, "3s");
+    let status_file = dir.path().join("status.json");
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let _daemon = daemon(
+        &config,
+        &[
+            ("LD_PRELOAD", libfaketime),
+            ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
+            ("FAKETIME_NO_CACHE", "1"),
+            // NTP steps the wall clock only.
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let mut status = wait_for(&status_file, "the link up", WAIT, |s| s["state"] == "up");
+
+    for step in ["+1h", "-1h"] {
+        let before = cycles(&status).len();
+        link.cut();
+        wait_for(&status_file, "the link sick", WAIT, |s| {
+            s["state"] == "sick"
+        });
+        std::fs::write(&offset, format!("{step}\n")).unwrap();
+        let down = wait_for(&status_file, "the link down, cycled twice", WAIT, |s| {
+            s["state"] == "down" && cycles(s).len() >= before + 2
+        });
+        // Down after `down_after` (1 s) of failing rounds, neither at once
+        // ("after 1h00m sick") nor an hour later.
+        let sick_for = lasted_before(&down, "down");
+        assert!(
+            (900..5_000).contains(&sick_for),
+            "{step}: down after {sick_for} ms sick"
+        );
+        // The recheck timer fired on time: 3 s after the first cycle ended.
+        let at = cycles(&down);
+        let gap = at[before + 1] - at[before];
+        assert!((3_000..8_000).contains(&gap), "{step}: cycles at {at:?}");
+        link.restore();
+        status = wait_for(&status_file, "the link up", WAIT, |s| s["state"] == "up");
+        let down_for = lasted_before(&status, "up");
+        assert!(down_for < 60_000, "{step}: up after {down_for} ms down");
+        std::fs::write(&offset, "+0\n").unwrap();
+    }
+}
