@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::drivers::http::{AddressError, base_url};
 use crate::plugin::builtin;
 use crate::probe::Probe;
 use crate::state::{ProbeKind, Role, Thresholds};
@@ -372,14 +373,33 @@ impl Config {
                 ),
             ));
         }
-        for (name, address) in &self.power.devices {
-            if let Err(e) = crate::drivers::http::base_url(address) {
-                errors.push((vec!["power".into(), "devices".into(), name.clone()], e));
+        {
+            // An address with credentials is not quoted back (it holds a
+            // password); `hint` says what to do with them instead.
+            let mut check_address = |key: Vec<String>, address: &str, hint: &str| {
+                if let Err(e) = base_url(address) {
+                    let message = match e {
+                        AddressError::Credentials => format!("{e}: {hint}"),
+                        AddressError::Invalid(_) => e.to_string(),
+                    };
+                    errors.push((key, message));
+                }
+            };
+            for (name, address) in &self.power.devices {
+                check_address(
+                    vec!["power".into(), "devices".into(), name.clone()],
+                    address,
+                    "remove them; any answer, a login page too, means the device has power",
+                );
             }
-        }
-        for (name, device) in &self.devices {
-            if let Err(e) = crate::drivers::http::base_url(&device.address) {
-                errors.push((vec!["devices".into(), name.clone(), "address".into()], e));
+            for (name, device) in &self.devices {
+                check_address(
+                    vec!["devices".into(), name.clone(), "address".into()],
+                    &device.address,
+                    &format!(
+                        "give them as `username` and `password` in [devices.{name}], which are never shown"
+                    ),
+                );
             }
         }
         if !self.power.devices.is_empty() && self.power.timeout >= self.power.interval {
@@ -682,6 +702,29 @@ off_seconds = 20
             ),
             "wanwatch.toml:6:11: plugins.powercycle.devices: grants device `modme`, which is not configured (configured devices: modem)"
         );
+    }
+
+    #[test]
+    fn credentials_in_a_device_address_are_located_and_not_repeated() {
+        let e = error(
+            "[devices.modem]\nkind = \"shelly\"\naddress = \"http://admin:hunter2@192.0.2.1\"\n",
+        );
+        assert!(
+            e.starts_with("wanwatch.toml:3:11: devices.modem.address: ")
+                && e.contains("`username` and `password`"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        // Even when the rest of the address is wrong too.
+        let e = error("[devices.modem]\nkind = \"shelly\"\naddress = \"admin:hunter2@[bad\"\n");
+        assert!(e.contains("devices.modem.address: "), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = error("[power.devices]\nnas = \"http://u:hunter2@192.0.2.2:5000\"\n");
+        assert!(
+            e.starts_with("wanwatch.toml:2:7: power.devices.nas: "),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod plugin;
 pub mod power;
 pub mod probe;
+pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod status;

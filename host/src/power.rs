@@ -138,7 +138,10 @@ impl Poller {
     ) -> Result<Self, String> {
         let devices = devices
             .into_iter()
-            .map(|(name, address)| Ok((name.clone(), http::base_url(address)?)))
+            .map(|(name, address)| {
+                let url = http::base_url(address).map_err(|e| format!("{name}: {e}"))?;
+                Ok((name.clone(), url))
+            })
             .collect::<Result<_, String>>()?;
         let timeouts = http::Timeouts {
             connect: timeout,

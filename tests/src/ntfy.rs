@@ -5,8 +5,9 @@
 //! "click"}`), ntfy's topic rules (1 to 64 of `[-_A-Za-z0-9]`, a few
 //! reserved names), access control by bearer token or user and password,
 //! and ntfy's JSON error answers. It can be told to misbehave: rate limit,
-//! 503, close the connection, hang, or go offline altogether (connections
-//! refused) and come back on the same port. It records every request and
+//! 503, close the connection, hang, repeat the credentials in its error, or
+//! go offline altogether (connections refused) and come back on the same
+//! port. It records every request and
 //! every accepted message in [`Recorder`]s, which tests wait on with a
 //! deadline instead of sleeping.
 
@@ -43,6 +44,9 @@ pub enum Failure {
     Close,
     /// Reads the request and never answers.
     Hang,
+    /// 401 with an error that repeats the request's `Authorization` header
+    /// and topic, as a server that explains too much does.
+    Echo,
 }
 
 /// Who may publish.
@@ -170,6 +174,16 @@ fn handle(state: &State, request: &Request) -> Reply {
         }
         Some(Failure::Close) => return Reply::Close,
         Some(Failure::Hang) => return Reply::Hang,
+        Some(Failure::Echo) => {
+            let topic = serde_json::from_slice::<Value>(&request.body)
+                .ok()
+                .and_then(|body| body["topic"].as_str().map(str::to_owned));
+            let said = format!(
+                "unauthorized: {:?} may not publish to {topic:?}",
+                request.header("authorization")
+            );
+            return error(401, 40101, &said);
+        }
         None => {}
     }
     if request.method != "POST" && request.method != "PUT" || request.path != "/" {

@@ -697,7 +697,8 @@ async fn preflight_warns_about_unreachable_plugs_and_never_fails() {
 
 // The command line.
 
-/// Runs the real binary with a config naming `url` as device `modem`.
+/// Runs the real binary with a config naming `url` as device `modem`; the
+/// password must show in none of its output.
 fn wanwatch(url: &str, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
@@ -709,7 +710,7 @@ fn wanwatch(url: &str, args: &[&str]) -> (bool, String, String) {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-        .args(["--log-level", "debug", "plug"])
+        .args(["--log-level", "debug"])
         .args(args)
         .arg("--config")
         .arg(&config)
@@ -735,7 +736,7 @@ fn plug_status_through_the_binary() {
     let emulator = Emulator::start(Model::PlugS)
         .password(PASSWORD)
         .power_on("last");
-    let (ok, stdout, stderr) = wanwatch(&emulator.url(), &["status", "modem"]);
+    let (ok, stdout, stderr) = wanwatch(&emulator.url(), &["plug", "status", "modem"]);
     assert!(ok, "{stderr}");
     let expected = format!(
         "plug modem ({})\n  generation  Gen1\n  model       SHPLG-S\n  firmware    20230913-113421/v1.14.0-gcb84623\n  login       enabled\n  relay 0     on\n  timer       none\n  power-on    last (default_state = \"last\")\nwarning: after a mains power failure its relay restores its last state",
@@ -747,7 +748,7 @@ fn plug_status_through_the_binary() {
         "debug logs show the requests: {stderr}"
     );
 
-    let (ok, _, stderr) = wanwatch(&emulator.url(), &["status", "router"]);
+    let (ok, _, stderr) = wanwatch(&emulator.url(), &["plug", "status", "router"]);
     assert!(!ok);
     assert_eq!(
         stderr.trim(),
@@ -760,7 +761,7 @@ fn plug_cycle_through_the_binary_honours_dry_run_then_cycles_and_confirms() {
     let emulator = Emulator::start(Model::PlusPlugS).password(PASSWORD);
     let (ok, stdout, stderr) = wanwatch(
         &emulator.url(),
-        &["cycle", "modem", "--off", "1s", "--dry-run"],
+        &["plug", "cycle", "modem", "--off", "1s", "--dry-run"],
     );
     assert!(ok, "{stderr}");
     assert_eq!(
@@ -769,7 +770,8 @@ fn plug_cycle_through_the_binary_honours_dry_run_then_cycles_and_confirms() {
     );
     assert!(offs(&emulator).is_empty(), "a dry run switches nothing");
 
-    let (ok, stdout, stderr) = wanwatch(&emulator.url(), &["cycle", "modem", "--off", "1s"]);
+    let (ok, stdout, stderr) =
+        wanwatch(&emulator.url(), &["plug", "cycle", "modem", "--off", "1s"]);
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout,
@@ -777,9 +779,30 @@ fn plug_cycle_through_the_binary_honours_dry_run_then_cycles_and_confirms() {
     );
     assert_eq!(offs(&emulator).len(), 1);
 
-    let (ok, _, stderr) = wanwatch(&emulator.url(), &["cycle", "modem", "--off", "1500ms"]);
+    let (ok, _, stderr) = wanwatch(
+        &emulator.url(),
+        &["plug", "cycle", "modem", "--off", "1500ms"],
+    );
     assert!(!ok);
     assert!(stderr.contains("whole number of seconds"), "{stderr}");
+}
+
+#[test]
+fn credentials_in_the_address_are_refused_without_showing_them() {
+    let emulator = Emulator::start(Model::PlugS).password(PASSWORD);
+    let url = emulator
+        .url()
+        .replace("http://", &format!("http://admin:{PASSWORD}@"));
+    for args in [&["check"][..], &["plug", "status", "modem"]] {
+        let (ok, stdout, stderr) = wanwatch(&url, args);
+        assert!(!ok, "{args:?} accepted the address:\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("wanwatch.toml:3:11: devices.modem.address: ")
+                && stderr.contains("`username` and `password`"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(emulator.calls().is_empty(), "the plug was asked");
 }
 
 /// The emulator's recordings are the shared fixtures, unchanged (checked

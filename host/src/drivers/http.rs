@@ -7,6 +7,7 @@
 //! needs: a watchdog must never wait on a device for longer than it decided
 //! to.
 
+use std::borrow::Cow;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -51,10 +52,22 @@ pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
         .user_agent(concat!("wanwatch/", env!("CARGO_PKG_VERSION")))
 }
 
+/// Why a device address cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// `http://user:password@host`. Not quoted back: it holds a password,
+    /// and an address is shown in every message about its device.
+    #[error("holds a user name or password (not repeated here)")]
+    Credentials,
+    /// Not a host name, an IP address or an http(s) URL: says why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// The base URL of a device configured by `address`: "192.168.1.50",
 /// "192.168.1.50:8080", "plug.lan", a bare IPv6 address, or a full
-/// "http://host:port" URL. `Err` says, for a person, what is wrong with it.
-pub fn base_url(address: &str) -> Result<reqwest::Url, String> {
+/// "http://host:port" URL, without credentials.
+pub fn base_url(address: &str) -> Result<reqwest::Url, AddressError> {
     let address = address.trim();
     let url = if address.contains("://") {
         address.to_owned()
@@ -63,13 +76,30 @@ pub fn base_url(address: &str) -> Result<reqwest::Url, String> {
     } else {
         format!("http://{address}")
     };
-    let url = reqwest::Url::parse(&url).map_err(|e| format!("`{address}`: {e}"))?;
+    let shown = without_credentials(address);
+    let url =
+        reqwest::Url::parse(&url).map_err(|e| AddressError::Invalid(format!("`{shown}`: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "`{address}` is not a host name, an IP address or an http:// URL"
-        ));
+        return Err(AddressError::Invalid(format!(
+            "`{shown}` is not a host name, an IP address or an http:// URL"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(AddressError::Credentials);
     }
     Ok(url)
+}
+
+/// `address` as messages may show it: a user name and password in it are
+/// cut out ("http://…@plug.lan"), even from an address that does not parse.
+pub fn without_credentials(address: &str) -> Cow<'_, str> {
+    let start = address.find("://").map_or(0, |i| i + 3);
+    let authority = &address[start..];
+    let end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
+    match authority[..end].rfind('@') {
+        Some(at) => format!("{}…{}", &address[..start], &authority[at..]).into(),
+        None => address.into(),
+    }
 }
 
 /// A ready client with the given timeouts, for services on the internet
@@ -100,6 +130,22 @@ mod tests {
         assert!(base("").is_err());
         assert!(base("http://").is_err());
         assert!(base("http://[bad").is_err());
+    }
+
+    #[test]
+    fn credentials_are_refused_and_never_quoted() {
+        assert_eq!(
+            base_url("http://admin:hunter2@plug.lan"),
+            Err(AddressError::Credentials)
+        );
+        assert_eq!(base_url("admin@plug.lan"), Err(AddressError::Credentials));
+        let e = base_url("admin:hunter2@[bad").unwrap_err().to_string();
+        assert!(e.starts_with("`…@[bad`: "), "{e}");
+        assert_eq!(
+            without_credentials("https://u:p@ss@host:8080/a@b"),
+            "https://…@host:8080/a@b"
+        );
+        assert_eq!(without_credentials("plug.lan/x@y"), "plug.lan/x@y");
     }
 
     #[test]

@@ -33,7 +33,9 @@
 //! relay back to verify, and confirming it is on again afterwards.
 //!
 //! Passwords never appear in errors or logs: requests carry them only in
-//! headers marked sensitive, and excerpts of device answers are scrubbed.
+//! headers marked sensitive, the address is shown without credentials
+//! (which the config refuses there anyway), and whatever text of the
+//! plug's answers is shown is redacted with [`Secrets`].
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +49,7 @@ use serde_json::{Value, json};
 use super::digest::{self, Challenge};
 use super::http::{self, Timeouts};
 use crate::config::DeviceConfig;
+use crate::secrets::Secrets;
 
 /// The user name Shelly devices use when none is configured; the only one
 /// Gen2+ devices know.
@@ -67,13 +70,17 @@ const MAX_TIMER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// One Shelly device, as configured under `[devices.<name>]`.
 pub struct Shelly {
     name: String,
-    /// As configured, for messages.
+    /// As configured but without credentials, for messages.
     address: String,
     relay: u32,
     username: String,
     password: Option<String>,
-    /// The base URL and the client, or why the address is unusable.
-    endpoint: Result<(Url, reqwest::Client), String>,
+    /// The password's forms, to redact from the plug's answers.
+    secrets: Secrets,
+    /// The base URL, or why the address is unusable.
+    base: Result<Url, String>,
+    /// A client with `timeouts`, or why none could be built.
+    client: Result<reqwest::Client, String>,
     timeouts: Timeouts,
     retries: u32,
     first_backoff: Duration,
@@ -296,16 +303,16 @@ struct Answer {
 impl Shelly {
     pub fn new(name: &str, config: &DeviceConfig) -> Shelly {
         let timeouts = Timeouts::default();
+        let username = config.username.as_deref().unwrap_or(DEFAULT_USER);
         Shelly {
             name: name.to_owned(),
-            address: config.address.clone(),
+            address: http::without_credentials(&config.address).into_owned(),
             relay: config.relay,
-            username: config
-                .username
-                .clone()
-                .unwrap_or_else(|| DEFAULT_USER.to_owned()),
+            username: username.to_owned(),
             password: config.password.clone().filter(|p| !p.is_empty()),
-            endpoint: endpoint(&config.address, timeouts),
+            secrets: Secrets::of_device(config, username),
+            base: http::base_url(&config.address).map_err(|e| e.to_string()),
+            client: client(timeouts),
             timeouts,
             retries: 3,
             first_backoff: Duration::from_millis(500),
@@ -316,7 +323,7 @@ impl Shelly {
     /// each applies to every HTTP request.
     pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Shelly {
         self.timeouts = Timeouts { connect, total };
-        self.endpoint = endpoint(&self.address, self.timeouts);
+        self.client = client(self.timeouts);
         self
     }
 
@@ -528,8 +535,8 @@ impl Shelly {
                 let info: Gen1 = self.typed(value, &answer.body)?;
                 Ok(Identity {
                     generation: 1,
-                    model: info.model,
-                    firmware: info.fw,
+                    model: self.scrub(&info.model),
+                    firmware: self.scrub(&info.fw),
                     auth: info.auth,
                     outputs: info.num_outputs,
                 })
@@ -543,10 +550,11 @@ impl Shelly {
                         self.not_expected(format!("`gen` is {generation}"), &answer.body)
                     })?;
                 let info: Rpc = self.typed(value, &answer.body)?;
+                let firmware = info.ver.or(info.fw_id);
                 Ok(Identity {
                     generation,
-                    model: info.model,
-                    firmware: info.ver.or(info.fw_id).unwrap_or_else(|| "unknown".into()),
+                    model: self.scrub(&info.model),
+                    firmware: firmware.map_or_else(|| "unknown".into(), |f| self.scrub(&f)),
                     auth: info.auth_en,
                     outputs: None,
                 })
@@ -623,7 +631,7 @@ impl Shelly {
                 .await?;
             Ok(PowerOn {
                 key: "initial_state",
-                value: config.initial_state,
+                value: self.scrub(&config.initial_state),
             })
         } else {
             #[derive(Deserialize)]
@@ -648,7 +656,7 @@ impl Shelly {
             })?;
             Ok(PowerOn {
                 key: "default_state",
-                value: relay.default_state,
+                value: self.scrub(&relay.default_state),
             })
         }
     }
@@ -764,8 +772,12 @@ impl Shelly {
         body: Option<Vec<u8>>,
         auth: Auth,
     ) -> Result<Answer, ErrorKind> {
-        let (base, client) = self
-            .endpoint
+        let base = self
+            .base
+            .as_ref()
+            .map_err(|e| ErrorKind::BadAddress(e.clone()))?;
+        let client = self
+            .client
             .as_ref()
             .map_err(|e| ErrorKind::BadAddress(e.clone()))?;
         let url = Url::parse(&format!("{}{target}", base.as_str().trim_end_matches('/')))
@@ -796,7 +808,8 @@ impl Shelly {
             return Err(ErrorKind::WrongPassword(""));
         }
         // RFC 7616 §3.3: answer the server's challenge with the same request.
-        let challenge = pick_challenge(&answer.challenges).map_err(ErrorKind::Authentication)?;
+        let challenge = pick_challenge(&answer.challenges)
+            .map_err(|e| ErrorKind::Authentication(self.scrub(&e)))?;
         let uri = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
@@ -914,12 +927,9 @@ impl Shelly {
         self.scrub(&excerpt)
     }
 
-    /// Removes the password from text that came from the device.
+    /// Text that came from the plug, without the secrets it was sent.
     fn scrub(&self, text: &str) -> String {
-        match &self.password {
-            Some(password) => text.replace(password.as_str(), "<redacted>"),
-            None => text.to_owned(),
-        }
+        self.secrets.redact(text).into_owned()
     }
 
     fn user_hint(&self) -> &'static str {
@@ -941,16 +951,14 @@ enum Auth {
     Digest,
 }
 
-/// The base URL of `address` and a client for it.
-fn endpoint(address: &str, timeouts: Timeouts) -> Result<(Url, reqwest::Client), String> {
-    let url = http::base_url(address)?;
+/// A client for a plug, with `timeouts`.
+fn client(timeouts: Timeouts) -> Result<reqwest::Client, String> {
     // A proxy from the environment cannot reach a LAN device, and would see
     // the credentials.
-    let client = http::builder(timeouts)
+    http::builder(timeouts)
         .no_proxy()
         .build()
-        .map_err(|e| format!("cannot set up an HTTP client: {}", root_cause(&e)))?;
-    Ok((url, client))
+        .map_err(|e| format!("cannot set up an HTTP client: {}", root_cause(&e)))
 }
 
 /// Picks the Digest challenge among the `WWW-Authenticate` headers.
@@ -1044,6 +1052,22 @@ mod tests {
             e.to_string()
                 .starts_with("plug `modem` (http://[bad): the address is not usable:"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_address_are_neither_used_nor_shown() {
+        let shelly = Shelly::new("modem", &config("http://admin:hunter2@192.0.2.1"));
+        let e = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(shelly.status())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "plug `modem` (http://…@192.0.2.1): the address is not usable: holds a user name or password (not repeated here)"
         );
     }
 

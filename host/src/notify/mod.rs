@@ -18,7 +18,8 @@
 //!
 //! Secrets (tokens, passwords, webhook headers and URL paths, which often
 //! carry a token themselves) are redacted in `Debug`, and never written to
-//! logs, errors or the status.
+//! logs, errors or the status: not even when a server repeats them in its
+//! answer ([`Secrets`]).
 
 pub mod ntfy;
 mod queue;
@@ -40,6 +41,7 @@ use crate::actions::{Notification, Notifier};
 use crate::clock::{Clock, SystemClock};
 use crate::drivers::http::Timeouts;
 use crate::human;
+use crate::secrets::Secrets;
 use crate::state::Millis;
 
 pub use queue::FILE as QUEUE_FILE;
@@ -405,21 +407,26 @@ fn describe(e: reqwest::Error) -> String {
 
 /// Sends `request` for the sink `name`: Ok on a 2xx answer; a refusal is
 /// handed to `refused`, with its status and the start of its body, to be
-/// explained in the sink's own terms.
+/// explained in the sink's own terms. Either error is redacted with the
+/// sink's `secrets`: the server's words may repeat what it was sent.
 async fn send(
     name: &str,
+    secrets: &Secrets,
     request: reqwest::RequestBuilder,
     refused: impl FnOnce(reqwest::StatusCode, &[u8]) -> DeliveryError,
 ) -> Result<(), DeliveryError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| DeliveryError::transport(name, e))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    Err(refused(status, &read_capped(response).await))
+    let outcome = match request.send().await {
+        Err(e) => Err(DeliveryError::transport(name, e)),
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => {
+            let status = response.status();
+            Err(refused(status, &read_capped(response).await))
+        }
+    };
+    outcome.map_err(|e| DeliveryError {
+        message: secrets.redact(&e.message).into_owned(),
+        ..e
+    })
 }
 
 /// The start of an error answer's body: enough to explain it, never so much

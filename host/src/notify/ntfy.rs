@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DeliveryError, NtfyAuth, NtfyConfig, answer_text, lateness, send};
 use crate::actions::Notification;
+use crate::secrets::Secrets;
 use crate::state::Millis;
 
 /// An ntfy server and topic to publish to.
@@ -28,6 +29,8 @@ pub struct Ntfy {
     /// on a server without access control (ntfy.sh) anyone who knows it
     /// can read the notifications, so it is as secret as a password.
     name: String,
+    /// The topic and credentials, to redact from the server's answers.
+    secrets: Secrets,
 }
 
 /// ntfy's JSON publish form.
@@ -66,6 +69,7 @@ impl Ntfy {
             config: config.clone(),
             endpoint,
             name,
+            secrets: Secrets::of_ntfy(config),
         }
     }
 
@@ -102,7 +106,7 @@ impl Ntfy {
                 request.basic_auth(username, Some(password.expose()))
             }
         };
-        send(&self.name, request, |status, body| {
+        send(&self.name, &self.secrets, request, |status, body| {
             self.explain(status, body)
         })
         .await

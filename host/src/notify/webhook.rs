@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use super::{DeliveryError, WebhookConfig, answer_text, redacted_url, send};
 use crate::actions::Notification;
 use crate::human;
+use crate::secrets::Secrets;
 use crate::state::Millis;
 
 pub struct Webhook {
@@ -34,6 +35,8 @@ pub struct Webhook {
     host: String,
     /// `webhook[0] https://host/…`: the config key and the URL's origin.
     name: String,
+    /// The headers' values and the URL's path, to redact from the answers.
+    secrets: Secrets,
 }
 
 impl Webhook {
@@ -51,6 +54,7 @@ impl Webhook {
             headers: config.headers.clone(),
             host,
             name: format!("webhook[{index}] {}", redacted_url(&config.url)),
+            secrets: Secrets::of_webhook(config),
         }
     }
 
@@ -69,7 +73,7 @@ impl Webhook {
             .json(&document(n, delivered_at_ms, &self.host))
             // After `json`: a configured Content-Type replaces its.
             .headers(self.headers.clone());
-        send(&self.name, request, |status, body| {
+        send(&self.name, &self.secrets, request, |status, body| {
             let detail = answer_text(status, body);
             let http = status.as_u16();
             // As with ntfy: rate limits, timeouts and server errors pass;
