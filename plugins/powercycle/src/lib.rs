@@ -176,7 +176,12 @@ fn cycle(settings: &Settings) -> Result {
         return Ok(());
     }
     let attempt = memory::attempt() + 1;
-    power_cycle(&settings.device, settings.off_seconds)?;
+    if let Err(e) = power_cycle(&settings.device, settings.off_seconds) {
+        // Tried again at the next recheck: a plug that did not answer, or
+        // was still finishing the last cycle, may well do next time.
+        timers::set(RECHECK, settings.boot_wait.as_duration())?;
+        return Err(e);
+    }
     cycles.push(now);
     memory::set_cycles(&cycles)?;
     memory::set_attempt(attempt)?;
