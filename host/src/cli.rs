@@ -292,17 +292,43 @@ fn plugin(command: PluginCommand) -> ExitCode {
 
 fn init_logging(level: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    logger(filter, format, std::io::stderr).init();
+}
+
+/// The subscriber that writes the log lines `filter` lets through to
+/// `writer`, in `format`.
+fn logger<W>(
+    filter: tracing_subscriber::EnvFilter,
+    format: LogFormat,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
+    let quiet = tracing_subscriber::filter::filter_fn(not_per_file_event);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => Box::new(builder.finish().with(quiet)),
+        LogFormat::Json => Box::new(builder.json().finish().with(quiet)),
     }
+}
+
+/// Drops the file watcher's (the `notify` crate's) debug and trace lines,
+/// whatever the level: they log every event in the watched directories, and
+/// the daemon's own log file may be in one (beside the config, say), where
+/// each line written is an event to log again, without end.
+fn not_per_file_event(line: &tracing::Metadata<'_>) -> bool {
+    let target = line.target();
+    let watcher = target == "notify" || target.starts_with("notify::");
+    !watcher || *line.level() <= tracing::Level::INFO
 }
 
 fn run(config: &Config, path: Option<&Path>, dry_run: bool) -> Result<(), String> {
@@ -533,4 +559,42 @@ async fn plug_cycle(plug: &Shelly, off: u32, dry_run: bool) -> Result<(), String
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_watcher_does_not_log_each_event() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let writer = lines.clone();
+            let filter = tracing_subscriber::EnvFilter::new("trace");
+            let logger = logger(filter, format, move || writer.clone());
+            tracing::subscriber::with_default(logger, || {
+                tracing::trace!(target: "notify::inotify", "inotify event: a write");
+                tracing::debug!(target: "notify::inotify", "inotify event with unknown descriptor");
+                tracing::warn!(target: "notify::inotify", "watch removed");
+                tracing::trace!(target: "notify_like", "someone else's trace");
+                tracing::trace!("our own trace");
+            });
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("inotify event"), "{text}");
+        for kept in ["watch removed", "someone else's trace", "our own trace"] {
+            assert_eq!(text.matches(kept).count(), 2, "{kept}: {text}");
+        }
+    }
 }

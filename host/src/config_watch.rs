@@ -62,6 +62,9 @@ fn watch_file(
 ) -> notify::Result<RecommendedWatcher> {
     let file: PathBuf = std::path::absolute(path)?;
     let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
+    // Not a line is logged per event here: the daemon's own log file may be
+    // in this directory, and each line would be an event again (the watcher
+    // crate's own lines are dropped for that reason, see cli.rs).
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         // Reads, the daemon's own included, change nothing.
@@ -107,5 +110,32 @@ async fn triggers_loop(mut events: mpsc::UnboundedReceiver<()>, triggers: mpsc::
         if triggers.send(trigger).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_config_file_triggers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("wanwatch.toml");
+        std::fs::write(&config, "").unwrap();
+        let (tx, mut triggers) = mpsc::channel(8);
+        let _watch = ConfigWatch::start(&config, tx);
+
+        // The daemon's log beside the config: written to all the time.
+        let log = dir.path().join("wanwatch.log");
+        for i in 0..50 {
+            std::fs::write(&log, format!("line {i}\n")).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let quiet = tokio::time::timeout(DEBOUNCE * 3, triggers.recv()).await;
+        assert!(quiet.is_err(), "another file triggered {quiet:?}");
+
+        std::fs::write(&config, "# changed\n").unwrap();
+        let trigger = tokio::time::timeout(Duration::from_secs(10), triggers.recv()).await;
+        assert_eq!(trigger, Ok(Some(Trigger::FileChanged)));
     }
 }

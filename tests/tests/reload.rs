@@ -461,11 +461,53 @@ fn compiled_components_are_cached_on_disk() {
     assert_eq!(second.compiled(), 0);
     assert_eq!(prepared.version(), hash_of(&bytes));
 
-    // Other content is another entry; no temporary file is left behind.
+    // Other content is another entry, which replaces the one no plugin
+    // uses any more; no temporary file is left behind.
     second.prepare("p", "test", &version(8)).expect("prepared");
     assert_eq!(second.compiled(), 1);
-    let mut names: Vec<String> = std::fs::read_dir(&cache)
-        .expect("the cache")
+    let names = files_in(&cache);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with(&hash_of(&version(8))) && names[0].ends_with(".cwasm"),
+        "keyed by the content hash: {names:?}"
+    );
+}
+
+#[test]
+fn the_compile_cache_keeps_only_the_versions_in_use() {
+    let world = World::new();
+    let cache = world.dir.path().join("cache");
+    let start = |runtime: &Runtime| {
+        let spec = test_spec("probe", world.file(), &json!({}));
+        runtime
+            .load(spec, world.recorded.host(Some(world.dir.path().join("kv"))))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    std::fs::write(world.file(), version(1)).expect("write");
+    let runtime = Runtime::with_cache(cache.clone()).expect("a runtime");
+    let mut plugin = start(&runtime);
+    for n in 2..=4 {
+        plugin.reload(&runtime, &version(n)).expect("reload");
+    }
+    drop(plugin);
+    // The running version, which is also the last good one: nothing else.
+    let names = files_in(&cache);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with(&hash_of(&version(4))), "{names:?}");
+    assert_eq!(names[1], "last-good");
+    assert_eq!(files_in(&cache.join("last-good")), ["probe.wasm"]);
+
+    // A restart finds it compiled, and a broken file starts it.
+    std::fs::write(world.file(), b"not wasm").expect("write");
+    let restarted = Runtime::with_cache(cache.clone()).expect("a runtime");
+    assert_eq!(start(&restarted).health().version, hash_of(&version(4)));
+    assert_eq!(restarted.compiled(), 0);
+}
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the directory")
         .map(|e| {
             e.expect("an entry")
                 .file_name()
@@ -474,10 +516,5 @@ fn compiled_components_are_cached_on_disk() {
         })
         .collect();
     names.sort();
-    assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names.iter().all(|n| n.ends_with(".cwasm")), "{names:?}");
-    assert!(
-        names.iter().any(|n| n.starts_with(&hash_of(&bytes))),
-        "keyed by the content hash: {names:?}"
-    );
+    names
 }

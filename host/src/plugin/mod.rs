@@ -27,6 +27,7 @@
 //! call returns; under a [`Runner`] that holds up only that plugin's thread.
 
 pub mod builtin;
+mod cache;
 mod error;
 mod host;
 mod instance;

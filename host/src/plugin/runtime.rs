@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
+use super::cache::{CAP_BYTES, Cache};
 use super::host::{self, Identity, Kv, PluginState, PolicyPre, Timers};
-use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource};
+use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource, builtin};
 
 /// How often the epoch advances while guest code runs. Deadlines are checked
 /// on each tick, so a runaway plugin is stopped at most one tick past its
@@ -39,7 +40,7 @@ struct Inner {
     ticker: Ticker,
     linker: Linker<PluginState>,
     /// Where compiled components are kept, if anywhere (see [`Runtime::with_cache`]).
-    cache: Option<PathBuf>,
+    cache: Option<Arc<Cache>>,
     /// Components compiled (not found in the cache) by this runtime.
     compiled: AtomicU64,
 }
@@ -61,7 +62,8 @@ pub struct Prepared {
 /// A version's component, to be kept as its plugin's last good version (see
 /// [`Runtime::load`]) once it has started.
 pub(super) struct LastGood {
-    path: PathBuf,
+    cache: Arc<Cache>,
+    plugin: String,
     bytes: Vec<u8>,
 }
 
@@ -69,14 +71,17 @@ impl LastGood {
     /// Writes the component to its place, unless it is there already. A
     /// failure costs only the fallback, so it is logged, not returned.
     pub(super) fn keep(self) {
-        if std::fs::read(&self.path).is_ok_and(|kept| kept == self.bytes) {
+        let path = self.cache.last_good(&self.plugin);
+        if std::fs::read(&path).is_ok_and(|kept| kept == self.bytes) {
             return;
         }
-        if let Err(e) = crate::fsutil::write_atomic(&self.path, &self.bytes) {
-            tracing::warn!(
+        match crate::fsutil::write_atomic(&path, &self.bytes) {
+            // The version it replaces may be of no more use.
+            Ok(()) => self.cache.prune_unused(),
+            Err(e) => tracing::warn!(
                 "cannot keep the last good version of a plugin in {}: {e}",
-                self.path.display()
-            );
+                path.display()
+            ),
         }
     }
 }
@@ -100,7 +105,7 @@ impl Runtime {
         Runtime::build(Some(dir))
     }
 
-    fn build(cache: Option<PathBuf>) -> anyhow::Result<Runtime> {
+    fn build(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         // Deadlines: compiled code checks the epoch, and each store's
         // callback decides whether its guest has had its time.
@@ -112,6 +117,23 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(anyhow_error)?;
         let ticker = Ticker::start(&engine)?;
+        let cache = cache_dir.map(|dir| {
+            // Keyed by everything that makes compiled code fit an engine
+            // (wasmtime's version, its settings, the CPU): a new wasmtime or
+            // config gets new files rather than a refusal.
+            let mut fit = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut fit);
+            let builtin = builtin::names()
+                .filter_map(builtin::wasm)
+                .map(sha256_hex)
+                .collect();
+            Arc::new(Cache::open(
+                dir,
+                format!("{:016x}", fit.finish()),
+                builtin,
+                CAP_BYTES,
+            ))
+        });
         Ok(Runtime {
             inner: Arc::new(Inner {
                 ticker,
@@ -232,8 +254,7 @@ impl Runtime {
 
     /// Where the last version of `plugin` that started is kept, with a cache.
     fn last_good_path(&self, plugin: &str) -> Option<PathBuf> {
-        let dir = self.inner.cache.as_ref()?;
-        Some(dir.join("last-good").join(format!("{plugin}.wasm")))
+        Some(self.inner.cache.as_ref()?.last_good(plugin))
     }
 
     /// Compiles `bytes` (or finds them compiled in the cache), checks that
@@ -256,8 +277,8 @@ impl Runtime {
             return Err(PluginError::NotComponent { plugin, origin });
         }
         let hex = sha256_hex(bytes);
-        let component = match self.component(bytes, &hex) {
-            Ok(component) => component,
+        let (component, cached) = match self.component(bytes, &hex) {
+            Ok(compiled) => compiled,
             Err(e) => {
                 let message = format!("{e:#}");
                 return Err(PluginError::Invalid {
@@ -267,23 +288,22 @@ impl Runtime {
                 });
             }
         };
-        if let Some(found) = foreign_contract(&component, &self.inner.engine) {
-            return Err(PluginError::WrongVersion {
-                plugin,
-                origin,
-                found,
-                supported: supported_versions(),
-            });
+        let linked = self.link(&component);
+        if let Some(cache) = &self.inner.cache {
+            if linked.is_ok() {
+                cache.in_use(&plugin, &hex);
+            }
+            // Whether this version is good or not, one before it may now
+            // be of no use.
+            if cached == Cached::Written {
+                cache.prune_unused();
+            }
         }
-        match self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PolicyPre::new)
-        {
+        match linked {
             Ok(pre) => Ok(Prepared {
-                last_good: self.last_good_path(&plugin).map(|path| LastGood {
-                    path,
+                last_good: self.inner.cache.as_ref().map(|cache| LastGood {
+                    cache: cache.clone(),
+                    plugin: plugin.clone(),
                     bytes: bytes.to_vec(),
                 }),
                 plugin,
@@ -293,39 +313,49 @@ impl Runtime {
                 file: None,
                 ticker: self.inner.ticker.clone(),
             }),
-            Err(e) => {
-                let message = format!("{e:#}");
-                Err(PluginError::WrongWorld {
-                    plugin,
-                    origin,
-                    message,
-                })
-            }
+            Err(Unfit::Version(found)) => Err(PluginError::WrongVersion {
+                plugin,
+                origin,
+                found,
+                supported: supported_versions(),
+            }),
+            Err(Unfit::World(message)) => Err(PluginError::WrongWorld {
+                plugin,
+                origin,
+                message,
+            }),
         }
+    }
+
+    /// Checks `component` against the contract and links it.
+    fn link(&self, component: &Component) -> Result<PolicyPre<PluginState>, Unfit> {
+        if let Some(found) = foreign_contract(component, &self.inner.engine) {
+            return Err(Unfit::Version(found));
+        }
+        self.inner
+            .linker
+            .instantiate_pre(component)
+            .and_then(PolicyPre::new)
+            .map_err(|e| Unfit::World(format!("{e:#}")))
     }
 
     /// The compiled component of `bytes` (from the cache if it is there)
     /// and the engine it belongs to: for `wanwatch plugin inspect`, which
     /// lists what it imports and exports.
     pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, &Engine)> {
-        let component = self.component(bytes, &sha256_hex(bytes))?;
+        let (component, _) = self.component(bytes, &sha256_hex(bytes))?;
         Ok((component, &self.inner.engine))
     }
 
     /// The compiled component of `bytes`, whose SHA-256 is `hex`: from the
     /// cache if it is there, else compiled (and then cached).
-    fn component(&self, bytes: &[u8], hex: &str) -> wasmtime::Result<Component> {
+    fn component(&self, bytes: &[u8], hex: &str) -> wasmtime::Result<(Component, Cached)> {
         let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache else {
+        let Some(cache) = &self.inner.cache else {
             self.inner.compiled.fetch_add(1, Ordering::Relaxed);
-            return Component::new(engine, bytes);
+            return Ok((Component::new(engine, bytes)?, Cached::No));
         };
-        // Keyed by the content and by everything that makes compiled code
-        // fit an engine (wasmtime's version, its settings, the CPU): a new
-        // wasmtime or config gets a new file rather than a refusal.
-        let mut fit = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut fit);
-        let path = dir.join(format!("{hex}-{:016x}.cwasm", fit.finish()));
+        let path = cache.entry(hex);
         if path.is_file() {
             // SAFETY: deserializing trusts the file to be code compiled by a
             // compatible wasmtime. Only this function writes into the cache
@@ -336,7 +366,10 @@ impl Runtime {
             // still checks the header (version, settings) and refuses a
             // mismatch, which we treat as a miss.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    Cache::touch(&path);
+                    return Ok((component, Cached::Found));
+                }
                 Err(e) => tracing::warn!(
                     "ignoring the compiled plugin cache file {}: {e:#}",
                     path.display()
@@ -347,17 +380,37 @@ impl Runtime {
         let compiled = engine.precompile_component(bytes)?;
         // A cache that cannot be written costs a compilation next time,
         // nothing more.
-        let saved = std::fs::create_dir_all(dir)
-            .and_then(|()| crate::fsutil::write_atomic(&path, &compiled));
-        if let Err(e) = saved {
-            tracing::warn!(
-                "cannot cache the compiled plugin in {}: {e}",
-                path.display()
-            );
-        }
+        let cached = match crate::fsutil::write_atomic(&path, &compiled) {
+            Ok(()) => Cached::Written,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot cache the compiled plugin in {}: {e}",
+                    path.display()
+                );
+                Cached::No
+            }
+        };
         // SAFETY: `compiled` was produced just above by this very engine.
-        unsafe { Component::deserialize(engine, &compiled) }
+        let component = unsafe { Component::deserialize(engine, &compiled) }?;
+        Ok((component, cached))
     }
+}
+
+/// How [`Runtime::component`] came by a component, as to the cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cached {
+    Found,
+    Written,
+    /// Compiled, and not in the cache (there is none, or writing failed).
+    No,
+}
+
+/// Why a compiled component does not fit the host.
+enum Unfit {
+    /// It was built for another contract version: this one.
+    Version(String),
+    /// It does not implement the world; wasmtime's message.
+    World(String),
 }
 
 /// Whether plugins are compiled by Winch, wasmtime's baseline compiler,
@@ -377,7 +430,7 @@ fn winch_suits_this_cpu() -> bool {
 }
 
 /// The SHA-256 of `bytes`, in hex.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

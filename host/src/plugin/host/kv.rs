@@ -16,16 +16,48 @@ use crate::state::Millis;
 
 /// Keys per store (as promised in the .wit).
 const MAX_KEYS: usize = 256;
-/// Bytes of keys and values per store (as promised in the .wit).
+/// Bytes of the saved store (as promised in the .wit): counted as JSON,
+/// because a control character takes 6 bytes in the file.
 const MAX_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(in crate::plugin) struct Kv {
     entries: BTreeMap<String, String>,
-    /// Total length of keys and values.
+    /// The size of the saved file: its `{` and each entry's [`entry_size`]
+    /// (an empty store, `{}`, is one byte more).
     bytes: usize,
     /// Where the store is saved, if anywhere.
     file: Option<PathBuf>,
+}
+
+impl Default for Kv {
+    fn default() -> Kv {
+        Kv {
+            entries: BTreeMap::new(),
+            bytes: 1,
+            file: None,
+        }
+    }
+}
+
+/// What an entry adds to the saved file: its key and value as JSON strings,
+/// the `:` between them and the `,` (or the closing `}`) after them.
+fn entry_size(key: &str, value: &str) -> usize {
+    json_len(key) + json_len(value) + 2
+}
+
+/// The length of `s` as serde_json writes it: quoted, with `"`, `\` and
+/// control characters escaped.
+fn json_len(s: &str) -> usize {
+    let escaped: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum();
+    escaped + 2
 }
 
 impl Kv {
@@ -58,7 +90,7 @@ impl Kv {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        let bytes = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let bytes = 1 + entries.iter().map(|(k, v)| entry_size(k, v)).sum::<usize>();
         Ok(Kv {
             entries,
             bytes,
@@ -83,10 +115,12 @@ impl Kv {
                 shown(&key, 64)
             ));
         }
-        let bytes = self.bytes - old.map_or(0, |v| key.len() + v.len()) + key.len() + value.len();
-        if bytes > MAX_BYTES {
+        let bytes = self.bytes - old.map_or(0, |v| entry_size(&key, v)) + entry_size(&key, &value);
+        // Growing only: a store saved over the limit (counted in raw bytes
+        // by older versions) can still be shrunk value by value.
+        if bytes > MAX_BYTES && bytes > self.bytes {
             return Err(format!(
-                "cannot store `{}`: the store would hold {bytes} bytes, more than its limit of {MAX_BYTES}",
+                "cannot store `{}`: the store would take {bytes} bytes saved (as JSON), more than its limit of {MAX_BYTES}",
                 shown(&key, 64)
             ));
         }
@@ -107,7 +141,7 @@ impl Kv {
             return Ok(());
         };
         let before = self.bytes;
-        self.bytes -= key.len() + old.len();
+        self.bytes -= entry_size(key, &old);
         self.save().inspect_err(|_| {
             self.entries.insert(key.to_owned(), old);
             self.bytes = before;
@@ -160,7 +194,7 @@ mod tests {
         let kv = store(dir.path());
         assert_eq!(kv.get("a").as_deref(), Some("3"));
         assert_eq!(kv.get("b"), None);
-        assert_eq!(kv.bytes, 2);
+        assert_eq!(kv.bytes, r#"{"a":"3"}"#.len());
         assert_eq!(kv.file, Some(dir.path().join("p.json")));
     }
 
@@ -179,7 +213,9 @@ mod tests {
         kv.set("k0".into(), "x".into()).unwrap();
 
         let mut kv = Kv::default();
-        kv.set("big".into(), "x".repeat(MAX_BYTES - 3)).unwrap();
+        // `{"big":"xx…x"}` fills the limit exactly.
+        let room = MAX_BYTES - r#"{"big":""}"#.len();
+        kv.set("big".into(), "x".repeat(room)).unwrap();
         let err = kv.set("c".into(), "d".into()).unwrap_err();
         assert!(err.contains("more than its limit of 65536"), "{err}");
         // Shrinking a value frees room.
@@ -200,7 +236,51 @@ mod tests {
         assert!(kv.delete("a").is_err());
         assert_eq!(kv.get("a").as_deref(), Some("1"));
         assert_eq!(kv.get("b"), None);
-        assert_eq!(kv.bytes, 2);
+        assert_eq!(kv.bytes, r#"{"a":"1"}"#.len());
+    }
+
+    #[test]
+    fn the_limit_counts_what_lands_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kv = store(dir.path());
+        // Control characters are escaped, most as `\u00XX`: 6 bytes each.
+        let nasty: String = (0u8..0x20).chain(*b"\"\\x").map(char::from).collect();
+        // Filled with ever smaller entries, to the last byte that fits.
+        let mut i = 0;
+        for value in [nasty.repeat(40), nasty, "\u{1}".into()] {
+            while kv.set(format!("k{i}"), value.clone()).is_ok() {
+                i += 1;
+            }
+        }
+        let size = std::fs::metadata(dir.path().join("p.json")).unwrap().len();
+        assert!(size <= MAX_BYTES as u64, "{size} bytes on disk");
+        assert_eq!(size, kv.bytes as u64, "counted as saved");
+        // Less than one `"kNNN":"\u0001",` is left.
+        assert!(
+            size > MAX_BYTES as u64 - 16,
+            "{size} bytes: the limit is used"
+        );
+        assert_eq!(
+            store(dir.path()).bytes,
+            kv.bytes,
+            "counted the same on load"
+        );
+    }
+
+    #[test]
+    fn a_store_over_the_limit_can_shrink() {
+        let mut kv = Kv::default();
+        kv.entries.insert("a".into(), "\u{0}".repeat(MAX_BYTES));
+        kv.entries.insert("b".into(), "xyz".into());
+        kv.bytes = 1 + kv
+            .entries
+            .iter()
+            .map(|(k, v)| entry_size(k, v))
+            .sum::<usize>();
+        assert!(kv.set("b".into(), "xyzw".into()).is_err(), "growing");
+        kv.set("b".into(), "x".into()).unwrap();
+        kv.set("a".into(), String::new()).unwrap();
+        kv.set("b".into(), "xyzw".into()).unwrap();
     }
 
     #[test]
