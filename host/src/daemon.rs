@@ -278,6 +278,12 @@ impl Daemon {
         let (actions, outbox) = actions(config, dry_run, clock.clone(), handle)?;
         let actions = Arc::new(actions);
 
+        // Atomic writes cut short by a crash or a power cut leave their
+        // temporary files behind.
+        let removed = crate::fsutil::remove_stale_temp_files(&state_dir(config));
+        if removed > 0 {
+            tracing::info!("removed {removed} temporary file(s) left by an earlier run");
+        }
         let status_file = status_file(config);
         // The file has wall-clock times (see `flush_status`).
         let resumed = status_file

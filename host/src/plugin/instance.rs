@@ -270,8 +270,9 @@ impl Plugin {
     fn persist(&mut self) {
         let state = self.store.data_mut();
         let clock = &*state.plugin.host.clock;
-        if let Err(e) = state.kept.timers.save(clock) {
-            tracing::error!(plugin = %state.plugin.name, "{e}");
+        let saved = [state.kept.kv.save(), state.kept.timers.save(clock)];
+        for e in saved.into_iter().filter_map(Result::err) {
+            tracing::error!(plugin = %self.health.name, "{e}");
             self.note_error(e);
         }
     }
