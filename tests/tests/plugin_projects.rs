@@ -102,6 +102,84 @@ fn a_scaffolded_javascript_plugin_builds_passes_its_scenario_and_loads() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = scaffold_test_and_load("js", dir.path());
     report_loads("JavaScript", &wasm);
+    reloading_it_keeps_the_probe_cadence(&wasm);
+}
+
+/// A live daemon probing every 250 ms is given `wasm` (a JavaScript plugin,
+/// over 10 MiB, seconds to compile) by a config reload: the compilation
+/// runs off the daemon's event loop, so no round comes late. Were it on the
+/// loop, the rounds would stall once the queue between them was full.
+fn reloading_it_keeps_the_probe_cadence(wasm: &Path) {
+    const INTERVAL_MS: f64 = 250.0;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let base = format!(
+        "state_dir = {state:?}\n[probe]\ninterval = \"250ms\"\ntimeout = \"200ms\"\n\
+         [history]\ndir = {history:?}\n\
+         [[targets]]\nname = \"lo\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = {port}\n",
+        state = dir.path(),
+    );
+    let config = dir.path().join("wanwatch.toml");
+    std::fs::write(&config, &base).unwrap();
+    let log = dir.path().join("log");
+    let _daemon = wanwatch_tests::DaemonProcess(
+        Command::new(WANWATCH)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the daemon"),
+    );
+    let status = dir.path().join("status.json");
+    wanwatch_tests::wait_for(&status, "a first round", Duration::from_secs(30), |s| {
+        s["last_round_at_ms"].is_u64()
+    });
+    std::fs::write(
+        &config,
+        format!("{base}[plugins.big]\nfile = {wasm:?}\nmemory_mib = 128\ndeadline = \"1s\"\n"),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("config reloaded")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no reload:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // One row per round (one target): when each round ended.
+    let mut ends: Vec<f64> = std::fs::read_dir(&history)
+        .unwrap()
+        .flat_map(|file| {
+            std::fs::read_to_string(file.unwrap().path())
+                .unwrap()
+                .lines()
+                .skip(1)
+                .filter_map(|row| row.split(',').next()?.parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .collect();
+    ends.sort_by(f64::total_cmp);
+    let gaps: Vec<f64> = ends.windows(2).map(|w| (w[1] - w[0]) * 1000.0).collect();
+    let longest = gaps.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "reload of a {:.1} MiB plugin in {:.2?}: {} rounds, longest gap {longest:.0} ms",
+        std::fs::metadata(wasm).unwrap().len() as f64 / f64::from(1 << 20),
+        start.elapsed(),
+        ends.len()
+    );
+    assert!(
+        longest < 3.0 * INTERVAL_MS,
+        "a round came {longest:.0} ms after the one before: {gaps:?}"
+    );
 }
 
 #[test]

@@ -172,16 +172,18 @@ fn a_restart_during_an_outage_keeps_the_power_cycles_going() {
 /// libfaketime, from Debian's `faketime` package: it steps the wall clock
 /// of one process, leaving the machine's alone.
 fn libfaketime() -> Option<&'static str> {
-    let path = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    let found = Path::new(path).exists();
-    if !found {
+    let found = ["x86_64", "aarch64"]
+        .map(|arch| format!("/usr/lib/{arch}-linux-gnu/faketime/libfaketime.so.1"))
+        .into_iter()
+        .find(|path| Path::new(path).exists());
+    if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "libfaketime is missing (.ci/run installs the faketime package)"
         );
-        eprintln!("skipped: {path} is missing (apt-get install faketime)");
+        eprintln!("skipped: libfaketime is missing (apt-get install faketime)");
     }
-    found.then_some(path)
+    found.map(|path| &*path.leak())
 }
 
 /// The `previous_duration_ms` of the last transition into `state`.

@@ -251,7 +251,10 @@ mod tests {
         for i in 0..1_000 {
             kv.set("n".into(), i.to_string()).unwrap();
         }
-        assert!(!dir.path().join("p.json").exists(), "written before the save");
+        assert!(
+            !dir.path().join("p.json").exists(),
+            "written before the save"
+        );
         kv.save().unwrap();
         assert_eq!(store(dir.path()).get("n").as_deref(), Some("999"));
     }
