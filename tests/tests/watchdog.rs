@@ -74,6 +74,9 @@ interval = "500ms"
 timeout = "300ms"
 down_after = "1s"
 
+[safety]
+max_cycles_per_hour = 20
+
 [[targets]]
 name = "internet"
 address = "127.0.0.1"

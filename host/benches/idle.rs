@@ -1,0 +1,102 @@
+//! What an idle daemon costs a small box: CPU share and resident memory of
+//! the release binary with the built-in policies, probing three loopback
+//! targets (TCP, so no root is needed) every 2 s for a minute, and the size
+//! of the binary. Targets: under 0.1 % of a core and under 25 MB RSS.
+//!
+//! cargo build --release && cargo bench -p wanwatch --bench idle
+//!
+//! A bench binary rather than criterion: the figure is one long sample of a
+//! separate process, read from /proc. `IDLE_SECONDS` shortens or lengthens
+//! the sample (default 60).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch");
+    if !binary.is_file() {
+        eprintln!(
+            "no release binary at {}: run `cargo build --release` first",
+            binary.display()
+        );
+        std::process::exit(1);
+    }
+    let seconds: u64 = std::env::var("IDLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let targets: String = (1..=3)
+        .map(|i| {
+            format!("[[targets]]\nname = \"lo{i}\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = {port}\n")
+        })
+        .collect();
+    let config = dir.path().join("wanwatch.toml");
+    std::fs::write(&config, format!("state_dir = {:?}\n{targets}", dir.path())).unwrap();
+    let mut daemon = Command::new(&binary)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let pid = daemon.id();
+    // Past the start (plugins compiled or read from the cache, first rounds).
+    std::thread::sleep(Duration::from_secs(10));
+    let (cpu0, at0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (cpu1, elapsed) = (cpu_ticks(pid), at0.elapsed());
+    let rss_kib = status_field(pid, "VmRSS:");
+    let hwm_kib = status_field(pid, "VmHWM:");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu_s = (cpu1 - cpu0) as f64 / hz;
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "idle daemon, built-in policies, 3 TCP targets every 2 s, {:.0} s: CPU {:.3} s = {:.3} % of a core ({:.0} ms a minute); RSS {:.1} MB (peak {:.1} MB); binary {:.1} MB",
+        elapsed.as_secs_f64(),
+        cpu_s,
+        100.0 * cpu_s / elapsed.as_secs_f64(),
+        1000.0 * cpu_s * 60.0 / elapsed.as_secs_f64(),
+        rss_kib as f64 / 1000.0,
+        hwm_kib as f64 / 1000.0,
+        size as f64 / 1e6,
+    );
+}
+
+/// utime + stime of the whole process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let mut stat = String::new();
+    std::fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| f.read_to_string(&mut stat))
+        .expect("the daemon's /proc/PID/stat");
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 here.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A `kB` field of /proc/PID/status.
+fn status_field(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
