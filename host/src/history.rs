@@ -182,13 +182,17 @@ impl<R: Read> Reader<R> {
             }
             // The reader counts every line break it consumed, those of the
             // blank and comment lines it skipped before the record too: the
-            // record's first line is found back from its end.
+            // record's first line is found back from its end. A quote left
+            // open runs to the end, last break included: not before the
+            // line the reading began on, then.
+            let began = self.record.position().map_or(1, csv::Position::line);
             let breaks = self.record.as_slice().iter().filter(|&&b| b == b'\n');
             let line = self
                 .csv
                 .position()
                 .line()
-                .saturating_sub(breaks.count() as u64 + 1);
+                .saturating_sub(breaks.count() as u64 + 1)
+                .max(began);
             let blank = self.record.len() == 1 && self.record[0].trim_ascii().is_empty();
             let header = self
                 .record
@@ -339,7 +343,8 @@ mod tests {
         // Past midnight UTC: a new file.
         history.record(&round(1_764_115_200_000));
         let text = std::fs::read_to_string(dir.path().join("h/wan-2025-11-25.csv")).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
+        // Unix line ends, as before.
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
         assert_eq!(lines[0], "timestamp,datetime,status,ping_ms,target");
         assert_eq!(
             lines[1],
@@ -404,6 +409,10 @@ mod tests {
         assert_eq!(
             error("1,x,ok,1,\"a\n\nb\"\n\n2,x,up,1,a"),
             "5: status `up` is neither `ok` nor `fail`"
+        );
+        assert_eq!(
+            error("1,x,ok,1,a\n2,\"x,ok,1,a\n3,x,ok,1,a\n"),
+            "2: has 2 columns, expected 5 (timestamp,datetime,status,ping_ms,target)"
         );
     }
 

@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn target_names_with_commas_quotes_and_line_breaks_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let mut history = crate::history::History::new(dir.path().to_owned());
+        let mut history = history::History::new(dir.path().to_owned());
         let probe = |target: &str, ok, rtt_us| Evidence {
             target: target.into(),
             role: Role::Wan,
