@@ -16,18 +16,20 @@
 //! `timestamp` is Unix seconds with milliseconds (when the round ended; all
 //! rows of a round share it), `datetime` the same instant in RFC 3339 UTC
 //! for people, `status` `ok` or `fail`, `ping_ms` the round trip in ms
-//! (empty when the probe failed), `target` the target's name.
+//! (empty when the probe failed), `target` the target's name, in quotes
+//! (CSV-style, `"` doubled) when it holds a comma, a quote or a line break.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{Chain, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::human;
 use crate::state::{Millis, Round};
 
-/// The first line of every history file.
-pub const HEADER: &str = "timestamp,datetime,status,ping_ms,target";
+/// The columns of every history file, its first line.
+pub const COLUMNS: [&str; 5] = ["timestamp", "datetime", "status", "ping_ms", "target"];
 
 /// The `[history]` config section.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -47,39 +49,63 @@ pub struct Row {
     pub target: String,
 }
 
+/// A history file's writer: fields quoted only when they must be (a comma,
+/// quote or line break in a target name), so that plain rows stay as the
+/// original wan-monitor wrote them.
+fn writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out)
+}
+
 impl Row {
-    /// Writes the row as one CSV line, newline included.
-    pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let datetime = rfc3339_millis(self.at_ms);
+    /// Writes the row as one CSV record.
+    fn write(&self, out: &mut csv::Writer<impl Write>) -> std::io::Result<()> {
+        let datetime = rfc3339_millis(self.at_ms)?;
         let (status, ping) = match (self.ok, self.rtt_us) {
             (true, Some(us)) => ("ok", format!("{}.{:03}", us / 1000, us % 1000)),
             (true, None) => ("ok", String::new()),
             (false, _) => ("fail", String::new()),
         };
-        writeln!(
-            out,
-            "{}.{:03},{datetime},{status},{ping},{}",
-            self.at_ms / 1000,
-            self.at_ms % 1000,
-            self.target
-        )
+        let timestamp = format!("{}.{:03}", self.at_ms / 1000, self.at_ms % 1000);
+        out.write_record([&timestamp, &datetime, status, &ping, &self.target])?;
+        Ok(())
     }
 
-    /// Parses one CSV line (not the header). The `datetime` column is for
+    /// Parses one record (not the header). The `datetime` column is for
     /// people: `timestamp` is what counts.
-    pub fn parse(line: &str) -> Result<Row, String> {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    fn parse<'a>(record: &'a csv::ByteRecord) -> Result<Row, String> {
+        let fields: Vec<&[u8]> = record.iter().collect();
         let [timestamp, _datetime, status, ping, target] = fields[..] else {
             return Err(format!(
-                "has {} columns, expected 5 ({HEADER})",
-                fields.len()
+                "has {} columns, expected {} ({})",
+                fields.len(),
+                COLUMNS.len(),
+                COLUMNS.join(",")
             ));
         };
-        let seconds: f64 = timestamp
-            .parse()
+        let text = |column: &str, field: &'a [u8]| {
+            std::str::from_utf8(field.trim_ascii()).map_err(|_| format!("{column} is not UTF-8"))
+        };
+        let (timestamp, status, ping, target) = (
+            text("timestamp", timestamp)?,
+            text("status", status)?,
+            text("ping_ms", ping)?,
+            text("target", target)?,
+        );
+        let at_ms = timestamp
+            .parse::<f64>()
             .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e13)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| (s * 1000.0).round())
             .ok_or_else(|| format!("timestamp `{timestamp}` is not Unix seconds"))?;
+        // Later times cannot be written as dates, in the report or anywhere.
+        if at_ms > human::LAST_MS as f64 {
+            return Err(format!(
+                "timestamp `{timestamp}` is after the year 9999 (at most {:.3})",
+                human::LAST_MS as f64 / 1000.0
+            ));
+        }
         let ok = match status {
             "ok" => true,
             "fail" => false,
@@ -99,7 +125,7 @@ impl Row {
             return Err("the target is empty".into());
         }
         Ok(Row {
-            at_ms: (seconds * 1000.0).round() as Millis,
+            at_ms: at_ms as Millis,
             ok,
             // A failed probe has no round trip, whatever the column says.
             rtt_us: rtt_us.filter(|_| ok),
@@ -108,17 +134,101 @@ impl Row {
     }
 }
 
-/// An instant as RFC 3339 UTC with milliseconds.
-fn rfc3339_millis(ms: Millis) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(t).to_string()
+/// Why a history file cannot be read, and where.
+#[derive(Debug, PartialEq)]
+pub struct ReadError {
+    /// The line the record starts on, when the error has one.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+/// Reads the rows of a history file, one record at a time.
+pub struct Reader<R: Read> {
+    csv: csv::Reader<Chain<R, &'static [u8]>>,
+    record: csv::ByteRecord,
+}
+
+impl<R: Read> Reader<R> {
+    pub fn new(input: R) -> Reader<R> {
+        let csv = csv::ReaderBuilder::new()
+            // The header is skipped wherever it is (concatenated files).
+            .has_headers(false)
+            // A wrong column count is reported by `Row::parse`, by name.
+            .flexible(true)
+            // Records end at `\n` only (a `\r` before it is trimmed as a
+            // blank), and the input with one more: every record then
+            // consumes its line break, which `next_row` counts on.
+            .terminator(csv::Terminator::Any(b'\n'))
+            .comment(Some(b'#'))
+            .from_reader(input.chain(&b"\n"[..]));
+        Reader {
+            csv,
+            record: csv::ByteRecord::new(),
+        }
+    }
+
+    /// The next data row and the line it starts on; None at the end.
+    pub fn next_row(&mut self) -> Result<Option<(u64, Row)>, ReadError> {
+        loop {
+            match self.csv.read_byte_record(&mut self.record) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {}
+                Err(e) => {
+                    return Err(ReadError {
+                        line: None,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            // The reader counts every line break it consumed, those of the
+            // blank and comment lines it skipped before the record too: the
+            // record's first line is found back from its end. A quote left
+            // open runs to the end, last break included: not before the
+            // line the reading began on, then.
+            let began = self.record.position().map_or(1, csv::Position::line);
+            let breaks = self.record.as_slice().iter().filter(|&&b| b == b'\n');
+            let line = self
+                .csv
+                .position()
+                .line()
+                .saturating_sub(breaks.count() as u64 + 1)
+                .max(began);
+            let blank = self.record.len() == 1 && self.record[0].trim_ascii().is_empty();
+            let header = self
+                .record
+                .iter()
+                .map(<[u8]>::trim_ascii)
+                .eq(COLUMNS.map(str::as_bytes));
+            if blank || header {
+                continue;
+            }
+            return match Row::parse(&self.record) {
+                Ok(row) => Ok(Some((line, row))),
+                Err(message) => Err(ReadError {
+                    line: Some(line),
+                    message,
+                }),
+            };
+        }
+    }
+}
+
+/// An instant as RFC 3339 UTC with milliseconds. The clock may be wrong,
+/// but must not crash the daemon.
+fn rfc3339_millis(ms: Millis) -> std::io::Result<String> {
+    human::timestamp_millis(ms).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} cannot be written as a date", human::timestamp(ms)),
+        )
+    })
 }
 
 /// Appends every probe round to the day's file.
 pub struct History {
     dir: PathBuf,
     /// The open file and the UTC date it is for.
-    file: Option<(String, BufWriter<File>)>,
+    file: Option<(String, csv::Writer<File>)>,
     /// Whether the last write failed, so that a full disk is logged once,
     /// not every round.
     failing: bool,
@@ -157,15 +267,15 @@ impl History {
     }
 
     fn append(&mut self, round: &Round) -> std::io::Result<()> {
-        let date = rfc3339_millis(round.at_ms)[..10].to_owned();
+        let mut date = rfc3339_millis(round.at_ms)?;
+        date.truncate("YYYY-MM-DD".len());
         let out = match &mut self.file {
             Some((open_date, out)) if *open_date == date => out,
             file => {
                 let (path, new) = day_file(&self.dir, &date)?;
-                let mut out =
-                    BufWriter::new(OpenOptions::new().append(true).create(true).open(path)?);
+                let mut out = writer(OpenOptions::new().append(true).create(true).open(path)?);
                 if new {
-                    writeln!(out, "{HEADER}")?;
+                    out.write_record(COLUMNS)?;
                 }
                 &mut file.insert((date, out)).1
             }
@@ -210,6 +320,20 @@ mod tests {
         }
     }
 
+    fn read(text: impl AsRef<[u8]>) -> Result<Vec<(u64, Row)>, ReadError> {
+        let mut reader = Reader::new(text.as_ref());
+        let mut rows = Vec::new();
+        while let Some(row) = reader.next_row()? {
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    fn error(text: &str) -> String {
+        let e = read(text).unwrap_err();
+        format!("{}: {}", e.line.unwrap_or(0), e.message)
+    }
+
     #[test]
     fn writes_a_daily_file_that_reads_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -219,8 +343,9 @@ mod tests {
         // Past midnight UTC: a new file.
         history.record(&round(1_764_115_200_000));
         let text = std::fs::read_to_string(dir.path().join("h/wan-2025-11-25.csv")).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], HEADER);
+        // Unix line ends, as before.
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        assert_eq!(lines[0], "timestamp,datetime,status,ping_ms,target");
         assert_eq!(
             lines[1],
             "1764030612.123,2025-11-25T00:30:12.123Z,ok,9.412,cloudflare"
@@ -231,28 +356,95 @@ mod tests {
         );
         assert_eq!(lines.len(), 5);
         assert_eq!(
-            Row::parse(lines[1]).unwrap(),
-            Row {
-                at_ms: 1_764_030_612_123,
-                ok: true,
-                rtt_us: Some(9_412),
-                target: "cloudflare".into()
-            }
+            read(&text).unwrap()[0],
+            (
+                2,
+                Row {
+                    at_ms: 1_764_030_612_123,
+                    ok: true,
+                    rtt_us: Some(9_412),
+                    target: "cloudflare".into()
+                }
+            )
         );
         let next = std::fs::read_to_string(dir.path().join("h/wan-2025-11-26.csv")).unwrap();
         assert_eq!(next.lines().count(), 3);
     }
 
     #[test]
-    fn bad_rows_say_why() {
-        assert!(Row::parse("1,x,ok,1").unwrap_err().contains("4 columns"));
-        assert!(
-            Row::parse("soon,x,ok,1,a")
-                .unwrap_err()
-                .contains("timestamp")
+    fn a_round_past_the_year_9999_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = History::new(dir.path().to_owned());
+        history.record(&round(human::LAST_MS + 1));
+        assert!(history.failing);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reads_what_people_write_too() {
+        // Blanks around fields, blank lines, comments, a header again.
+        let rows = read(
+            "# from my router\n\n1.5 , x , ok , 2 , a\n   \ntimestamp,datetime,status,ping_ms,target\n2,x,fail,,b\n",
+        )
+        .unwrap();
+        let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [3, 6]);
+        assert_eq!(
+            rows[0].1,
+            Row {
+                at_ms: 1_500,
+                ok: true,
+                rtt_us: Some(2_000),
+                target: "a".into()
+            }
         );
-        assert!(Row::parse("1,x,maybe,1,a").unwrap_err().contains("status"));
-        assert!(Row::parse("1,x,ok,fast,a").unwrap_err().contains("ping_ms"));
-        assert!(Row::parse("1,x,ok,1,").unwrap_err().contains("target"));
+    }
+
+    #[test]
+    fn lines_are_counted_across_quoted_line_breaks() {
+        let rows = read("1,x,ok,1,\"a\nb\"\r\n\r\n# c\n2,x,ok,1,a\r\n3,x,ok,1,a").unwrap();
+        let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [1, 5, 6]);
+        assert_eq!(rows[0].1.target, "a\nb");
+        assert_eq!(
+            error("1,x,ok,1,\"a\n\nb\"\n\n2,x,up,1,a"),
+            "5: status `up` is neither `ok` nor `fail`"
+        );
+        assert_eq!(
+            error("1,x,ok,1,a\n2,\"x,ok,1,a\n3,x,ok,1,a\n"),
+            "2: has 2 columns, expected 5 (timestamp,datetime,status,ping_ms,target)"
+        );
+    }
+
+    #[test]
+    fn bad_rows_say_why_and_where() {
+        assert_eq!(
+            error("timestamp,datetime,status,ping_ms,target\n1,x,ok,1\n"),
+            "2: has 4 columns, expected 5 (timestamp,datetime,status,ping_ms,target)"
+        );
+        assert_eq!(
+            error("soon,x,ok,1,a"),
+            "1: timestamp `soon` is not Unix seconds"
+        );
+        assert_eq!(
+            error("1,x,ok,1,a\n253402300800,x,ok,1,a\n"),
+            "2: timestamp `253402300800` is after the year 9999 (at most 253402300799.999)"
+        );
+        assert_eq!(
+            error("1,x,maybe,1,a"),
+            "1: status `maybe` is neither `ok` nor `fail`"
+        );
+        assert_eq!(
+            error("1,x,ok,fast,a"),
+            "1: ping_ms `fast` is not a number of milliseconds"
+        );
+        assert_eq!(error("1,x,ok,1,"), "1: the target is empty");
+        assert_eq!(
+            read(b"1,x,ok,1,a\n2,x,ok,1,\"b\xff\"\n").unwrap_err(),
+            ReadError {
+                line: Some(2),
+                message: "target is not UTF-8".into()
+            }
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Times and durations as people read them, in logs and `wanwatch status`.
 
 use std::fmt::Display;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::power::PowerTransition;
 use crate::state::{Millis, Transition};
@@ -12,10 +13,28 @@ pub fn duration_ms(ms: Millis) -> String {
     wanwatch_plugin::human_duration(ms)
 }
 
-/// An instant as RFC 3339 UTC, to the second.
+/// The last instant RFC 3339 can write (four-digit years), 9999-12-31T23:59:59.999Z.
+/// Inputs later than this are refused where they are read (scenarios,
+/// history files).
+pub const LAST_MS: Millis = 253_402_300_799_999;
+
+/// An instant as RFC 3339 UTC, to the second. A later instant than
+/// [`LAST_MS`] is written as Unix time instead: humantime fails on it, and a
+/// corrupt status file must not crash `wanwatch status`.
 pub fn timestamp(ms: Millis) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
+    match system_time(ms) {
+        Some(t) => humantime::format_rfc3339_seconds(t).to_string(),
+        None => format!("Unix time {}s (past the year 9999)", ms / 1000),
+    }
+}
+
+/// An instant as RFC 3339 UTC with milliseconds; None past [`LAST_MS`].
+pub fn timestamp_millis(ms: Millis) -> Option<String> {
+    system_time(ms).map(|t| humantime::format_rfc3339_millis(t).to_string())
+}
+
+fn system_time(ms: Millis) -> Option<SystemTime> {
+    (ms <= LAST_MS).then(|| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// Whether a line about a change says when it happened itself (a log line),
@@ -109,5 +128,23 @@ mod tests {
     #[test]
     fn timestamps_are_utc_seconds() {
         assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn timestamps_past_the_year_9999_do_not_panic() {
+        assert_eq!(timestamp(LAST_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            timestamp_millis(LAST_MS).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(
+            timestamp(LAST_MS + 1),
+            "Unix time 253402300800s (past the year 9999)"
+        );
+        assert_eq!(
+            timestamp(Millis::MAX),
+            "Unix time 18446744073709551s (past the year 9999)"
+        );
+        assert_eq!(timestamp_millis(LAST_MS + 1), None);
     }
 }

@@ -1,6 +1,6 @@
 //! `wanwatch simulate` through the real binary: every shipped scenario
-//! passes its expectations, a wrong expectation fails readably, and a run is
-//! deterministic.
+//! passes its expectations, a wrong expectation fails readably, a run is
+//! deterministic, and times it cannot write are refused, located.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -186,4 +186,47 @@ fn until_stops_early() {
     );
     // The outage lies beyond: its expectations are not met.
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// They cannot be written as RFC 3339 dates: rejected where they come in
+/// rather than failing (once a panic) when the report prints them.
+#[test]
+fn times_past_the_year_9999_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let late = dir.path().join("late.toml");
+    std::fs::write(
+        &late,
+        "start = \"9999-12-31T23:59:00Z\"\nduration = \"1h\"\n[[cause]]\nkind = \"isp-outage\"\nat = \"10s\"\nduration = \"10m\"\n",
+    )
+    .unwrap();
+    let out = simulate(&[late.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:2:12: duration: 1h from start 9999-12-31T23:59:00Z runs past the year 9999",
+            late.display()
+        )),
+        "{stderr}"
+    );
+
+    // The failed probe would be printed, as a transition, past the year 9999.
+    let csv = dir.path().join("wan-9999-12-31.csv");
+    std::fs::write(
+        &csv,
+        "timestamp,datetime,status,ping_ms,target\n253402300799.000,x,ok,9.4,cloudflare\n253402300801.000,x,fail,,cloudflare\n",
+    )
+    .unwrap();
+    let replay = dir.path().join("replay.toml");
+    std::fs::write(&replay, "[replay]\nfiles = [\"wan-9999-12-31.csv\"]\n").unwrap();
+    let out = simulate(&[replay.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:3: timestamp `253402300801.000` is after the year 9999",
+            csv.display()
+        )),
+        "{stderr}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Replay: recorded probe history (the daemon's `[history]` CSV, see
 //! [`crate::history`]) as the simulator's rounds.
 //!
-//! Streams: one line at a time, one round at a time, however long the log.
+//! Streams: one record at a time, one round at a time, however long the log.
 //! Rows become rounds by time: a round gathers the rows that follow its
 //! first one within the probe interval, one per target (a target seen again
 //! begins the next round). A target the config does not name counts as a
@@ -9,10 +9,9 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
 
-use crate::history::{HEADER, Row};
+use crate::history::{self, Row};
 use crate::state::{Evidence, Millis, ProbeKind, Role, Round};
 
 pub struct Replay {
@@ -30,8 +29,7 @@ pub struct Replay {
 
 struct Reader {
     path: PathBuf,
-    lines: Lines<BufReader<File>>,
-    line: usize,
+    rows: history::Reader<File>,
 }
 
 impl Replay {
@@ -125,25 +123,24 @@ impl Replay {
                     None => return Ok(None),
                 },
             };
-            let Some(line) = reader.lines.next() else {
-                self.current = None;
-                continue;
+            let (line, row) = match reader.rows.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    self.current = None;
+                    continue;
+                }
+                Err(e) => {
+                    let line = e.line.map_or_else(String::new, |l| format!(":{l}"));
+                    return Err(format!("{}{line}: {}", reader.path.display(), e.message));
+                }
             };
-            reader.line += 1;
-            let at =
-                |message: String| format!("{}:{}: {message}", reader.path.display(), reader.line);
-            let line = line.map_err(|e| at(e.to_string()))?;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line == HEADER {
-                continue;
-            }
-            let row = Row::parse(line).map_err(at)?;
             if row.at_ms < self.last_at_ms {
-                return Err(at(format!(
-                    "goes back in time (to {}, after {}): the rows must be in time order, and the files in name order",
+                return Err(format!(
+                    "{}:{line}: goes back in time (to {}, after {}): the rows must be in time order, and the files in name order",
+                    reader.path.display(),
                     crate::human::timestamp(row.at_ms),
                     crate::human::timestamp(self.last_at_ms)
-                )));
+                ));
             }
             self.last_at_ms = row.at_ms;
             return Ok(Some(row));
@@ -155,9 +152,8 @@ impl Reader {
     fn open(path: PathBuf) -> Result<Reader, String> {
         let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Reader {
-            lines: BufReader::new(file).lines(),
+            rows: history::Reader::new(file),
             path,
-            line: 0,
         })
     }
 }
@@ -179,6 +175,8 @@ pub fn describe(sources: &[PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEADER: &str = "timestamp,datetime,status,ping_ms,target";
 
     fn replay(text: &str) -> (tempfile::TempDir, Replay) {
         let dir = tempfile::tempdir().unwrap();
@@ -223,5 +221,41 @@ mod tests {
         assert!(e.ends_with("wan-2025-11-25.csv:3: goes back in time (to 1970-01-01T00:00:09Z, after 1970-01-01T00:00:10Z): the rows must be in time order, and the files in name order"), "{e}");
         let (_dir, mut r) = replay("10,x,up,1.0,gateway\n");
         assert!(r.next_round().unwrap_err().contains(":1: status `up`"));
+        let (_dir, mut r) = replay(&format!(
+            "{HEADER}\n10,x,ok,1.0,gateway\n253402300800.000,x,ok,1.0,gateway\n"
+        ));
+        let e = r.next_round().unwrap_err();
+        assert!(
+            e.ends_with("wan-2025-11-25.csv:3: timestamp `253402300800.000` is after the year 9999 (at most 253402300799.999)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn target_names_with_commas_quotes_and_line_breaks_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = history::History::new(dir.path().to_owned());
+        let probe = |target: &str, ok, rtt_us| Evidence {
+            target: target.into(),
+            role: Role::Wan,
+            kind: ProbeKind::Icmp,
+            ok,
+            rtt_us,
+        };
+        let rounds = [1_764_030_612_123, 1_764_030_614_123].map(|at_ms| Round {
+            at_ms,
+            results: vec![
+                probe("my \"fast\", line\nnumber 2", true, Some(9_412)),
+                probe("plain", false, None),
+            ],
+        });
+        for round in &rounds {
+            history.record(round);
+        }
+        let mut replay = Replay::open(&[dir.path().to_owned()], &[], 2_000).unwrap();
+        for round in rounds {
+            assert_eq!(replay.next_round().unwrap(), Some(round));
+        }
+        assert_eq!(replay.next_round().unwrap(), None);
     }
 }

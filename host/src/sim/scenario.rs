@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{self, Config, ConfigError, human_duration};
+use crate::human::LAST_MS;
 use crate::state::{Evidence, Millis, WanState};
 
 /// 2026-01-01T00:00:00Z: where a synthetic timeline starts by default.
@@ -455,6 +456,18 @@ impl Scenario {
                 key(&["duration"]),
                 "is needed: how long the synthetic timeline runs (or give [replay] files)".into(),
             )),
+            // RFC 3339 has four-digit years: the report could not say when.
+            // The timeline stops short of its end, hence the + 1.
+            (None, Some(duration)) if self.start.saturating_add(millis(duration)) > LAST_MS + 1 => {
+                errors.push((
+                    key(&["duration"]),
+                    format!(
+                        "{} from start {} runs past the year 9999, the last one RFC 3339 can write",
+                        humantime::format_duration(duration),
+                        crate::human::timestamp(self.start)
+                    ),
+                ))
+            }
             (Some(_), _) if !self.segment.is_empty() || !self.cause.is_empty() => errors.push((
                 key(&["replay"]),
                 "replays recorded data: it cannot have [[segment]] or [[cause]] entries too".into(),
@@ -568,6 +581,10 @@ mod tests {
                 .starts_with("s.toml:1:1: durration: unknown field `durration`")
         );
         assert!(error("").contains("duration: is needed"));
+        assert_eq!(
+            error("start = \"9999-12-31T23:00:00Z\"\nduration = \"1h 1s\"\n"),
+            "s.toml:2:12: duration: 1h 1s from start 9999-12-31T23:00:00Z runs past the year 9999, the last one RFC 3339 can write"
+        );
     }
 
     #[test]
