@@ -7,16 +7,20 @@
 //!
 //! A bench binary rather than criterion: the figure is one long sample of a
 //! separate process, read from /proc. `IDLE_SECONDS` shortens or lengthens
-//! the sample (default 60).
+//! the sample (default 60); `WANWATCH_BIN` measures another build of the
+//! binary.
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch");
+    let binary = std::env::var_os("WANWATCH_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch"),
+        PathBuf::from,
+    );
     if !binary.is_file() {
         eprintln!(
             "no release binary at {}: run `cargo build --release` first",
