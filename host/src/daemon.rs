@@ -317,6 +317,7 @@ impl Daemon {
                 .into_iter()
                 .map(|plugin| start_runner(plugin, &clock, None))
                 .collect();
+        runtime.prune_cache();
         let hot_reload = watch_plugins(&runtime, &runners);
         let plugins = PluginSet {
             runtime,
@@ -911,4 +912,23 @@ fn log_transition(t: &Transition) {
         "{}",
         human::wan_change(t, human::When::Said),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_feeding_task_that_ends_is_an_error_that_says_why() {
+        let panicked = tokio::spawn(async { panic!("a probe's bug") });
+        let error = ended("probing", Some(panicked)).await.to_string();
+        assert!(
+            error.starts_with("the probing task ended (it panicked")
+                && error.ends_with("wanwatch is no longer watching"),
+            "{error}"
+        );
+        let returned = tokio::spawn(async {});
+        let error = ended("power detection", Some(returned)).await.to_string();
+        assert!(error.contains("(it returned)"), "{error}");
+    }
 }

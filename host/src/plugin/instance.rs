@@ -343,7 +343,7 @@ impl Plugin {
         let state = self.store.data();
         let (kind, message) = if state.call.deadline_hit {
             let message = format!(
-                "ran for more than {} of its own time (time in host calls not counted)",
+                "ran for more than {} of its own time (time waiting in `power` and `notify` not counted)",
                 humantime::format_duration(state.plugin.deadline)
             );
             (CallErrorKind::Deadline, message)

@@ -21,10 +21,11 @@
 //! - A plugin that fails [`QUARANTINE_AFTER`] callbacks in a row is
 //!   quarantined: no longer called until a new version is loaded.
 //!
-//! Deadlines count the guest's own time only: time blocked in the policy
-//! imports (a power cycle waits for the device) is not held against it. A
-//! guest blocked in WASI itself (a `sleep`) cannot be interrupted until the
-//! call returns; under a [`Runner`] that holds up only that plugin's thread.
+//! Deadlines count the guest's own time: its code, the cheap imports (`kv`,
+//! `timers`, `settings`, `clock`) and any wait in WASI (a `sleep` ends at
+//! the deadline, and the guest is stopped). Time blocked in `power` and
+//! `notify` (a power cycle waits for the device) and in writing its log
+//! lines is not held against it.
 
 pub mod builtin;
 mod cache;
@@ -96,7 +97,8 @@ pub struct PluginSpec {
     pub name: String,
     pub source: WasmSource,
     pub grants: Grants,
-    /// How long one callback may run, not counting time blocked in host calls.
+    /// How long one callback may run, not counting time blocked in `power`,
+    /// `notify` and log writes.
     pub deadline: Duration,
     /// The most linear memory its instance may have.
     pub memory_bytes: usize,

@@ -145,6 +145,16 @@ impl Runtime {
         })
     }
 
+    /// Removes from the compile cache what none of the plugins loaded so far
+    /// needs: for a daemon, once it has loaded every configured plugin, so
+    /// that the versions of plugins no longer configured, or compiled by
+    /// earlier runs, do not stay on a small SD card until the next reload.
+    pub fn prune_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.prune_unused();
+        }
+    }
+
     /// How many components this runtime has compiled, rather than found
     /// already compiled in its cache.
     pub fn compiled(&self) -> u64 {

@@ -80,7 +80,7 @@ const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 /// way a guest can block (its sockets, files and stdin are denied or
 /// empty), with waits that end by the callback's deadline: a guest that
 /// sleeps (`std::thread::sleep`, a `poll` with a timeout) sleeps on its own
-/// time, and past its deadline it is interrupted like one that loops. An
+/// time, and at its deadline it is stopped like one that loops. An
 /// unbounded wait would hold its thread, its new versions and the daemon's
 /// shutdown hostage.
 pub(super) fn bound_waits(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
@@ -104,13 +104,23 @@ pub(super) fn bound_waits(linker: &mut Linker<PluginState>) -> wasmtime::Result<
     Ok(())
 }
 
-/// A pollable ready after `wanted`, or as soon as the callback's own time is
-/// up (and one epoch tick after, so that the guest, back from its wait, is
-/// stopped by its deadline at once).
+/// A pollable ready after `wanted`; or, if the wait would outlast what is
+/// left of the callback's own time, that time spent here and the guest
+/// stopped as its deadline stops it. Stopped here rather than left to the
+/// epoch: on a loaded machine the epoch can lag the clock, and the guest,
+/// back from its wait, would finish as if it had kept its deadline.
 fn wait(state: &mut PluginState, wanted: Duration) -> wasmtime::Result<Resource<DynPollable>> {
-    let left = state.call.left(state.plugin.deadline) + crate::plugin::runtime::EPOCH_TICK;
-    let until = tokio::time::Instant::now() + wanted.min(left);
-    let wait = state.table.push(Wait(until))?;
+    let left = state.call.left(state.plugin.deadline);
+    if wanted >= left {
+        std::thread::sleep(left);
+        state.call.deadline_hit = true;
+        return Err(wasmtime::Error::msg(
+            "the callback's deadline came while it waited",
+        ));
+    }
+    let wait = state
+        .table
+        .push(Wait(tokio::time::Instant::now() + wanted))?;
     subscribe(&mut state.table, wait)
 }
 

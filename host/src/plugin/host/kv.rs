@@ -164,7 +164,6 @@ impl Host for PluginState {
         self.kept.kv.get(&key)
     }
 
-    // Saving fsyncs: host time, not the plugin's.
     // In memory only (saved when the callback returns), so on the plugin's
     // own time: a `set` loop meets its deadline.
     fn set(&mut self, key: String, value: String) -> Result<(), String> {

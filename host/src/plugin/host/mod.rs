@@ -58,7 +58,8 @@ pub(super) struct Identity {
     pub grants: Grants,
     pub settings_json: String,
     pub host: HostContext,
-    /// How long one callback may run, not counting time in host calls.
+    /// How long one callback may run, not counting time blocked in `power`,
+    /// `notify` and log writes.
     pub deadline: Duration,
     pub memory_bytes: usize,
 }
