@@ -2,9 +2,10 @@
 //!
 //! Every section is optional: with no file at all the daemon runs on built-in
 //! defaults (the autodetected gateway, 1.1.1.1 and 8.8.8.8, the built-in
-//! `powercycle` policy). Unknown keys are rejected, and every error names the
-//! file, line, column and key, because a watchdog that silently ignores a
-//! typo in its config is a watchdog that does nothing when it matters.
+//! `powercycle` and `notify` policies). Unknown keys are rejected, and every
+//! error names the file, line, column and key, because a watchdog that
+//! silently ignores a typo in its config is a watchdog that does nothing when
+//! it matters.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,7 +37,8 @@ pub struct Config {
     pub devices: BTreeMap<String, DeviceConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
-    /// Policy plugins, by name. None: the built-in `powercycle`.
+    /// Policy plugins, by name. None: the built-ins, `powercycle` granted
+    /// every configured device and notify, and `notify` granted notify.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// Where notifications go: `[notify.ntfy]`, `[[notify.webhook]]`.
@@ -238,8 +240,9 @@ pub struct PluginConfig {
     /// Whether the plugin may notify people.
     #[serde(default)]
     pub notify: bool,
-    /// How long one callback may run (plugin code only; time spent waiting
-    /// for a device is not counted).
+    /// How long one callback may run, in its own wall time: time in `power`,
+    /// `notify` and log writes (waiting for a device or a server) is not
+    /// counted; waits in WASI and the other imports are.
     #[serde(default = "default_deadline", with = "human_duration")]
     pub deadline: Duration,
     /// The plugin's memory limit in MiB.

@@ -4,14 +4,16 @@
 //! and after [`QUARANTINE_AFTER`] failures in a row it is no longer called.
 //! The hostile behaviours are faults of tests/plugins/probe-plugin.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wanwatch::clock::{Clock, SystemClock};
 use wanwatch::plugin::{Event, Plugin, PluginError, PluginHealth, QUARANTINE_AFTER, Runner};
 use wanwatch::state::WanState;
-use wanwatch_tests::{Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec, wan_event};
+use wanwatch_tests::{
+    ManualClock, Recorded, RecordingSwitch, plugin_wasm, runtime, test_spec, wan_event,
+};
 
 /// The cadence events are sent at, as probe rounds would be.
 const CADENCE: Duration = Duration::from_millis(200);
@@ -35,12 +37,17 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::on(Arc::new(SystemClock))
+    }
+
+    /// A world whose host clock is `clock`.
+    fn on(clock: Arc<dyn Clock>) -> World {
         static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let turn = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         World {
-            recorded: Recorded::new(Arc::new(SystemClock), RecordingSwitch::default()),
+            recorded: Recorded::new(clock, RecordingSwitch::default()),
             kv_dir: tempfile::tempdir().expect("a temp dir"),
             _turn: turn,
         }
@@ -193,19 +200,73 @@ fn a_trap_while_instantiating_is_refused_at_load_with_its_reason() {
     );
 }
 
+/// The log lines `tracing` emits on this thread while `f` runs, as the
+/// daemon's log would show them.
+fn logged_lines<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || LogWriter(writer.clone()))
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    (result, text.lines().map(str::to_owned).collect())
+}
+
+/// Appends what is written to a shared buffer.
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
 fn a_log_flood_is_rate_limited_and_costs_the_plugin_nothing() {
-    let world = World::new();
+    // The log budget refills on the host clock: held still, so that the
+    // test counts exactly the burst and what one refill earns.
+    let clock = ManualClock::new(1_000);
+    let world = World::on(clock.clone());
     let mut plugin = world.load("flood", json!({ "on-wan-down": { "fault": "log-flood" } }));
+    let from_flood = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|line| line.contains("plugin=\"flood\""))
+            .collect()
+    };
     let start = Instant::now();
-    plugin
-        .call(&down())
-        .expect("the flood is dropped, not fatal");
+    let (called, lines) = logged_lines(|| plugin.call(&down()));
+    called.expect("the flood is dropped, not fatal");
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "{:?}",
         start.elapsed()
     );
+    // Of its 10,000 lines, the burst got through.
+    let lines = from_flood(lines);
+    assert_eq!(lines.len(), 50, "{lines:#?}");
+    assert!(lines[0].ends_with("flood 0 plugin=\"flood\""), "{lines:#?}");
+    assert!(lines[49].contains("flood 49 "), "{lines:#?}");
+    // A refill's worth of time later, one more line, after a summary of
+    // what was dropped.
+    clock.set(1_100);
+    let (called, lines) = logged_lines(|| plugin.call(&down()));
+    called.expect("the flood is dropped, not fatal");
+    let lines = from_flood(lines);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains("9950 log line(s) from this plugin dropped"),
+        "{lines:#?}"
+    );
+    assert!(lines[1].contains("flood 0 "), "{lines:#?}");
 }
 
 #[test]
@@ -215,26 +276,28 @@ fn an_action_flood_is_refused_past_the_cap() {
         "flood",
         json!({ "on-wan-down": { "fault": "notify-flood" } }),
     );
+    let flood = || {
+        world
+            .recorded
+            .notifier
+            .sent
+            .items()
+            .into_iter()
+            .filter(|n| n.title == "flood")
+            .count()
+    };
     let error = plugin.call(&down()).unwrap_err();
     // Four went out; the rest, and the report after them, were refused.
-    let flood = world
-        .recorded
-        .notifier
-        .sent
-        .items()
-        .into_iter()
-        .filter(|n| n.title == "flood")
-        .count();
-    assert_eq!(flood, 4);
+    assert_eq!(flood(), 4);
     assert!(
         error
             .to_string()
             .contains("refused: more than 4 actions requested in one callback"),
         "{error}"
     );
-    // The cap is per callback: the next one may act again.
-    let mut quiet = world.load("quiet", json!({}));
-    quiet.call(&down()).expect("a report");
+    // The cap is per callback: the same plugin's next one may act again.
+    plugin.call(&down()).unwrap_err();
+    assert_eq!(flood(), 8);
 }
 
 #[test]

@@ -5,13 +5,15 @@
 //!
 //! The JavaScript and Python tools are installed on first use into the
 //! repository's `.tools/` (npm and pip into local folders, nothing system
-//! wide); without node or python3 those tests say so and skip.
+//! wide); without node or python3 those tests say so and skip (fail, under
+//! CI: see `skip`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use wanwatch::plugin::Runtime;
+use wanwatch_tests::skip;
 
 const WANWATCH: &str = env!("CARGO_BIN_EXE_wanwatch");
 
@@ -273,7 +275,7 @@ fn install_js_tools() -> bool {
         return true;
     }
     if !runs("node", &["--version"]) || !runs("npm", &["--version"]) {
-        eprintln!("skipped: JavaScript plugins need node and npm");
+        skip("JavaScript plugins need node and npm");
         return false;
     }
     std::fs::create_dir_all(&npm).unwrap();
@@ -294,7 +296,7 @@ fn install_python_tools() -> bool {
         return true;
     }
     if !runs("python3", &["-m", "pip", "--version"]) {
-        eprintln!("skipped: Python plugins need python3 with pip");
+        skip("Python plugins need python3 with pip");
         return false;
     }
     install(
