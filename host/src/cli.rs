@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::daemon::{self, Daemon};
 use crate::devkit::{self, Lang, Project};
-use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly};
+use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly, or_unknown};
 use crate::plugin::Runtime;
 
 /// The config read when --config is not given, if it exists.
@@ -498,19 +498,15 @@ fn render_plug_status(plug: &Shelly, status: &PlugStatus) -> String {
     let id = &status.identity;
     let timer = match status.state.timer {
         None => "none".to_owned(),
-        Some(t) => format!(
-            "flips back in ~{} s (of {} s)",
-            t.remaining.as_secs_f64().ceil(),
-            t.duration.as_secs_f64().round()
-        ),
+        Some(t) => t.to_string(),
     };
     let mut text = format!(
         "plug {} ({})\n  generation  Gen{}\n  model       {}\n  firmware    {}\n  login       {}\n  relay {:<5} {}\n  timer       {timer}\n  power-on    {}\n",
         plug.name(),
         plug.address(),
         id.generation,
-        id.model,
-        id.firmware,
+        or_unknown(&id.model),
+        or_unknown(&id.firmware),
         if id.auth { "enabled" } else { "disabled" },
         status.relay,
         if status.state.output { "on" } else { "off" },
@@ -535,7 +531,11 @@ async fn plug_cycle(plug: &Shelly, off: u32, dry_run: bool) -> Result<(), String
                 output: false,
                 timer: Some(_),
             } => " (it would be refused now: a cycle is under way)",
-            _ => "",
+            RelayState {
+                output: false,
+                timer: None,
+            } => " (it is off now, so it would be switched on instead)",
+            RelayState { output: true, .. } => "",
         };
         println!(
             "dry run: would switch plug {name} (Gen{}, relay {}) off for {off} s, with its own timer switching it back on{refusal}",

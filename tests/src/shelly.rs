@@ -6,9 +6,10 @@
 //! - Gen1 (a Plug S): `GET /shelly`, `GET /settings`, `GET /relay/<n>` with
 //!   `turn=on|off|toggle` and `timer=<s>`; HTTP Basic auth on everything but
 //!   `/shelly` when a password is set.
-//! - Gen2+ (a Plus Plug S, or a Gen4 Mini 1): `GET /shelly` and JSON-RPC
-//!   frames on `POST /rpc` for `Shelly.GetDeviceInfo`, `Switch.GetStatus`,
-//!   `Switch.GetConfig` and `Switch.Set` (with `toggle_after`), errors as
+//! - Gen2+ (a Plus Plug S, a Pro 4PM, or a Gen4 Mini 1): `GET /shelly` and
+//!   JSON-RPC frames on `POST /rpc` for `Shelly.GetDeviceInfo`,
+//!   `Switch.GetStatus`, `Switch.GetConfig` and `Switch.Set` (with
+//!   `toggle_after`), errors as
 //!   `error {code, message}` frames; HTTP Digest auth with SHA-256 (RFC 7616,
 //!   user `admin`, realm = device id, a fresh nonce per challenge, each nonce
 //!   good for one request) on everything but `/shelly` and
@@ -20,7 +21,9 @@
 //!
 //! It can be told to misbehave ([`Misbehaviour`]), on every call or on the
 //! next few, on any call or on one by name, and it records every call
-//! ([`Call`]) so tests can say exactly what the driver sent.
+//! ([`Call`]) so tests can say exactly what the driver sent. It can also
+//! leave out fields, as third-party emulators and other firmwares do
+//! ([`Quirk`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,6 +43,23 @@ pub enum Model {
     PlusPlugS,
     /// Gen4 Shelly 1 Mini (S4SW-001X8EU), firmware 1.5.99.
     Mini1Gen4,
+    /// A Gen2 Shelly Pro 4PM (SPSW-104PE16EU): four switches, ids 0 to 3.
+    /// Not recorded: the Plus Plug S's answers, its `switch:0` repeated for
+    /// each id, under the Pro 4PM's model, app and device id.
+    Pro4Pm,
+}
+
+/// Fields a device may leave out of its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quirk {
+    /// `/shelly` without the firmware: Gen1 `fw`, Gen2+ `ver` and `fw_id`.
+    NoFirmware,
+    /// No power-on setting: Gen1 `default_state` in `/settings`, Gen2+
+    /// `initial_state` in `Switch.GetConfig`.
+    NoPowerOn,
+    /// A running timer without its time left: Gen1 `timer_remaining`,
+    /// Gen2+ `timer_started_at`.
+    NoTimeLeft,
 }
 
 /// Ways to misbehave.
@@ -143,6 +163,7 @@ struct State {
     faults: VecDeque<Fault>,
     /// A broken device: accepts timers but never runs them.
     loses_timers: bool,
+    quirks: HashSet<Quirk>,
     calls: Vec<Call>,
 }
 
@@ -180,9 +201,26 @@ impl Emulator {
                 recorded::MINI1_GEN4_STATUS,
                 recorded::MINI1_GEN4_CONFIG,
             ),
+            Model::Pro4Pm => (
+                recorded::PLUS_PLUG_S_SHELLY,
+                recorded::PLUS_PLUG_S_STATUS,
+                recorded::PLUS_PLUG_S_CONFIG,
+            ),
         };
         let parse = |s: &str| serde_json::from_str::<Value>(s).expect("recorded JSON parses");
-        let (shelly, status, config) = (parse(shelly), parse(status), parse(config));
+        let (mut shelly, mut status, mut config) = (parse(shelly), parse(status), parse(config));
+        if model == Model::Pro4Pm {
+            shelly["model"] = "SPSW-104PE16EU".into();
+            shelly["app"] = "Pro4PM".into();
+            shelly["id"] = "shellypro4pm-aabbccddeeff".into();
+            for id in 1..4 {
+                for answer in [&mut status, &mut config] {
+                    let mut switch = answer["switch:0"].clone();
+                    switch["id"] = id.into();
+                    answer[format!("switch:{id}")] = switch;
+                }
+            }
+        }
         let relay_count = match model {
             Model::PlugS => shelly["num_outputs"].as_u64().unwrap_or(1) as usize,
             _ => (0..)
@@ -214,6 +252,7 @@ impl Emulator {
             next_nonce: 1_725_185_413,
             faults: VecDeque::new(),
             loses_timers: false,
+            quirks: HashSet::new(),
             calls: Vec::new(),
         }));
         let handler_state = state.clone();
@@ -233,6 +272,21 @@ impl Emulator {
     pub fn power_on(self, setting: &str) -> Emulator {
         self.lock().power_on = setting.to_owned();
         self
+    }
+
+    /// Leaves a field out of the answers.
+    pub fn quirk(self, quirk: Quirk) -> Emulator {
+        self.lock().quirks.insert(quirk);
+        self
+    }
+
+    /// Switches relay `n` by hand (its button), cancelling any timer.
+    pub fn set_output(&self, relay: usize, on: bool) {
+        let mut state = self.lock();
+        let relay = &mut state.relays[relay];
+        relay.on = on;
+        relay.timer = None;
+        relay.source = "button";
     }
 
     /// `http://127.0.0.1:PORT`
@@ -446,6 +500,9 @@ impl State {
 
     fn device_info(&self) -> Value {
         let mut info = self.shelly.clone();
+        if self.quirks.contains(&Quirk::NoFirmware) {
+            omit(&mut info, &["fw", "ver", "fw_id"]);
+        }
         let auth = self.password.is_some();
         if self.gen1() {
             info["auth"] = auth.into();
@@ -533,6 +590,9 @@ impl State {
             settings["login"]["enabled"] = self.password.is_some().into();
             for (i, relay) in self.relays.iter().enumerate() {
                 settings["relays"][i]["default_state"] = self.power_on.clone().into();
+                if self.quirks.contains(&Quirk::NoPowerOn) {
+                    omit(&mut settings["relays"][i], &["default_state"]);
+                }
                 settings["relays"][i]["ison"] = relay.on.into();
                 settings["relays"][i]["has_timer"] = relay.timer.is_some().into();
             }
@@ -588,6 +648,9 @@ impl State {
         object["timer_started"] = json!(started as u64);
         object["timer_duration"] = json!(duration as u64);
         object["timer_remaining"] = json!(remaining as u64);
+        if self.quirks.contains(&Quirk::NoTimeLeft) {
+            omit(&mut object, &["timer_remaining"]);
+        }
         object
     }
 
@@ -626,6 +689,9 @@ impl State {
                     "Switch.GetConfig" => {
                         let mut config = self.config[format!("switch:{index}")].clone();
                         config["initial_state"] = self.power_on.clone().into();
+                        if self.quirks.contains(&Quirk::NoPowerOn) {
+                            omit(&mut config, &["initial_state"]);
+                        }
                         config
                     }
                     _ => {
@@ -664,8 +730,20 @@ impl State {
         if let Some(timer) = relay.timer {
             status["timer_started_at"] = json!(timer.started_unix);
             status["timer_duration"] = json!(timer.duration);
+            if self.quirks.contains(&Quirk::NoTimeLeft) {
+                omit(&mut status, &["timer_started_at"]);
+            }
         }
         status
+    }
+}
+
+/// Removes `keys` from the object `value`.
+fn omit(value: &mut Value, keys: &[&str]) {
+    if let Some(object) = value.as_object_mut() {
+        for key in keys {
+            object.remove(*key);
+        }
     }
 }
 

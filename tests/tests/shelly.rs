@@ -15,7 +15,7 @@ use wanwatch::actions::PowerSwitch;
 use wanwatch::config::{DeviceConfig, DeviceKind};
 use wanwatch::drivers::Plugs;
 use wanwatch::drivers::shelly::{BackOn, ErrorKind, Shelly, ShellyError};
-use wanwatch_tests::shelly::{Call, Emulator, Fault, Misbehaviour, Model};
+use wanwatch_tests::shelly::{Call, Emulator, Fault, Misbehaviour, Model, Quirk};
 
 /// Every driver in these tests is configured with it, login on the
 /// emulator or not, so that every error can be checked for it.
@@ -94,15 +94,18 @@ async fn detects_gen1_from_a_shelly_answer_without_gen() {
     let emulator = Emulator::start(Model::PlugS);
     let status = plug(&emulator).status().await.unwrap();
     assert_eq!(status.identity.generation, 1);
-    assert_eq!(status.identity.model, "SHPLG-S");
-    assert_eq!(status.identity.firmware, "20230913-113421/v1.14.0-gcb84623");
+    assert_eq!(status.identity.model.as_deref(), Some("SHPLG-S"));
+    assert_eq!(
+        status.identity.firmware.as_deref(),
+        Some("20230913-113421/v1.14.0-gcb84623")
+    );
     assert_eq!(status.identity.outputs, Some(1));
     assert!(!status.identity.auth);
     assert!(status.state.output);
     assert_eq!(status.state.timer, None);
     assert_eq!(
-        (status.power_on.key, status.power_on.value.as_str()),
-        ("default_state", "on")
+        (status.power_on.key, status.power_on.value.as_deref()),
+        ("default_state", Some("on"))
     );
     assert_eq!(performed(&emulator), ["/shelly", "/relay/0", "/settings"]);
 }
@@ -112,11 +115,11 @@ async fn detects_gen2_and_speaks_rpc() {
     let emulator = Emulator::start(Model::PlusPlugS);
     let status = plug(&emulator).status().await.unwrap();
     assert_eq!(status.identity.generation, 2);
-    assert_eq!(status.identity.model, "SNPL-00112EU");
-    assert_eq!(status.identity.firmware, "1.1.0");
+    assert_eq!(status.identity.model.as_deref(), Some("SNPL-00112EU"));
+    assert_eq!(status.identity.firmware.as_deref(), Some("1.1.0"));
     assert_eq!(
-        (status.power_on.key, status.power_on.value.as_str()),
-        ("initial_state", "on")
+        (status.power_on.key, status.power_on.value.as_deref()),
+        ("initial_state", Some("on"))
     );
     assert_eq!(
         performed(&emulator),
@@ -134,9 +137,9 @@ async fn detects_gen4_and_speaks_rpc() {
     let emulator = Emulator::start(Model::Mini1Gen4).power_on("match_input");
     let status = plug(&emulator).status().await.unwrap();
     assert_eq!(status.identity.generation, 4);
-    assert_eq!(status.identity.model, "S4SW-001X8EU");
-    assert_eq!(status.identity.firmware, "1.5.99-g4prod1");
-    assert_eq!(status.power_on.value, "match_input");
+    assert_eq!(status.identity.model.as_deref(), Some("S4SW-001X8EU"));
+    assert_eq!(status.identity.firmware.as_deref(), Some("1.5.99-g4prod1"));
+    assert_eq!(status.power_on.value.as_deref(), Some("match_input"));
     assert!(
         status
             .power_on_warning()
@@ -700,12 +703,17 @@ async fn preflight_warns_about_unreachable_plugs_and_never_fails() {
 /// Runs the real binary with a config naming `url` as device `modem`; the
 /// password must show in none of its output.
 fn wanwatch(url: &str, args: &[&str]) -> (bool, String, String) {
+    wanwatch_relay(url, 0, args)
+}
+
+/// [`wanwatch`], with the device's `relay` set.
+fn wanwatch_relay(url: &str, relay: u32, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
     std::fs::write(
         &config,
         format!(
-            "[devices.modem]\nkind = \"shelly\"\naddress = \"{url}\"\npassword = \"{PASSWORD}\"\n"
+            "[devices.modem]\nkind = \"shelly\"\naddress = \"{url}\"\npassword = \"{PASSWORD}\"\nrelay = {relay}\n"
         ),
     )
     .unwrap();
@@ -821,4 +829,249 @@ fn the_emulator_serves_the_recorded_answers_unchanged() {
         let embedded: serde_json::Value = serde_json::from_str(embedded).unwrap();
         assert_eq!(embedded, recorded, "{file} {key:?}");
     }
+}
+
+// Answers with fields left out, as third-party emulators and other
+// firmwares give them, and plugs with several switches.
+
+#[tokio::test]
+async fn firmware_and_power_on_setting_are_only_shown_so_may_be_missing() {
+    for (model, key) in [
+        (Model::PlugS, "default_state"),
+        (Model::PlusPlugS, "initial_state"),
+    ] {
+        let emulator = Emulator::start(model)
+            .quirk(Quirk::NoFirmware)
+            .quirk(Quirk::NoPowerOn);
+        let status = plug(&emulator).status().await.unwrap();
+        assert_eq!(status.identity.firmware, None, "{model:?}");
+        assert_eq!(status.power_on.value, None, "{model:?}");
+        assert_eq!(
+            status.power_on.to_string(),
+            format!("unknown (no `{key}` in the plug's answer)")
+        );
+        // Not known to be safe, so worth a check by hand.
+        let warning = status.power_on_warning().unwrap();
+        assert!(
+            warning.starts_with(&format!(
+                "after a mains power failure its relay may come back off: its power-on setting is unknown (no `{key}` in the plug's answer)"
+            )),
+            "{warning}"
+        );
+        let plugs = Plugs::from_plugs([plug(&emulator)], tokio::runtime::Handle::current());
+        assert_eq!(plugs.preflight().await.len(), 1, "{model:?}: the warning");
+        plug(&emulator).power_cycle(30).await.unwrap();
+        assert_eq!(offs(&emulator).len(), 1, "{model:?}");
+    }
+}
+
+#[test]
+fn plug_commands_show_what_the_plug_does_not_report_as_unknown() {
+    for (model, generation, key) in [
+        (Model::PlugS, 1, "default_state"),
+        (Model::PlusPlugS, 2, "initial_state"),
+    ] {
+        let emulator = Emulator::start(model)
+            .password(PASSWORD)
+            .quirk(Quirk::NoFirmware)
+            .quirk(Quirk::NoPowerOn);
+        let (ok, stdout, stderr) = wanwatch(&emulator.url(), &["plug", "status", "modem"]);
+        assert!(ok, "{model:?}: {stderr}");
+        assert!(
+            stdout.contains("\n  firmware    unknown\n")
+                && stdout.contains(&format!(
+                    "\n  power-on    unknown (no `{key}` in the plug's answer)\nwarning: "
+                )),
+            "{stdout}"
+        );
+        let (ok, stdout, stderr) = wanwatch(
+            &emulator.url(),
+            &["plug", "cycle", "modem", "--off", "1s", "--dry-run"],
+        );
+        assert!(ok, "{model:?}: {stderr}");
+        assert!(
+            stdout.ends_with(&format!(
+                "dry run: would switch plug modem (Gen{generation}, relay 0) off for 1 s, with its own timer switching it back on\n"
+            )),
+            "{stdout}"
+        );
+        assert!(offs(&emulator).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_pro_4pm_cycles_the_switch_the_config_names_and_no_other() {
+    let emulator = Emulator::start(Model::Pro4Pm);
+    let shelly = driver(&emulator.url(), 2, Some(PASSWORD));
+    let status = shelly.status().await.unwrap();
+    assert_eq!(status.relay, 2);
+    assert_eq!(status.identity.model.as_deref(), Some("SPSW-104PE16EU"));
+    let started = shelly.power_cycle(1).await.unwrap();
+    assert_eq!(
+        offs(&emulator)
+            .iter()
+            .map(|c| c.params.clone())
+            .collect::<Vec<_>>(),
+        [serde_json::json!({"id": 2, "on": false, "toggle_after": 1})]
+    );
+    assert!(!emulator.output(2) && emulator.timer_running(2));
+    for other in [0, 1, 3] {
+        assert!(emulator.output(other), "switch {other} untouched");
+    }
+    assert_eq!(shelly.await_back_on(&started).await, Ok(BackOn::ByItself));
+    assert!(emulator.output(2));
+    assert!(
+        emulator
+            .calls()
+            .iter()
+            .filter(|c| c.name.starts_with("Switch."))
+            .all(|c| c.params["id"] == 2),
+        "every switch call names id 2"
+    );
+
+    let e = driver(&emulator.url(), 4, Some(PASSWORD))
+        .power_cycle(1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::NoSuchSwitch { id: 4, .. }),
+        "{e}"
+    );
+
+    let (ok, stdout, stderr) = wanwatch_relay(&emulator.url(), 3, &["plug", "status", "modem"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\n  relay 3     on\n"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_timer_whose_time_left_is_not_reported_is_waited_for_in_full() {
+    for model in [Model::PlugS, Model::PlusPlugS] {
+        let emulator = Emulator::start(model).quirk(Quirk::NoTimeLeft);
+        let shelly = plug(&emulator);
+        let asked = Instant::now();
+        let started = shelly.power_cycle(3).await.unwrap();
+        assert_eq!(
+            started.back_on_in,
+            Duration::from_secs(3),
+            "{model:?}: the off time asked for, not 0 s"
+        );
+        let status = shelly.status().await.unwrap();
+        let timer = status.state.timer.unwrap();
+        assert_eq!(timer.remaining, None, "{model:?}");
+        assert!(
+            timer
+                .to_string()
+                .starts_with("flips back in an unknown time"),
+            "{timer}"
+        );
+        assert_eq!(
+            shelly.await_back_on(&started).await,
+            Ok(BackOn::ByItself),
+            "{model:?}"
+        );
+        assert!(asked.elapsed() >= Duration::from_secs(3), "{model:?}");
+        assert!(
+            emulator
+                .calls()
+                .iter()
+                .all(|c| c.params["turn"] != "on"
+                    && !(c.name == "Switch.Set" && c.params["on"] == true)),
+            "{model:?}: it came back by itself"
+        );
+        // A second cycle meanwhile is refused all the same.
+        shelly.power_cycle(30).await.unwrap();
+        let e = shelly.power_cycle(30).await.unwrap_err();
+        assert!(
+            message(&e).ends_with(
+                "a power cycle is already under way on the plug (the plug does not say when it is back on)"
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn plug_commands_show_a_timer_without_time_left_as_unknown() {
+    let emulator = Emulator::start(Model::PlugS)
+        .password(PASSWORD)
+        .quirk(Quirk::NoTimeLeft);
+    let (ok, stdout, stderr) =
+        wanwatch(&emulator.url(), &["plug", "cycle", "modem", "--off", "1s"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "plug modem: off; the plug switches itself back on in ~1 s\nplug modem: back on\n"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(plug(&emulator).power_cycle(30)).unwrap();
+    let (ok, stdout, stderr) = wanwatch(&emulator.url(), &["plug", "status", "modem"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(
+            "\n  relay 0     off\n  timer       flips back in an unknown time (of 30 s)\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_plug_found_off_is_switched_on_and_reported_as_off_before_the_cycle() {
+    for model in [Model::PlugS, Model::PlusPlugS] {
+        let emulator = Emulator::start(model);
+        emulator.set_output(0, false);
+        let e = plug(&emulator).power_cycle(10).await.unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::WasOff(_)), "{e}");
+        assert_eq!(
+            message(&e),
+            format!(
+                "plug `modem` ({}): the relay was already off before the power cycle, so the modem had no power; it was switched on instead",
+                emulator.url()
+            )
+        );
+        assert!(emulator.output(0), "{model:?}: the modem has power");
+        assert!(!emulator.timer_running(0), "{model:?}");
+        assert!(offs(&emulator).is_empty(), "{model:?}: no off was sent");
+    }
+}
+
+#[test]
+fn the_daemon_and_the_command_line_report_a_plug_found_off_alike() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = Emulator::start(Model::PlusPlugS).password(PASSWORD);
+    let plugs = Plugs::from_plugs([plug(&emulator)], runtime.handle().clone());
+    emulator.set_output(0, false);
+    let outcome = plugs.power_cycle("modem", 10).unwrap_err();
+    assert!(
+        outcome.ends_with(
+            "the relay was already off before the power cycle, so the modem had no power; it was switched on instead"
+        ),
+        "{outcome}"
+    );
+    assert_eq!(plugs.under_way("modem"), None, "nothing left to confirm");
+    assert!(emulator.output(0));
+
+    emulator.set_output(0, false);
+    let (ok, stdout, stderr) = wanwatch(
+        &emulator.url(),
+        &["plug", "cycle", "modem", "--off", "10s", "--dry-run"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "dry run: would switch plug modem (Gen2, relay 0) off for 10 s, with its own timer switching it back on (it is off now, so it would be switched on instead)\n"
+    );
+    assert!(!emulator.output(0), "a dry run switches nothing");
+    let (ok, _, stderr) = wanwatch(&emulator.url(), &["plug", "cycle", "modem", "--off", "10s"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&outcome),
+        "the same words as the daemon's: {stderr}"
+    );
+    assert!(emulator.output(0));
+    assert!(offs(&emulator).is_empty());
 }

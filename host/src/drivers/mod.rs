@@ -20,7 +20,7 @@ use tokio::runtime::Handle;
 
 use crate::actions::PowerSwitch;
 use crate::config::DeviceConfig;
-use shelly::{BackOn, ErrorKind, Shelly, ShellyError};
+use shelly::{BackOn, ErrorKind, Shelly, ShellyError, or_unknown};
 
 /// All configured plugs, by name.
 pub struct Plugs {
@@ -95,12 +95,12 @@ async fn preflight(plug: &Shelly) -> Vec<String> {
     tracing::info!(
         device = name,
         "plug `{name}` ({address}): Shelly {} Gen{}, firmware {}, relay {} {}, power-on {}",
-        id.model,
+        or_unknown(&id.model),
         id.generation,
-        id.firmware,
+        or_unknown(&id.firmware),
         status.relay,
         if status.state.output { "on" } else { "off" },
-        status.power_on.value
+        or_unknown(&status.power_on.value)
     );
     let mut warnings = Vec::new();
     if let Some(warning) = status.power_on_warning() {

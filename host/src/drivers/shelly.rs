@@ -91,10 +91,11 @@ pub struct Shelly {
 pub struct Identity {
     /// 1 for the original API, 2 or more for the RPC API.
     pub generation: u32,
-    /// The model code, e.g. `SHPLG-S` or `SNPL-00112EU`.
-    pub model: String,
-    /// The firmware version.
-    pub firmware: String,
+    /// The model code, e.g. `SHPLG-S` or `SNPL-00112EU` (None: the plug
+    /// does not say).
+    pub model: Option<String>,
+    /// The firmware version (None: the plug does not say).
+    pub firmware: Option<String>,
     /// Whether the plug has login enabled.
     pub auth: bool,
     /// Gen1: how many relays the plug has.
@@ -115,10 +116,30 @@ pub struct RelayState {
     pub timer: Option<Timer>,
 }
 
+/// A running flip-back timer. Devices and emulators do not always report
+/// its times: None is "the plug does not say", never zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timer {
-    pub remaining: Duration,
-    pub duration: Duration,
+    pub remaining: Option<Duration>,
+    pub duration: Option<Duration>,
+}
+
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.remaining {
+            Some(left) => write!(f, "flips back in ~{} s", left.as_secs_f64().ceil())?,
+            None => f.write_str("flips back in an unknown time")?,
+        }
+        if let Some(duration) = self.duration {
+            write!(f, " (of {} s)", duration.as_secs_f64().round())?;
+        }
+        Ok(())
+    }
+}
+
+/// What a plug shows for a value it does not report.
+pub fn or_unknown(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("unknown")
 }
 
 /// What the relay does when mains power comes back, as the plug words it.
@@ -126,14 +147,19 @@ pub struct Timer {
 pub struct PowerOn {
     /// `default_state` (Gen1) or `initial_state` (Gen2+).
     pub key: &'static str,
-    pub value: String,
+    /// None when the plug's answer does not hold the key.
+    pub value: Option<String>,
 }
 
 impl PowerOn {
     /// Why the setting would leave the modem without power after a mains
     /// failure during the off window, if it would.
     pub fn danger(&self) -> Option<&'static str> {
-        match self.value.as_str() {
+        let Some(value) = &self.value else {
+            // Not known to be safe: worth checking by hand.
+            return Some("may come back off: its power-on setting is unknown");
+        };
+        match value.as_str() {
             "on" => None,
             "off" => Some("comes back off"),
             "last" | "restore_last" => {
@@ -145,11 +171,19 @@ impl PowerOn {
             _ => Some("has a power-on setting this driver does not know"),
         }
     }
+
+    /// `initial_state = "on"`, or that the plug's answer lacks the key.
+    fn setting(&self) -> String {
+        match &self.value {
+            Some(value) => format!("{} = \"{value}\"", self.key),
+            None => format!("no `{}` in the plug's answer", self.key),
+        }
+    }
 }
 
 impl fmt::Display for PowerOn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} = \"{}\")", self.value, self.key, self.value)
+        write!(f, "{} ({})", or_unknown(&self.value), self.setting())
     }
 }
 
@@ -168,10 +202,10 @@ impl PlugStatus {
     pub fn power_on_warning(&self) -> Option<String> {
         self.power_on.danger().map(|why| {
             format!(
-                "after a mains power failure its relay {why} ({} = \"{}\"): \
+                "after a mains power failure its relay {why} ({}): \
                  if mains fails while the modem is power-cycled, the modem stays dark until someone \
                  switches the plug on; set the plug's power-on default to \"on\" in its web interface or app",
-                self.power_on.key, self.power_on.value
+                self.power_on.setting()
             )
         })
     }
@@ -180,8 +214,11 @@ impl PlugStatus {
 /// A power cycle the plug has accepted and confirmed under way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CycleStarted {
-    /// When the plug's timer will switch it back on, from the read-back.
+    /// When the plug's timer will switch it back on, from the read-back;
+    /// the off time asked for when the plug does not say.
     pub back_on_in: Duration,
+    /// The off time asked for.
+    pub off: Duration,
 }
 
 /// How the plug came back on after a cycle.
@@ -250,10 +287,12 @@ pub enum ErrorKind {
     },
     #[error("refusing an off time of 0 s, which would switch the plug off for good")]
     ZeroOff,
-    #[error("a power cycle is already under way on the plug (back on in ~{} s)", .0.as_secs_f64().ceil())]
-    AlreadyUnderWay(Duration),
+    #[error("a power cycle is already under way on the plug ({})", back_on(*.0))]
+    AlreadyUnderWay(Option<Duration>),
     #[error("the power cycle is not under way: {0}")]
     NotUnderWay(String),
+    #[error("the relay was already off before the power cycle, so the modem had no power; {0}")]
+    WasOff(String),
     #[error("the plug accepted the power cycle, but reading its relay back failed: {0}")]
     Unverified(Box<ErrorKind>, CycleStarted),
     #[error("the plug is still off after its off period, with its timer still running")]
@@ -270,6 +309,13 @@ impl ErrorKind {
             self,
             ErrorKind::Unreachable(_) | ErrorKind::ConnectionLost(_) | ErrorKind::CutOff(_)
         )
+    }
+}
+
+fn back_on(remaining: Option<Duration>) -> String {
+    match remaining {
+        Some(left) => format!("back on in ~{} s", left.as_secs_f64().ceil()),
+        None => "the plug does not say when it is back on".into(),
     }
 }
 
@@ -370,7 +416,9 @@ impl Shelly {
 
     /// Switches the relay off with its flip-back timer set to `off_seconds`,
     /// in one request, and verifies by reading the relay back that the cycle
-    /// is under way. Refuses when a timer already runs with the relay off.
+    /// is under way. Refuses when a timer already runs with the relay off;
+    /// a relay found off without one is switched on instead
+    /// ([`ErrorKind::WasOff`]).
     pub async fn power_cycle(&self, off_seconds: u32) -> Result<CycleStarted, ShellyError> {
         self.power_cycle_inner(off_seconds)
             .await
@@ -383,13 +431,29 @@ impl Shelly {
         }
         let off = Duration::from_secs(off_seconds.into());
         let identity = self.retrying(|| self.identify()).await?;
-        let before = self.retrying(|| self.read_state(&identity)).await?;
-        if let RelayState {
-            output: false,
-            timer: Some(timer),
-        } = before
-        {
-            return Err(ErrorKind::AlreadyUnderWay(timer.remaining));
+        match self.retrying(|| self.read_state(&identity)).await? {
+            RelayState {
+                output: false,
+                timer: Some(timer),
+            } => return Err(ErrorKind::AlreadyUnderWay(timer.remaining)),
+            // The modem has been without power for who knows how long: it
+            // has had its "off", and switching it on is what reboots it.
+            // Another off period would only keep it dark longer (and some
+            // plugs arm no timer for an "off" that changes nothing). Not
+            // reported as a cycle, because the one asked for did not take
+            // place: the journal says why, and a policy rechecks after the
+            // modem's boot time as after any failed attempt.
+            RelayState {
+                output: false,
+                timer: None,
+            } => {
+                tracing::warn!(device = %self.name, "plug `{}`: relay {} was already off before the power cycle; switching it on", self.name, self.relay);
+                let outcome = self
+                    .switch_on(&identity, "it was switched on instead")
+                    .await;
+                return Err(ErrorKind::WasOff(outcome));
+            }
+            RelayState { output: true, .. } => {}
         }
 
         // Retry transport errors, but only until the plug has confirmed: the
@@ -423,7 +487,10 @@ impl Shelly {
             Err(e) => {
                 return Err(ErrorKind::Unverified(
                     Box::new(e),
-                    CycleStarted { back_on_in: off },
+                    CycleStarted {
+                        back_on_in: off,
+                        off,
+                    },
                 ));
             }
         };
@@ -432,11 +499,15 @@ impl Shelly {
                 output: false,
                 timer: Some(timer),
             } => Ok(CycleStarted {
-                back_on_in: timer.remaining,
+                // The timer was set to `off` a moment ago: waiting that long
+                // errs on the late side, never declares the cycle failed early.
+                back_on_in: timer.remaining.unwrap_or(off),
+                off,
             }),
             // A read-back slower than the off period finds the cycle over.
             RelayState { output: true, .. } if confirmed_at.elapsed() >= off => Ok(CycleStarted {
                 back_on_in: Duration::ZERO,
+                off,
             }),
             RelayState { output: true, .. } => Err(ErrorKind::NotUnderWay(
                 "the plug accepted the command but its relay is still on".into(),
@@ -446,16 +517,22 @@ impl Shelly {
                 timer: None,
             } => {
                 // Off with no timer would leave the modem dark for good.
-                let outcome = match self.retrying(|| self.send_on(&identity)).await {
-                    Ok(()) => "it was switched back on at once".to_owned(),
-                    Err(e) => {
-                        format!("switching it back on failed too ({e}): THE MODEM HAS NO POWER")
-                    }
-                };
+                let outcome = self
+                    .switch_on(&identity, "it was switched back on at once")
+                    .await;
                 Err(ErrorKind::NotUnderWay(format!(
                     "the plug switched off but started no flip-back timer; {outcome}"
                 )))
             }
+        }
+    }
+
+    /// Switches a relay found off without a timer on, so that the modem does
+    /// not stay dark; says how that went, `done` when it worked.
+    async fn switch_on(&self, identity: &Identity, done: &str) -> String {
+        match self.retrying(|| self.send_on(identity)).await {
+            Ok(()) => done.to_owned(),
+            Err(e) => format!("switching it on failed ({e}): THE MODEM HAS NO POWER"),
         }
     }
 
@@ -464,10 +541,16 @@ impl Shelly {
     /// be still off, switches it on: the modem must not stay dark.
     pub async fn await_back_on(&self, started: &CycleStarted) -> Result<BackOn, ShellyError> {
         tokio::time::sleep(started.back_on_in + BACK_ON_MARGIN).await;
-        self.confirm_back_on(true).await.map_err(|k| self.error(k))
+        self.confirm_back_on(started, true)
+            .await
+            .map_err(|k| self.error(k))
     }
 
-    async fn confirm_back_on(&self, may_wait: bool) -> Result<BackOn, ErrorKind> {
+    async fn confirm_back_on(
+        &self,
+        started: &CycleStarted,
+        may_wait: bool,
+    ) -> Result<BackOn, ErrorKind> {
         let identity = self.retrying(|| self.identify()).await?;
         match self.retrying(|| self.read_state(&identity)).await? {
             RelayState { output: true, .. } => Ok(BackOn::ByItself),
@@ -475,9 +558,11 @@ impl Shelly {
                 output: false,
                 timer: Some(timer),
             } if may_wait => {
-                // The plug's clock runs behind ours: give it its time, once.
-                tokio::time::sleep(timer.remaining + BACK_ON_MARGIN).await;
-                Box::pin(self.confirm_back_on(false)).await
+                // The plug's clock runs behind ours: give it its time, once
+                // (the whole off time when it does not say how much is left).
+                let left = timer.remaining.unwrap_or(started.off);
+                tokio::time::sleep(left + BACK_ON_MARGIN).await;
+                Box::pin(self.confirm_back_on(started, false)).await
             }
             RelayState { timer: Some(_), .. } => Err(ErrorKind::StillOff),
             RelayState { timer: None, .. } => {
@@ -509,78 +594,25 @@ impl Shelly {
 
     /// `GET /shelly`: the generation, and how to talk to the plug.
     async fn identify(&self) -> Result<Identity, ErrorKind> {
-        #[derive(Deserialize)]
-        struct Gen1 {
-            #[serde(rename = "type")]
-            model: String,
-            fw: String,
-            #[serde(default)]
-            auth: bool,
-            num_outputs: Option<u32>,
-        }
-        #[derive(Deserialize)]
-        struct Rpc {
-            model: String,
-            ver: Option<String>,
-            fw_id: Option<String>,
-            #[serde(default)]
-            auth_en: bool,
-        }
         let answer = self
             .exchange(Method::GET, "/shelly", None, Auth::None)
             .await?;
         let value: Value = self.json(&answer, "/shelly")?;
-        match value.get("gen") {
-            None => {
-                let info: Gen1 = self.typed(value, &answer.body)?;
-                Ok(Identity {
-                    generation: 1,
-                    model: self.scrub(&info.model),
-                    firmware: self.scrub(&info.fw),
-                    auth: info.auth,
-                    outputs: info.num_outputs,
-                })
-            }
-            Some(generation) => {
-                let generation = generation
-                    .as_u64()
-                    .and_then(|g| u32::try_from(g).ok())
-                    .filter(|g| *g >= 2)
-                    .ok_or_else(|| {
-                        self.not_expected(format!("`gen` is {generation}"), &answer.body)
-                    })?;
-                let info: Rpc = self.typed(value, &answer.body)?;
-                let firmware = info.ver.or(info.fw_id);
-                Ok(Identity {
-                    generation,
-                    model: self.scrub(&info.model),
-                    firmware: firmware.map_or_else(|| "unknown".into(), |f| self.scrub(&f)),
-                    auth: info.auth_en,
-                    outputs: None,
-                })
-            }
-        }
+        let identity = parse_identity(value).map_err(|why| self.not_expected(why, &answer.body))?;
+        let scrub = |text: Option<String>| text.map(|t| self.scrub(&t));
+        Ok(Identity {
+            model: scrub(identity.model),
+            firmware: scrub(identity.firmware),
+            ..identity
+        })
     }
 
     async fn read_state(&self, identity: &Identity) -> Result<RelayState, ErrorKind> {
         if identity.rpc() {
-            #[derive(Deserialize)]
-            struct Status {
-                output: bool,
-                timer_started_at: Option<f64>,
-                timer_duration: Option<f64>,
-            }
-            let status: Status = self
+            let status: SwitchStatus = self
                 .rpc(identity, "Switch.GetStatus", json!({ "id": self.relay }))
                 .await?;
-            let timer = match (status.timer_started_at, status.timer_duration) {
-                (Some(started), Some(duration)) => Some(rpc_timer(started, duration)),
-                _ => None,
-            };
-            Ok(RelayState {
-                output: status.output,
-                timer,
-            })
+            Ok(status.into())
         } else {
             self.check_relay(identity)?;
             let relay = self
@@ -622,41 +654,39 @@ impl Shelly {
 
     async fn read_power_on(&self, identity: &Identity) -> Result<PowerOn, ErrorKind> {
         if identity.rpc() {
-            #[derive(Deserialize)]
-            struct Config {
-                initial_state: String,
-            }
-            let config: Config = self
+            let config: SwitchConfig = self
                 .rpc(identity, "Switch.GetConfig", json!({ "id": self.relay }))
                 .await?;
             Ok(PowerOn {
                 key: "initial_state",
-                value: self.scrub(&config.initial_state),
+                value: config.initial_state.map(|v| self.scrub(&v)),
             })
         } else {
-            #[derive(Deserialize)]
-            struct Settings {
-                relays: Vec<Relay>,
-            }
-            #[derive(Deserialize)]
-            struct Relay {
-                default_state: String,
-            }
+            const KEY: &str = "default_state";
             let answer = self
                 .exchange(Method::GET, "/settings", None, Auth::Basic)
                 .await?;
-            let settings: Settings = self.typed(self.json(&answer, "/settings")?, &answer.body)?;
-            let outputs = u32::try_from(settings.relays.len()).ok();
+            let settings: Gen1Settings =
+                self.typed(self.json(&answer, "/settings")?, &answer.body)?;
+            // Without a list there is nothing to check the relay against:
+            // `/relay/<n>` does that.
+            let Some(relays) = settings.relays else {
+                return Ok(PowerOn {
+                    key: KEY,
+                    value: None,
+                });
+            };
+            let outputs = u32::try_from(relays.len()).ok();
             let relay = usize::try_from(self.relay)
                 .ok()
-                .and_then(|i| settings.relays.into_iter().nth(i));
+                .and_then(|i| relays.into_iter().nth(i));
             let relay = relay.ok_or(ErrorKind::NoSuchRelay {
                 relay: self.relay,
                 outputs,
             })?;
             Ok(PowerOn {
-                key: "default_state",
-                value: self.scrub(&relay.default_state),
+                key: KEY,
+                value: relay.default_state.map(|v| self.scrub(&v)),
             })
         }
     }
@@ -674,16 +704,6 @@ impl Shelly {
 
     /// Gen1: a `/relay/<n>` request, whose answer is the relay object.
     async fn gen1_relay(&self, target: &str, identity: &Identity) -> Result<RelayState, ErrorKind> {
-        #[derive(Deserialize)]
-        struct Relay {
-            ison: bool,
-            #[serde(default)]
-            has_timer: bool,
-            #[serde(default)]
-            timer_remaining: f64,
-            #[serde(default)]
-            timer_duration: f64,
-        }
         let answer = self
             .exchange(Method::GET, target, None, Auth::Basic)
             .await?;
@@ -693,14 +713,8 @@ impl Shelly {
                 outputs: identity.outputs,
             });
         }
-        let relay: Relay = self.typed(self.json(&answer, target)?, &answer.body)?;
-        Ok(RelayState {
-            output: relay.ison,
-            timer: relay.has_timer.then(|| Timer {
-                remaining: seconds(relay.timer_remaining),
-                duration: seconds(relay.timer_duration),
-            }),
-        })
+        let relay: Gen1Relay = self.typed(self.json(&answer, target)?, &answer.body)?;
+        Ok(relay.into())
     }
 
     /// Gen2+: one JSON-RPC call over `POST /rpc`.
@@ -997,6 +1011,126 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+// Device answers. Only what the driver acts on is required: what is only
+// shown is optional, as emulators and other firmwares omit fields.
+
+/// Gen1 `GET /shelly`.
+#[derive(Deserialize)]
+struct Gen1Info {
+    /// Required: with no `gen`, it is what tells a Gen1 Shelly from any
+    /// other JSON (a router's login page, say).
+    #[serde(rename = "type")]
+    model: String,
+    fw: Option<String>,
+    #[serde(default)]
+    auth: bool,
+    num_outputs: Option<u32>,
+}
+
+/// Gen2+ `GET /shelly` (the same as `Shelly.GetDeviceInfo`).
+#[derive(Deserialize)]
+struct RpcInfo {
+    model: Option<String>,
+    ver: Option<String>,
+    fw_id: Option<String>,
+    #[serde(default)]
+    auth_en: bool,
+}
+
+/// The identity in a `GET /shelly` answer (not scrubbed yet), or why the
+/// answer is not a Shelly's.
+fn parse_identity(value: Value) -> Result<Identity, String> {
+    let Some(generation) = value.get("gen") else {
+        let info: Gen1Info = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        return Ok(Identity {
+            generation: 1,
+            model: Some(info.model),
+            firmware: info.fw,
+            auth: info.auth,
+            outputs: info.num_outputs,
+        });
+    };
+    let generation = generation
+        .as_u64()
+        .and_then(|g| u32::try_from(g).ok())
+        .filter(|g| *g >= 2)
+        .ok_or_else(|| format!("`gen` is {generation}"))?;
+    let info: RpcInfo = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok(Identity {
+        generation,
+        model: info.model,
+        firmware: info.ver.or(info.fw_id),
+        auth: info.auth_en,
+        outputs: None,
+    })
+}
+
+/// Gen1: the relay object of `/relay/<n>`.
+#[derive(Deserialize)]
+struct Gen1Relay {
+    ison: bool,
+    #[serde(default)]
+    has_timer: bool,
+    timer_remaining: Option<f64>,
+    timer_duration: Option<f64>,
+}
+
+impl From<Gen1Relay> for RelayState {
+    fn from(relay: Gen1Relay) -> RelayState {
+        RelayState {
+            output: relay.ison,
+            timer: relay.has_timer.then(|| Timer {
+                remaining: relay.timer_remaining.map(seconds),
+                duration: relay.timer_duration.map(seconds),
+            }),
+        }
+    }
+}
+
+/// Gen2+: `Switch.GetStatus`.
+#[derive(Deserialize)]
+struct SwitchStatus {
+    output: bool,
+    timer_started_at: Option<f64>,
+    timer_duration: Option<f64>,
+}
+
+impl From<SwitchStatus> for RelayState {
+    fn from(status: SwitchStatus) -> RelayState {
+        // Either key says a timer runs; without its start, the time left is
+        // unknown (not zero, and not "no timer").
+        let timer = match (status.timer_started_at, status.timer_duration) {
+            (Some(started), Some(duration)) => Some(rpc_timer(started, duration)),
+            (None, None) => None,
+            (_, duration) => Some(Timer {
+                remaining: None,
+                duration: duration.map(seconds),
+            }),
+        };
+        RelayState {
+            output: status.output,
+            timer,
+        }
+    }
+}
+
+/// Gen2+: `Switch.GetConfig`.
+#[derive(Deserialize)]
+struct SwitchConfig {
+    initial_state: Option<String>,
+}
+
+/// Gen1: `GET /settings`.
+#[derive(Deserialize)]
+struct Gen1Settings {
+    relays: Option<Vec<Gen1RelaySettings>>,
+}
+
+#[derive(Deserialize)]
+struct Gen1RelaySettings {
+    default_state: Option<String>,
+}
+
 /// Seconds from a device, as a duration no arithmetic can overflow.
 fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s)
@@ -1019,8 +1153,8 @@ fn rpc_timer(started_at: f64, duration: f64) -> Timer {
         duration
     };
     Timer {
-        remaining: seconds(remaining),
-        duration: seconds(duration),
+        remaining: Some(seconds(remaining)),
+        duration: Some(seconds(duration)),
     }
 }
 
@@ -1095,8 +1229,14 @@ mod tests {
             "plug `modem` (192.168.1.50): relay 3 does not exist (the plug has relays 0)"
         );
         assert_eq!(
-            e(ErrorKind::AlreadyUnderWay(Duration::from_millis(6_200))),
+            e(ErrorKind::AlreadyUnderWay(Some(Duration::from_millis(
+                6_200
+            )))),
             "plug `modem` (192.168.1.50): a power cycle is already under way on the plug (back on in ~7 s)"
+        );
+        assert_eq!(
+            e(ErrorKind::AlreadyUnderWay(None)),
+            "plug `modem` (192.168.1.50): a power cycle is already under way on the plug (the plug does not say when it is back on)"
         );
     }
 
@@ -1119,14 +1259,17 @@ mod tests {
         assert_eq!(seconds(1e9), MAX_TIMER);
         assert_eq!(seconds(2.5), Duration::from_millis(2_500));
         // A plug whose clock is years off: the whole duration.
-        assert_eq!(rpc_timer(1000.0, 10.0).remaining, Duration::from_secs(10));
+        assert_eq!(
+            rpc_timer(1000.0, 10.0).remaining,
+            Some(Duration::from_secs(10))
+        );
     }
 
     #[test]
     fn power_on_settings() {
         let p = |key, value: &str| PowerOn {
             key,
-            value: value.into(),
+            value: Some(value.into()),
         };
         assert_eq!(p("default_state", "on").danger(), None);
         assert!(p("default_state", "off").danger().is_some());
@@ -1149,5 +1292,131 @@ mod tests {
                 .contains("input")
         );
         assert!(p("initial_state", "new_thing").danger().is_some());
+    }
+
+    // Parsing, on recorded answers (/work/shared/shelly-fixtures) with the
+    // fields emulators leave out removed.
+
+    const GEN1_SHELLY: &str = r#"{"auth":false,"discoverable":true,"fw":"20230913-113421/v1.14.0-gcb84623","mac":"AABBCCDDEEFF","num_outputs":1,"type":"SHPLG-S"}"#;
+    const GEN2_SHELLY: &str = r#"{"app":"PlusPlugS","auth_domain":null,"auth_en":false,"fw_id":"20231219-134003/1.1.0-g34b5d4f","gen":2,"id":"shellyplusplugs-aabbccddeeff","model":"SNPL-00112EU","ver":"1.1.0"}"#;
+
+    /// `json` without the top-level `keys`.
+    fn without(json: &str, keys: &[&str]) -> Value {
+        let mut value: Value = serde_json::from_str(json).unwrap();
+        for key in keys {
+            value.as_object_mut().unwrap().remove(*key);
+        }
+        value
+    }
+
+    #[test]
+    fn identities_without_what_is_only_shown() {
+        let gen1 = parse_identity(without(GEN1_SHELLY, &[])).unwrap();
+        assert_eq!(
+            gen1.firmware.as_deref(),
+            Some("20230913-113421/v1.14.0-gcb84623")
+        );
+        let gen1 = parse_identity(without(GEN1_SHELLY, &["fw", "auth", "num_outputs"])).unwrap();
+        assert_eq!(
+            gen1,
+            Identity {
+                generation: 1,
+                model: Some("SHPLG-S".into()),
+                firmware: None,
+                auth: false,
+                outputs: None,
+            }
+        );
+        let gen2 = parse_identity(without(GEN2_SHELLY, &["model", "ver", "fw_id"])).unwrap();
+        assert_eq!(
+            (gen2.generation, gen2.model, gen2.firmware),
+            (2, None, None)
+        );
+        assert_eq!(
+            parse_identity(without(GEN2_SHELLY, &["ver"]))
+                .unwrap()
+                .firmware
+                .as_deref(),
+            Some("20231219-134003/1.1.0-g34b5d4f")
+        );
+        // What tells a Shelly from other JSON stays required.
+        assert_eq!(
+            parse_identity(without(GEN1_SHELLY, &["type"])).unwrap_err(),
+            "missing field `type`"
+        );
+        assert_eq!(
+            parse_identity(json!({"gen": "2"})).unwrap_err(),
+            "`gen` is \"2\""
+        );
+    }
+
+    #[test]
+    fn timers_whose_time_left_is_not_reported_are_unknown_not_zero() {
+        let gen1 =
+            |json: Value| RelayState::from(serde_json::from_value::<Gen1Relay>(json).unwrap());
+        // As recorded, with a timer running.
+        let running = json!({"has_timer": true, "ison": false, "overpower": false, "source": "http", "timer_duration": 10, "timer_remaining": 7, "timer_started": 1707332241});
+        assert_eq!(
+            gen1(running.clone()).timer,
+            Some(Timer {
+                remaining: Some(Duration::from_secs(7)),
+                duration: Some(Duration::from_secs(10))
+            })
+        );
+        let mut quiet = running;
+        quiet.as_object_mut().unwrap().remove("timer_remaining");
+        let timer = gen1(quiet.clone()).timer.unwrap();
+        assert_eq!(timer.remaining, None);
+        assert_eq!(timer.to_string(), "flips back in an unknown time (of 10 s)");
+        quiet.as_object_mut().unwrap().remove("timer_duration");
+        assert_eq!(
+            gen1(quiet).timer.unwrap().to_string(),
+            "flips back in an unknown time"
+        );
+        assert_eq!(
+            gen1(json!({"ison": true})),
+            RelayState {
+                output: true,
+                timer: None
+            }
+        );
+
+        let gen2 =
+            |json: Value| RelayState::from(serde_json::from_value::<SwitchStatus>(json).unwrap());
+        let state =
+            gen2(json!({"id": 0, "output": false, "source": "HTTP_in", "timer_duration": 10}));
+        assert_eq!(
+            state.timer,
+            Some(Timer {
+                remaining: None,
+                duration: Some(Duration::from_secs(10))
+            })
+        );
+        assert_eq!(
+            gen2(json!({"id": 0, "output": true, "source": "init"})).timer,
+            None
+        );
+    }
+
+    #[test]
+    fn power_on_settings_that_are_not_reported_are_unknown() {
+        // `switch:0` of the Plus Plug S recording, without `initial_state`.
+        let config: SwitchConfig = serde_json::from_value(json!({"auto_off": false, "auto_off_delay": 60.0, "auto_on": false, "id": 0, "name": "Switch Test Name 0"})).unwrap();
+        let power_on = PowerOn {
+            key: "initial_state",
+            value: config.initial_state,
+        };
+        assert_eq!(
+            power_on.to_string(),
+            "unknown (no `initial_state` in the plug's answer)"
+        );
+        assert!(power_on.danger().unwrap().contains("unknown"));
+
+        let settings: Gen1Settings = serde_json::from_value(json!({"fw": "x"})).unwrap();
+        assert!(settings.relays.is_none());
+        let settings: Gen1Settings =
+            serde_json::from_value(json!({"relays": [{"appliance_type": "Light", "ison": true}]}))
+                .unwrap();
+        assert_eq!(settings.relays.unwrap()[0].default_state, None);
     }
 }
