@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
 use crate::drivers::http::{AddressError, base_url};
@@ -36,9 +37,10 @@ pub struct Config {
     pub devices: BTreeMap<String, DeviceConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
-    /// Policy plugins, by name. None: the built-in `powercycle`.
+    /// Policy plugins, by name, in the order of their sections: each event
+    /// goes to them in that order. None: the built-in policies.
     #[serde(default)]
-    pub plugins: BTreeMap<String, PluginConfig>,
+    pub plugins: IndexMap<String, PluginConfig>,
     /// Where notifications go: `[notify.ntfy]`, `[[notify.webhook]]`.
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
@@ -668,6 +670,18 @@ off_seconds = 20
         assert_eq!(plugin.deadline, Duration::from_millis(50));
         assert_eq!(plugin.settings["off_seconds"].as_integer(), Some(20));
         assert!(!format!("{:?}", config.devices["modem"]).contains("hunter2"));
+    }
+
+    #[test]
+    fn plugins_keep_the_order_of_their_sections() {
+        let config = parse(
+            "[plugins.zeta]\nfile = \"z.wasm\"\n[plugins.alpha]\nfile = \"a.wasm\"\n[plugins.mid]\nfile = \"m.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.plugins.keys().collect::<Vec<_>>(),
+            ["zeta", "alpha", "mid"]
+        );
     }
 
     #[test]
