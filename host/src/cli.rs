@@ -4,6 +4,7 @@
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -297,15 +298,22 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    logger(filter, format, std::io::stderr).init();
+    logger(filter, format, std::io::stderr, in_colour()).init();
+}
+
+/// Colour codes only on a terminal, and not even there when `NO_COLOR` asks
+/// for none (no-color.org): in a file or the journal they are noise.
+fn in_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The subscriber that writes the log lines `filter` lets through to
-/// `writer`, in `format`.
+/// `writer`, in `format`, with colour codes if `ansi`.
 fn logger<W>(
     filter: tracing_subscriber::EnvFilter,
     format: LogFormat,
     writer: W,
+    ansi: bool,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
@@ -313,6 +321,7 @@ where
     use tracing_subscriber::layer::SubscriberExt;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     let quiet = tracing_subscriber::filter::filter_fn(not_per_file_event);
     match format {
@@ -582,7 +591,7 @@ mod tests {
         for format in [LogFormat::Text, LogFormat::Json] {
             let writer = lines.clone();
             let filter = tracing_subscriber::EnvFilter::new("trace");
-            let logger = logger(filter, format, move || writer.clone());
+            let logger = logger(filter, format, move || writer.clone(), false);
             tracing::subscriber::with_default(logger, || {
                 tracing::trace!(target: "notify::inotify", "inotify event: a write");
                 tracing::debug!(target: "notify::inotify", "inotify event with unknown descriptor");

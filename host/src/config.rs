@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
 use crate::drivers::http::{AddressError, base_url};
@@ -37,10 +38,12 @@ pub struct Config {
     pub devices: BTreeMap<String, DeviceConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
-    /// Policy plugins, by name. None: the built-ins, `powercycle` granted
-    /// every configured device and notify, and `notify` granted notify.
+    /// Policy plugins, by name, in the order of their sections: each event
+    /// goes to them in that order. None: the built-ins, `powercycle` granted
+    /// every configured device (without one, the device it would cycle, for
+    /// a dry run) and notify, and `notify` granted notify.
     #[serde(default)]
-    pub plugins: BTreeMap<String, PluginConfig>,
+    pub plugins: IndexMap<String, PluginConfig>,
     /// Where notifications go: `[notify.ntfy]`, `[[notify.webhook]]`.
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
@@ -671,6 +674,18 @@ off_seconds = 20
         assert_eq!(plugin.deadline, Duration::from_millis(50));
         assert_eq!(plugin.settings["off_seconds"].as_integer(), Some(20));
         assert!(!format!("{:?}", config.devices["modem"]).contains("hunter2"));
+    }
+
+    #[test]
+    fn plugins_keep_the_order_of_their_sections() {
+        let config = parse(
+            "[plugins.zeta]\nfile = \"z.wasm\"\n[plugins.alpha]\nfile = \"a.wasm\"\n[plugins.mid]\nfile = \"m.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.plugins.keys().collect::<Vec<_>>(),
+            ["zeta", "alpha", "mid"]
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
-use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
+use crate::plugin::{
+    Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent, builtin,
+};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
 use crate::state::{Evidence, ProbeKind, Role, Round, StateMachine, Transition, WanState};
@@ -139,19 +141,38 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         .collect()
 }
 
-/// The plugins to run: the configured ones, or the built-in policies: the
-/// `powercycle` policy granted every configured device and notifications,
-/// and the `notify` policy granted notifications.
+/// The plugins to run, in the order events reach them: the configured ones
+/// in config order, or the built-in policies: the `powercycle` policy
+/// granted every configured device and notifications, then the `notify`
+/// policy granted notifications.
+///
+/// With no device configured, actions are a dry run (see
+/// [`dry_run_reason`]) and nothing can be granted: the built-in
+/// `powercycle` is then granted the device it would cycle, so that the dry
+/// run logs the cycle it stands for rather than a refusal.
 pub fn plugins(config: &Config) -> Vec<(String, PluginConfig)> {
-    if !config.plugins.is_empty() {
-        return config.plugins.clone().into_iter().collect();
+    let mut plugins: Vec<(String, PluginConfig)> = if config.plugins.is_empty() {
+        let mut powercycle = PluginConfig::new(None);
+        powercycle.devices = config.devices.keys().cloned().collect();
+        powercycle.notify = true;
+        let mut notify = PluginConfig::new(None);
+        notify.notify = true;
+        vec![
+            (builtin::POWERCYCLE.into(), powercycle),
+            ("notify".into(), notify),
+        ]
+    } else {
+        config.plugins.clone().into_iter().collect()
+    };
+    if config.devices.is_empty() {
+        let builtin_powercycle = plugins
+            .iter_mut()
+            .filter(|(name, plugin)| name == builtin::POWERCYCLE && plugin.file.is_none());
+        for (_, plugin) in builtin_powercycle {
+            plugin.devices = vec![builtin::powercycle_device(&plugin.settings)];
+        }
     }
-    let mut powercycle = PluginConfig::new(None);
-    powercycle.devices = config.devices.keys().cloned().collect();
-    powercycle.notify = true;
-    let mut notify = PluginConfig::new(None);
-    notify.notify = true;
-    vec![("powercycle".into(), powercycle), ("notify".into(), notify)]
+    plugins
 }
 
 /// Why actions are not performed for real, if they are not.
@@ -930,5 +951,45 @@ mod tests {
         let returned = tokio::spawn(async {});
         let error = ended("power detection", Some(returned)).await.to_string();
         assert!(error.contains("(it returned)"), "{error}");
+    }
+
+    fn parse(text: &str) -> Config {
+        Config::parse(Path::new("wanwatch.toml"), text).unwrap()
+    }
+
+    fn grants(config: &Config) -> Vec<(String, Vec<String>)> {
+        plugins(config)
+            .into_iter()
+            .map(|(name, plugin)| (name, plugin.devices))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_plug_the_builtin_powercycle_is_granted_the_device_it_would_cycle() {
+        let want = |powercycle: &str| {
+            vec![
+                ("powercycle".to_owned(), vec![powercycle.to_owned()]),
+                ("notify".to_owned(), vec![]),
+            ]
+        };
+        assert_eq!(grants(&parse("")), want("modem"));
+        let config = parse(
+            "[plugins.powercycle.settings]\ndevice = \"router\"\n[plugins.notify]\nnotify = true\n",
+        );
+        assert_eq!(grants(&config), want("router"));
+    }
+
+    #[test]
+    fn with_a_plug_the_grants_are_the_configs() {
+        let plug = "[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n";
+        assert_eq!(
+            grants(&parse(plug)),
+            [
+                ("powercycle".to_owned(), vec!["modem".to_owned()]),
+                ("notify".to_owned(), vec![]),
+            ]
+        );
+        let config = parse(&format!("{plug}[plugins.powercycle]\nnotify = true\n"));
+        assert_eq!(grants(&config), [("powercycle".to_owned(), vec![])]);
     }
 }

@@ -250,7 +250,11 @@ impl Status {
                     out += ", QUARANTINED until its file changes";
                 }
                 if let Some(e) = &p.last_error {
-                    out += &format!(", last error: {e}");
+                    out += ", last error";
+                    if let Some(at) = p.last_error_at_ms {
+                        out += &format!(" at {}", human::timestamp(at));
+                    }
+                    out += &format!(": {e}");
                 }
                 out += "\n";
             }
@@ -501,7 +505,7 @@ mod tests {
         let text = status.render(1_700_000_060_000);
         assert!(
             text.contains(
-                "mine         5 calls, 5 failures, version 0123456789ab loaded 2023-11-14T22:13:20Z, QUARANTINED until its file changes, last error: plugin `mine`: on-wan-down trapped"
+                "mine         5 calls, 5 failures, version 0123456789ab loaded 2023-11-14T22:13:20Z, QUARANTINED until its file changes, last error at 2023-11-14T22:13:20Z: plugin `mine`: on-wan-down trapped"
             ),
             "{text}"
         );

@@ -34,6 +34,6 @@ fn the_complete_example_sets_up_every_part() {
     assert_eq!(config.power.devices.len(), 3);
     assert_eq!(
         config.plugins.keys().collect::<Vec<_>>(),
-        ["notify", "powercycle"]
+        ["powercycle", "notify"]
     );
 }

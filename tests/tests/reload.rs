@@ -332,6 +332,22 @@ fn a_deleted_or_truncated_file_leaves_the_running_version() {
 }
 
 #[test]
+fn a_good_version_clears_the_error_of_a_bad_one() {
+    let world = World::new();
+    let (runner, _reload) = world.live(1, json!({}));
+    let bytes = version(2);
+    rename_over(&world.file(), &bytes[..bytes.len() / 2]);
+    wait_for(&runner, "the error", |h| h.last_error.is_some());
+
+    rename_over(&world.file(), &bytes);
+    let want = hash_of(&bytes);
+    let health = wait_for(&runner, "version 2", |h| h.version == want);
+    assert_eq!(health.last_error, None, "{health:#?}");
+    assert_eq!(health.last_error_at_ms, None, "{health:#?}");
+    runner.shutdown();
+}
+
+#[test]
 fn a_new_version_that_traps_while_starting_leaves_the_running_one() {
     let world = World::new();
     let (runner, _reload) = world.live(1, json!({}));

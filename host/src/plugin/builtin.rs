@@ -1,12 +1,12 @@
 //! The policy plugins built into the binary, so that the default setup needs
 //! no file beside it. host/build.rs compiles them from plugins/.
 
+/// The name of the built-in power-cycling policy.
+pub const POWERCYCLE: &str = "powercycle";
+
 /// Name and component bytes of each built-in plugin.
 const BUILTIN: &[(&str, &[u8])] = &[
-    (
-        "powercycle",
-        include_bytes!(env!("WANWATCH_POWERCYCLE_WASM")),
-    ),
+    (POWERCYCLE, include_bytes!(env!("WANWATCH_POWERCYCLE_WASM"))),
     ("notify", include_bytes!(env!("WANWATCH_NOTIFY_WASM"))),
 ];
 
@@ -21,4 +21,14 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
 /// The names of the built-in plugins.
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(name, _)| *name)
+}
+
+/// The device the built-in `powercycle` cycles with `settings`: its `device`
+/// setting, `modem` by default, as plugins/powercycle/src/lib.rs reads them.
+pub fn powercycle_device(settings: &toml::Table) -> String {
+    settings
+        .get("device")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("modem")
+        .to_owned()
 }

@@ -107,8 +107,10 @@ impl Plugin {
     /// Replaces the running version by `next`, between two callbacks: the
     /// old instance and its store are dropped, a new instance of `next`
     /// starts with the same key-value store and timers, and a quarantine
-    /// ends. If `next` cannot start (it traps while instantiating), the old
-    /// version stays, and the error is recorded in the plugin's health.
+    /// ends, as does the last error (it was about a version no longer
+    /// running, or a file this version replaced). If `next` cannot start (it
+    /// traps while instantiating), the old version stays, and the error is
+    /// recorded in the plugin's health.
     pub fn swap(&mut self, next: Prepared) -> Result<(), PluginError> {
         let old = std::mem::replace(&mut self.pre, next.pre);
         match self.restart() {
@@ -119,6 +121,8 @@ impl Plugin {
                 health.reloads += 1;
                 health.quarantined = false;
                 health.consecutive_failures = 0;
+                health.last_error = None;
+                health.last_error_at_ms = None;
                 // Built-ins have no file to fall back from.
                 if let Some(last_good) = next.last_good.filter(|_| self.file.is_some()) {
                     last_good.keep();
