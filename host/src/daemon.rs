@@ -333,11 +333,19 @@ impl Daemon {
         let runtime = Runtime::with_cache(state_dir(config).join("cache"))
             .context("cannot start the plugin runtime")?;
         let kv_dir = Some(state_dir(config).join("plugins"));
-        let runners: Vec<Runner> =
-            load_plugins(&runtime, config, &actions, &clock, kv_dir.clone())?
-                .into_iter()
-                .map(|plugin| start_runner(plugin, &clock, None))
-                .collect();
+        // On a thread of its own, outside the async runtime: wasmtime-wasi
+        // runs a guest's WASI calls (a trapping guest's stderr flushed, say)
+        // on a runtime of its own, which cannot start inside this one.
+        let loaded = std::thread::scope(|scope| {
+            scope
+                .spawn(|| load_plugins(&runtime, config, &actions, &clock, kv_dir.clone()))
+                .join()
+        })
+        .map_err(|_| anyhow::anyhow!("loading the plugins panicked"))??;
+        let runners: Vec<Runner> = loaded
+            .into_iter()
+            .map(|plugin| start_runner(plugin, &clock, None))
+            .collect();
         runtime.prune_cache();
         let hot_reload = watch_plugins(&runtime, &runners);
         let plugins = PluginSet {

@@ -140,3 +140,30 @@ fn plugins_run_in_the_order_of_their_sections() {
     assert_eq!(running, ["zeta", "alpha"]);
     stop(daemon);
 }
+
+#[test]
+fn a_plugin_that_traps_while_starting_is_refused_with_its_reason_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[plugins.boom]\nfile = \"{}\"\n",
+            plugin_wasm("init-trap").display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wanwatch"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 101 is a panic; a refused plugin is an error exit.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("init-trap fails while it is being instantiated"),
+        "{stderr}"
+    );
+    // The guest's own panic message is its reason; the host must not panic.
+    assert!(!stderr.contains("thread 'main'"), "{stderr}");
+}
