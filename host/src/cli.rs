@@ -84,6 +84,10 @@ enum Command {
         /// Stop this long after the start ("6h", "30d").
         #[arg(long, value_parser = humantime::parse_duration)]
         until: Option<std::time::Duration>,
+        /// Run without the scenario's expectations, e.g. a shipped scenario
+        /// (written for the built-in policies) with your own config.
+        #[arg(long)]
+        no_expect: bool,
     },
     /// Talks to a configured power plug directly.
     Plug {
@@ -207,7 +211,15 @@ pub fn main() -> ExitCode {
             config,
             json,
             until,
-        } => return simulate(&scenario, config.as_deref(), json, until),
+            no_expect,
+        } => {
+            let options = crate::sim::Options {
+                json,
+                until,
+                no_expect,
+            };
+            return simulate(&scenario, config.as_deref(), &options);
+        }
         Command::Run { config, dry_run } => {
             config.load().and_then(|c| run(&c, config.path(), dry_run))
         }
@@ -225,12 +237,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn simulate(
-    scenario: &Path,
-    config: Option<&Path>,
-    json: bool,
-    until: Option<std::time::Duration>,
-) -> ExitCode {
+fn simulate(scenario: &Path, config: Option<&Path>, options: &crate::sim::Options) -> ExitCode {
     let config = match config.map(Config::load).transpose() {
         Ok(config) => config,
         Err(errors) => {
@@ -240,9 +247,8 @@ fn simulate(
             return ExitCode::from(2);
         }
     };
-    let options = crate::sim::Options { json, until };
     let out = std::io::BufWriter::new(std::io::stdout().lock());
-    match crate::sim::run(scenario, config, &options, out) {
+    match crate::sim::run(scenario, config, options, out) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(message) => {

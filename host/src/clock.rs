@@ -33,6 +33,13 @@ pub trait Clock: Send + Sync {
     fn wall_ms(&self) -> Millis {
         self.now_ms()
     }
+
+    /// What seeds the plugins' WASI random sources: None for real
+    /// randomness. A virtual clock gives one, so that a simulation is
+    /// replayed byte for byte, a plugin's `HashMap` included.
+    fn random_seed(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// `at`, an instant of `clock`'s timeline, as wall-clock time now.

@@ -68,6 +68,11 @@ fn scaffold_test_and_load(lang: &str, dir: &Path) -> PathBuf {
         report.contains("1 scenarios passed"),
         "the scaffolded scenario must pass as it is:\n{report}"
     );
+    // Every language's template writes durations as the host does.
+    assert!(
+        report.contains("notify \"WAN back after 1m40s\""),
+        "{report}"
+    );
     let wasm = project.join("dist").join(format!("{name}.wasm"));
     let inspect = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
     for expected in [
@@ -237,6 +242,104 @@ fn inspect_says_why_the_host_refuses_a_component() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("is not WebAssembly"), "{report}");
+}
+
+/// Functions are listed with their types, as WIT writes them.
+#[test]
+fn inspect_shows_the_types_of_functions() {
+    let wasm = wanwatch_tests::plugin_wasm("probe-plugin");
+    let report = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    for expected in [
+        "func(name: string) -> result<_, string>",
+        "func(transition: record { previous, current, at-ms, previous-duration-ms, local-fault, evidence, power, power-cycles }) -> result<_, string>",
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+}
+
+/// Whatever a JavaScript callback throws reaches the host as a message, and
+/// a syntax error is reported with its file and line.
+#[test]
+fn a_javascript_plugin_reports_what_it_throws_and_where_it_does_not_parse() {
+    if !install_js_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    ok(&[
+        "plugin",
+        "new",
+        "thrower",
+        "--lang",
+        "js",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let project = dir.path().join("thrower");
+    let source = project.join("policy.js");
+    let policy = std::fs::read_to_string(&source).unwrap();
+    let policy = policy
+        .replace(
+            "export function onWanSick(t) {",
+            "import * as kv from 'wanwatch:policy/kv@0.1.0';\n\
+             export function onWanSick(t) {\n  kv.set('k', 'v');\n  kv.delete('k');\n  throw new Error('sick of it');",
+        )
+        .replace(
+            "  if (t.previous !== 'down') return;",
+            "  if (t.previous !== 'down') return;\n  throw { code: 1 };",
+        );
+    std::fs::write(&source, &policy).unwrap();
+    ok(&["plugin", "build", project.to_str().unwrap()]);
+    let out = wanwatch(&[
+        "simulate",
+        project.join("scenarios/modem-hang.toml").to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "on-wan-sick failed: Error: sick of it\\nonWanSick@policy.js:",
+        "on-wan-up failed: {\"code\":1}",
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+
+    let line = policy.lines().count() + 1;
+    std::fs::write(&source, format!("{policy}const = 1;\n")).unwrap();
+    let out = wanwatch(&["plugin", "build", project.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("policy.js:{line}")), "{stderr}");
+    assert!(stderr.contains("policy.js does not parse"), "{stderr}");
+}
+
+/// A build tool that is not installed is named, with both ways to install
+/// it: in the project, or under $WANWATCH_TOOLS.
+#[test]
+fn a_missing_build_tool_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for lang in ["js", "python"] {
+        let name = format!("toolless-{lang}");
+        ok(&[
+            "plugin",
+            "new",
+            &name,
+            "--lang",
+            lang,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        let out = Command::new(WANWATCH)
+            .args(["plugin", "build"])
+            .arg(dir.path().join(&name))
+            .env("WANWATCH_TOOLS", &empty)
+            .env("PATH", &empty)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("is not installed"), "{stderr}");
+        assert!(stderr.contains("WANWATCH_TOOLS"), "{stderr}");
+    }
 }
 
 /// Compiles and links `wasm` twice, as a daemon start and a restart would,

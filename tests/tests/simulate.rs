@@ -230,3 +230,69 @@ fn times_past_the_year_9999_are_located_errors() {
         "{stderr}"
     );
 }
+
+/// WASI's random sources are seeded from the scenario: a plugin that draws
+/// from them (a `HashMap` does) runs the same twice; another seed, other draws.
+#[test]
+fn plugin_randomness_follows_the_scenario_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = wanwatch_tests::plugin_wasm("probe-plugin");
+    let scenario = |seed: &str| {
+        format!(
+            r#"duration = "20m"
+interval = "2s"
+{seed}
+[[cause]]
+kind = "modem-hang"
+at = "5m"
+
+[config.plugins.probe]
+file = {probe:?}
+notify = true
+
+[config.plugins.probe.settings]
+on-wan-sick = {{ random = true }}
+on-wan-down = {{ random = true }}
+"#
+        )
+    };
+    let path = dir.path().join("random.toml");
+    std::fs::write(&path, scenario("")).unwrap();
+    let first = simulate(&[path.to_str().unwrap()]);
+    let second = simulate(&[path.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let first = text(&first.stdout);
+    assert!(first.contains("notify \"on-wan-down random "), "{first}");
+    assert_eq!(first, text(&second.stdout));
+
+    std::fs::write(&path, scenario("seed = 7")).unwrap();
+    let other = simulate(&[path.to_str().unwrap()]);
+    assert_ne!(first, text(&other.stdout));
+}
+
+/// A shipped scenario run with another policy: its expectations are about
+/// the built-in one, so `--no-expect` runs it without them.
+#[test]
+fn no_expect_runs_a_scenario_without_its_expectations() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mine.toml");
+    std::fs::write(&config, "[plugins.notify]\n").unwrap();
+    let path = scenarios_dir().join("modem-hang.toml");
+    let path = path.to_str().unwrap();
+    let config = config.to_str().unwrap();
+
+    let expecting = simulate(&[path, "--config", config]);
+    assert_eq!(
+        expecting.status.code(),
+        Some(1),
+        "{}",
+        text(&expecting.stderr)
+    );
+
+    let out = simulate(&[path, "--config", config, "--no-expect"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("WAN down"), "{stdout}");
+    assert!(stdout.contains("summary: "), "{stdout}");
+    assert!(!stdout.contains("expectation"), "{stdout}");
+}

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 use super::{Lang, Project};
 
@@ -106,10 +106,12 @@ fn build_js(project: &Project, out: &Path) -> Result<(), String> {
         .find_map(|package| entry_point(&package))
         .ok_or_else(|| {
             format!(
-                "ComponentizeJS ({PACKAGE}) is not installed: run `npm install` in {} (its package.json lists it)",
+                "ComponentizeJS ({PACKAGE}) is not installed: run `npm install` in {} (its package.json lists it), \
+                 or install it elsewhere with `npm install --prefix $WANWATCH_TOOLS/npm {PACKAGE}` and set WANWATCH_TOOLS",
                 project.dir.display()
             )
         })?;
+    check_js_syntax(project)?;
     let mut node = Command::new("node");
     node.current_dir(&project.dir)
         .args(["--input-type=module", "-e", COMPONENTIZE_JS, "--"])
@@ -117,12 +119,28 @@ fn build_js(project: &Project, out: &Path) -> Result<(), String> {
         .arg(project.dir.join("policy.js"))
         .arg(project.dir.join("wit"))
         .arg(out);
-    run(
-        node,
-        "node",
-        "install Node.js 18 or later (https://nodejs.org, or apt install nodejs npm)",
-    )
+    run(node, "node", NODE_INSTALL)
 }
+
+/// `node --check` on the policy: a syntax error is reported with its file,
+/// line and column, which ComponentizeJS does not say.
+fn check_js_syntax(project: &Project) -> Result<(), String> {
+    let mut check = Command::new("node");
+    check
+        .current_dir(&project.dir)
+        .args(["--check", "policy.js"]);
+    if status(&mut check, "node", NODE_INSTALL)?.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} does not parse (node says where, above)",
+            project.dir.join("policy.js").display()
+        ))
+    }
+}
+
+const NODE_INSTALL: &str =
+    "install Node.js 18 or later (https://nodejs.org, or apt install nodejs npm)";
 
 /// The file a package's `import` resolves to, from its package.json.
 fn entry_point(package: &Path) -> Option<PathBuf> {
@@ -137,7 +155,7 @@ fn entry_point(package: &Path) -> Option<PathBuf> {
 }
 
 fn build_python(project: &Project, out: &Path) -> Result<(), String> {
-    const INSTALL: &str = "pip install componentize-py";
+    const INSTALL: &str = "pip install componentize-py, or install it elsewhere with `pip install --target $WANWATCH_TOOLS/python componentize-py` and set WANWATCH_TOOLS";
     let local = tools_dir("python");
     let mut command = match local.as_ref().map(|dir| dir.join("bin/componentize-py")) {
         Some(script) if script.is_file() && !on_path("componentize-py") => {
@@ -187,13 +205,18 @@ fn on_path(program: &str) -> bool {
 
 /// Runs a build tool; its output goes to the user as it comes.
 fn run(mut command: Command, tool: &str, install: &str) -> Result<(), String> {
-    let status = command.status().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{tool} is not installed: {install}"),
-        _ => format!("cannot run {tool}: {e}"),
-    })?;
-    if status.success() {
+    if status(&mut command, tool, install)?.success() {
         Ok(())
     } else {
         Err(format!("{tool} failed to build the plugin (see above)"))
     }
+}
+
+/// Runs `command` to its end; a tool that is not there is named, with how
+/// to install it.
+fn status(command: &mut Command, tool: &str, install: &str) -> Result<ExitStatus, String> {
+    command.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{tool} is not installed: {install}"),
+        _ => format!("cannot run {tool}: {e}"),
+    })
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use wasmtime::Engine;
-use wasmtime::component::types::ComponentItem;
+use wasmtime::component::types::{ComponentItem, Type};
 
 use crate::plugin::{CONTRACT_VERSION, Runtime, version_hash};
 
@@ -94,8 +94,17 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
 fn describe(item: &ComponentItem, engine: &Engine) -> String {
     match item {
         ComponentItem::ComponentFunc(f) => {
-            let params: Vec<&str> = f.params().map(|(name, _)| name).collect();
-            format!("func({})", params.join(", "))
+            let params: Vec<String> = f
+                .params()
+                .map(|(name, ty)| format!("{name}: {}", type_name(&ty)))
+                .collect();
+            let results: Vec<String> = f.results().map(|ty| type_name(&ty)).collect();
+            let arrow = match results.as_slice() {
+                [] => String::new(),
+                [one] => format!(" -> {one}"),
+                many => format!(" -> ({})", many.join(", ")),
+            };
+            format!("func({}){arrow}", params.join(", "))
         }
         ComponentItem::ComponentInstance(instance) => {
             let funcs: Vec<&str> = instance
@@ -113,6 +122,55 @@ fn describe(item: &ComponentItem, engine: &Engine) -> String {
         ComponentItem::Component(_) => "component".to_owned(),
         ComponentItem::Type(_) => "type".to_owned(),
         ComponentItem::Resource(_) => "resource".to_owned(),
+    }
+}
+
+/// A type as WIT writes it. A component keeps no names for its records,
+/// variants, enums and flags: they are shown by their fields or cases,
+/// whose own types are left out to keep the line readable.
+fn type_name(ty: &Type) -> String {
+    let of = |ty: Option<Type>| ty.map_or_else(|| "_".to_owned(), |t| type_name(&t));
+    let names = |kind: &str, names: Vec<&str>| format!("{kind} {{ {} }}", names.join(", "));
+    match ty {
+        Type::Bool => "bool".to_owned(),
+        Type::S8 => "s8".to_owned(),
+        Type::U8 => "u8".to_owned(),
+        Type::S16 => "s16".to_owned(),
+        Type::U16 => "u16".to_owned(),
+        Type::S32 => "s32".to_owned(),
+        Type::U32 => "u32".to_owned(),
+        Type::S64 => "s64".to_owned(),
+        Type::U64 => "u64".to_owned(),
+        Type::Float32 => "f32".to_owned(),
+        Type::Float64 => "f64".to_owned(),
+        Type::Char => "char".to_owned(),
+        Type::String => "string".to_owned(),
+        Type::List(list) => format!("list<{}>", type_name(&list.ty())),
+        Type::FixedLengthList(list) => format!("list<{}, {}>", type_name(&list.ty()), list.len()),
+        Type::Map(map) => format!(
+            "map<{}, {}>",
+            type_name(&map.key()),
+            type_name(&map.value())
+        ),
+        Type::Tuple(tuple) => {
+            let types: Vec<String> = tuple.types().map(|t| type_name(&t)).collect();
+            format!("tuple<{}>", types.join(", "))
+        }
+        Type::Option(option) => format!("option<{}>", type_name(&option.ty())),
+        Type::Result(result) => match (result.ok(), result.err()) {
+            (None, None) => "result".to_owned(),
+            (ok, None) => format!("result<{}>", of(ok)),
+            (ok, err) => format!("result<{}, {}>", of(ok), of(err)),
+        },
+        Type::Record(record) => names("record", record.fields().map(|f| f.name).collect()),
+        Type::Variant(variant) => names("variant", variant.cases().map(|c| c.name).collect()),
+        Type::Enum(e) => names("enum", e.names().collect()),
+        Type::Flags(flags) => names("flags", flags.names().collect()),
+        Type::Own(_) => "own<resource>".to_owned(),
+        Type::Borrow(_) => "borrow<resource>".to_owned(),
+        Type::Future(_) => "future".to_owned(),
+        Type::Stream(_) => "stream".to_owned(),
+        Type::ErrorContext => "error-context".to_owned(),
     }
 }
 

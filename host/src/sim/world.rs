@@ -379,7 +379,7 @@ pub(in crate::sim) mod tests {
     #[test]
     fn a_modem_hang_is_fixed_by_a_cycle_after_the_boot() {
         let s = scenario("[[cause]]\nkind = \"modem-hang\"\nat = \"60s\"\n");
-        let clock = Arc::new(VirtualClock::new(0));
+        let clock = Arc::new(VirtualClock::new(0, 0));
         let switch = WorldSwitch::new(&s, clock.clone());
         let mut world = World::new(&s, &targets());
         assert!(wan_ok(&mut world, 59));
@@ -393,7 +393,7 @@ pub(in crate::sim) mod tests {
     #[test]
     fn an_isp_outage_is_not_fixed_by_a_cycle() {
         let s = scenario("[[cause]]\nkind = \"isp-outage\"\nat = \"60s\"\nduration = \"20m\"\n");
-        let clock = Arc::new(VirtualClock::new(0));
+        let clock = Arc::new(VirtualClock::new(0, 0));
         let switch = WorldSwitch::new(&s, clock.clone());
         let mut world = World::new(&s, &targets());
         cycle_at(&mut world, &switch, &clock, 600);
@@ -411,7 +411,7 @@ pub(in crate::sim) mod tests {
         let s = scenario(
             "[[cause]]\nkind = \"plug-wrong-password\"\nat = \"0s\"\nduration = \"1m\"\n[[cause]]\nkind = \"power-outage\"\nat = \"2m\"\nduration = \"1m\"\n",
         );
-        let clock = Arc::new(VirtualClock::new(1_767_225_600_000));
+        let clock = Arc::new(VirtualClock::new(1_767_225_600_000, 0));
         let switch = WorldSwitch::new(&s, clock.clone());
         assert!(
             switch

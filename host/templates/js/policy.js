@@ -3,14 +3,33 @@
 // When the WAN goes down it power-cycles the modem (unless the fault is
 // local: the LAN gateway is silent too) and tells people; when the WAN is
 // back it says after how long. The host's interfaces are imported by their
-// WIT names; each callback returns normally for `ok` or throws a string,
-// which the host logs against the plugin. 64-bit numbers (`atMs`,
+// WIT names; each callback returns normally for `ok` or throws, and the host
+// logs what it threw against the plugin (an Error as "Error: message" with
+// its stack, anything else as JSON). 64-bit numbers (`atMs`,
 // `previousDurationMs`) arrive as BigInt.
+//
+// The store's `delete` is a reserved word: import the interface as a whole
+// and call it as a method,
+//   import * as kv from 'wanwatch:policy/kv@0.1.0';
+//   kv.set('since', String(t.atMs)); kv.get('since'); kv.delete('since');
 
 import { log } from 'wanwatch:policy/log@0.1.0';
 import { get as getSettings } from 'wanwatch:policy/settings@0.1.0';
 import { powerCycle } from 'wanwatch:policy/power@0.1.0';
 import { notify } from 'wanwatch:policy/notify@0.1.0';
+
+// A duration as wanwatch writes it (and the Rust SDK's `human_duration`):
+// "850ms", "9.2s", "7m08s", "2h03m", "3d04h". `ms` is a Number or a BigInt.
+function humanDuration(ms) {
+  ms = Number(ms);
+  const s = Math.floor(ms / 1000);
+  const two = (n) => String(n).padStart(2, '0');
+  if (s < 1) return `${ms}ms`;
+  if (s < 60) return `${s}.${Math.floor((ms % 1000) / 100)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86400)}d${two(Math.floor((s % 86400) / 3600))}h`;
+}
 
 // `[plugins.{{name}}.settings]` in the config; every setting is optional.
 function settings() {
@@ -36,8 +55,7 @@ export function onWanDown(t) {
 
 export function onWanUp(t) {
   if (t.previous !== 'down') return;
-  const seconds = Number(t.previousDurationMs / 1000n);
-  notify(`WAN back after ${seconds} s`, 'The internet answers again.', 3);
+  notify(`WAN back after ${humanDuration(t.previousDurationMs)}`, 'The internet answers again.', 3);
 }
 
 export function onTimer(_name) {}

@@ -15,6 +15,21 @@ from wit_world.imports import log, notify, power, settings
 from wit_world.imports.types import PowerTransition, Transition, WanState
 
 
+def human_duration(ms: int) -> str:
+    """A duration as wanwatch writes it (and the Rust SDK's `human_duration`):
+    "850ms", "9.2s", "7m08s", "2h03m", "3d04h"."""
+    s = ms // 1000
+    if s < 1:
+        return f"{ms}ms"
+    if s < 60:
+        return f"{s}.{ms % 1000 // 100}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02}h"
+
+
 def read_settings() -> dict:
     """`[plugins.{{name}}.settings]` in the config; every setting is optional."""
     return {"device": "modem", "off_seconds": 10, **json.loads(settings.get())}
@@ -38,8 +53,11 @@ class WitWorld(wit_world.WitWorld):
     def on_wan_up(self, transition: Transition) -> None:
         if transition.previous != WanState.DOWN:
             return
-        seconds = transition.previous_duration_ms // 1000
-        notify.notify(f"WAN back after {seconds} s", "The internet answers again.", 3)
+        notify.notify(
+            f"WAN back after {human_duration(transition.previous_duration_ms)}",
+            "The internet answers again.",
+            3,
+        )
 
     def on_timer(self, name: str) -> None:
         pass

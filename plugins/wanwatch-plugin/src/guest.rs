@@ -168,7 +168,9 @@ pub mod timers {
         policy::timers::set(name, ms)
     }
 
-    /// Disarms the timer `name`; nothing happens if it is not armed.
+    /// Disarms the timer `name`; nothing happens if it is not armed. It
+    /// cannot fail (the contract's `cancel` returns nothing), so there is
+    /// no result to `?`.
     pub fn cancel(name: &str) {
         policy::timers::cancel(name)
     }

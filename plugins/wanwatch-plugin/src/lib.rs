@@ -45,7 +45,8 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 use serde::{Deserialize, Deserializer};
 
 /// A duration in whole seconds, read from settings written as a number of
-/// seconds or as "90s", "3m", "2h".
+/// seconds or as text in the grammar of durations in wanwatch's own config
+/// (humantime's): "90s", "3m", "2h", "1h 30m", "2min", "1day".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Seconds(pub u64);
 
@@ -70,29 +71,29 @@ impl<'de> Deserialize<'de> for Seconds {
         }
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(Seconds(n)),
-            Raw::Text(text) => parse_seconds(&text).map(Seconds).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "`{text}` is not a duration: write seconds, or e.g. \"90s\", \"3m\", \"2h\""
-                ))
-            }),
+            Raw::Text(text) => parse_seconds(&text)
+                .map(Seconds)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
 
-/// "90", "90s", "3m", "2h" as seconds.
-fn parse_seconds(text: &str) -> Option<u64> {
+/// "90" (bare seconds, as the number would be) or a humantime duration,
+/// which must come to whole seconds.
+fn parse_seconds(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(scale)
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!(
+            "`{text}` is not a duration ({e}): write seconds, or e.g. \"90s\", \"3m\", \"1h 30m\""
+        )
+    })?;
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("`{text}` is not a whole number of seconds"));
+    }
+    Ok(duration.as_secs())
 }
 
 /// A duration in the compact form wanwatch uses everywhere: "850ms",
@@ -114,12 +115,28 @@ mod tests {
 
     #[test]
     fn seconds_from_numbers_and_text() {
-        assert_eq!(parse_seconds("90"), Some(90));
-        assert_eq!(parse_seconds("90s"), Some(90));
-        assert_eq!(parse_seconds("3m"), Some(180));
-        assert_eq!(parse_seconds("2h"), Some(7200));
-        assert_eq!(parse_seconds("2 parsecs"), None);
-        assert_eq!(parse_seconds("m"), None);
+        assert_eq!(parse_seconds("90"), Ok(90));
+        assert_eq!(parse_seconds("90s"), Ok(90));
+        assert_eq!(parse_seconds("3m"), Ok(180));
+        assert_eq!(parse_seconds("2h"), Ok(7200));
+        assert!(
+            parse_seconds("2 parsecs")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_seconds("m").is_err());
+    }
+
+    /// The forms the host's config accepts (humantime), in whole seconds.
+    #[test]
+    fn seconds_in_the_config_grammar() {
+        assert_eq!(parse_seconds("1h 30m"), Ok(5400));
+        assert_eq!(parse_seconds("2min"), Ok(120));
+        assert_eq!(parse_seconds("1day"), Ok(86_400));
+        assert_eq!(parse_seconds("1m30s"), Ok(90));
+        assert_eq!(parse_seconds("2000ms"), Ok(2));
+        let half = parse_seconds("1500ms").unwrap_err();
+        assert!(half.contains("whole number of seconds"), "{half}");
     }
 
     #[test]

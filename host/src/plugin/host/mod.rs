@@ -92,14 +92,23 @@ impl PluginState {
         // imports. stdout is discarded (the builder's default); stderr is
         // kept for error reports; the clocks are the host's.
         let clock = &plugin.host.clock;
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone())
             .wall_clock(clock::WallClock(clock.clone()))
             .monotonic_clock(clock::MonotonicClock::new(clock.clone()))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(seed) = clock.random_seed() {
+            use rand::SeedableRng;
+            use rand::rngs::StdRng;
+            // All three sources: std takes a HashMap's keys from
+            // `insecure-seed`, getrandom reads `random`.
+            wasi.secure_random(StdRng::seed_from_u64(seed))
+                .insecure_random(StdRng::seed_from_u64(!seed))
+                .insecure_random_seed(u128::from(seed));
+        }
+        let wasi = wasi.build();
         PluginState {
             wasi,
             table: ResourceTable::new(),

@@ -17,6 +17,9 @@
 //! - `power`: `[device, off_seconds]`, a power cycle to request;
 //! - `set`: `[[name, after_ms]]`, timers to arm; `cancel`: names to disarm;
 //! - `report`: `false` to skip the notification;
+//! - `random`: `true` to draw from WASI's random sources (`getrandom` and a
+//!   `HashMap`'s hasher keys, std's two paths to them) and put the draws in
+//!   the notification's title, which the simulator's timeline shows;
 //! - `fault`: after counting the call, misbehave: `"trap"` (`unreachable`),
 //!   `"panic"`, `"loop"` (forever), `"alloc"` (without bound), `"error"`
 //!   (return an error string), `"recurse"` (without bound: a stack
@@ -177,10 +180,26 @@ fn handle(callback: &str, mut report: Value) -> Result<(), String> {
         timers::cancel(name.as_str().unwrap_or_default());
     }
 
+    let mut title = callback.to_owned();
+    if todo["random"] == json!(true) {
+        title += &format!(" random {} {}", secure_random(), hasher_random());
+    }
     if todo["report"] != json!(false) {
-        notify::notify(callback, &report.to_string(), 3).map_err(|e| format!("notify: {e}"))?;
+        notify::notify(&title, &report.to_string(), 3).map_err(|e| format!("notify: {e}"))?;
     }
     Ok(())
+}
+
+/// A draw from `wasi:random/random`, through getrandom.
+fn secure_random() -> u64 {
+    getrandom::u64().unwrap_or_default()
+}
+
+/// A hash of nothing under a fresh `RandomState`: its keys come from WASI
+/// (std's own path to it, `insecure-seed` on wasip2).
+fn hasher_random() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(())
 }
 
 /// Calls itself until the stack runs out; the arithmetic after the call
