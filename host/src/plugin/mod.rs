@@ -31,11 +31,11 @@ pub mod builtin;
 mod cache;
 mod error;
 mod host;
+mod hot_reload;
 mod instance;
 mod runner;
 mod runtime;
 mod stderr;
-mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,10 +45,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::{CallError, CallErrorKind, PluginError};
+pub use self::hot_reload::{DEBOUNCE, HotReload, RENAMED};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::Runner;
 pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
-pub use self::watch::{DEBOUNCE, HotReload, RENAMED};
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
