@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use file_watch::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 /// Quiet time after the file's last change before it is read.
@@ -59,20 +59,21 @@ impl Drop for ConfigWatch {
 fn watch_file(
     path: &Path,
     events: mpsc::UnboundedSender<()>,
-) -> notify::Result<RecommendedWatcher> {
+) -> file_watch::Result<RecommendedWatcher> {
     let file: PathBuf = std::path::absolute(path)?;
     let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
     // Not a line is logged per event here: the daemon's own log file may be
     // in this directory, and each line would be an event again (the watcher
     // crate's own lines are dropped for that reason, see cli.rs).
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        // Reads, the daemon's own included, change nothing.
-        let writes = !matches!(event.kind, EventKind::Access(_));
-        if writes && event.paths.contains(&file) {
-            let _ = events.send(());
-        }
-    })?;
+    let mut watcher =
+        file_watch::recommended_watcher(move |event: file_watch::Result<file_watch::Event>| {
+            let Ok(event) = event else { return };
+            // Reads, the daemon's own included, change nothing.
+            let writes = !matches!(event.kind, EventKind::Access(_));
+            if writes && event.paths.contains(&file) {
+                let _ = events.send(());
+            }
+        })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
 }

@@ -6,9 +6,18 @@
 //! events come out, time is in the rounds. The daemon and the simulator both
 //! drive this one type, so neither has a copy of the logic.
 
-use crate::plugin::WanEvent;
 use crate::power::{PowerMonitor, PowerRound, PowerState, PowerTransition};
-use crate::state::{Round, StateMachine, WanState};
+use crate::state::{Round, StateMachine, Transition, WanState};
+
+/// A WAN transition with what the host knows around it, as the plugins get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WanEvent {
+    pub transition: Transition,
+    /// Mains power when it happened.
+    pub power: PowerState,
+    /// Power cycles performed since the WAN was last up.
+    pub power_cycles: u32,
+}
 
 #[derive(Clone, Debug)]
 pub struct Monitor {

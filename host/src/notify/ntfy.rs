@@ -14,7 +14,8 @@
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryError, NtfyAuth, NtfyConfig, answer_text, lateness, send};
+use super::delivery::{answer_text, lateness, send};
+use super::{DeliveryError, NtfyAuth, NtfyConfig};
 use crate::actions::Notification;
 use crate::secrets::Secrets;
 use crate::state::Millis;

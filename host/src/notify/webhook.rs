@@ -22,7 +22,9 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{DeliveryError, WebhookConfig, answer_text, redacted_url, send};
+use super::config::redacted_url;
+use super::delivery::{answer_text, send};
+use super::{DeliveryError, WebhookConfig};
 use crate::actions::Notification;
 use crate::human;
 use crate::secrets::Secrets;

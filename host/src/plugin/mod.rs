@@ -31,11 +31,11 @@ pub mod builtin;
 mod cache;
 mod error;
 mod host;
+mod hot_reload;
 mod instance;
 mod runner;
 mod runtime;
 mod stderr;
-mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,10 +45,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::{CallError, CallErrorKind, PluginError};
+pub use self::hot_reload::{DEBOUNCE, HotReload, RENAMED};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::Runner;
 pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
-pub use self::watch::{DEBOUNCE, HotReload, RENAMED};
+
+// The monitor makes it; plugin code and tests name it with the events it
+// travels in.
+pub use crate::monitor::WanEvent;
+
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
@@ -175,16 +180,6 @@ pub enum Event {
     Power(PowerTransition),
     /// A timer the plugin armed is due: `on-timer`.
     Timer(String),
-}
-
-/// A WAN transition with what the host knows around it, as the plugins get it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WanEvent {
-    pub transition: Transition,
-    /// Mains power when it happened.
-    pub power: PowerState,
-    /// Power cycles performed since the WAN was last up.
-    pub power_cycles: u32,
 }
 
 impl Event {

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::scenario::{Check, Counted};
 use crate::actions::{Action, ActionRecord};
 use crate::human;
-use crate::plugin::{CallError, WanEvent};
+use crate::monitor::WanEvent;
+use crate::plugin::CallError;
 use crate::power::{PowerState, PowerTransition};
 use crate::state::{Millis, WanState};
 

@@ -22,8 +22,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use file_watch::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use file_watch::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::runner::Mailbox;
 use super::runtime::version_hash;
@@ -63,7 +63,7 @@ impl HotReload {
     /// hot reload.
     pub fn start(runtime: Runtime, runners: &[Runner]) -> std::io::Result<HotReload> {
         let (tx, rx) = mpsc::channel();
-        let mut watcher = notify::recommended_watcher(tx).map_err(std::io::Error::other)?;
+        let mut watcher = file_watch::recommended_watcher(tx).map_err(std::io::Error::other)?;
         let mut files = HashMap::new();
         for runner in runners {
             let Some(file) = runner.file() else { continue };
@@ -113,7 +113,7 @@ impl Drop for HotReload {
 
 fn watch(
     runtime: &Runtime,
-    events: &mpsc::Receiver<notify::Result<notify::Event>>,
+    events: &mpsc::Receiver<file_watch::Result<file_watch::Event>>,
     mut files: HashMap<PathBuf, Watched>,
 ) {
     loop {
@@ -158,7 +158,7 @@ fn watch(
 
 /// Whether `event` is another file renamed onto `path` (rather than `path`
 /// renamed away, or written).
-fn renamed_onto(event: &notify::Event, path: &Path) -> bool {
+fn renamed_onto(event: &file_watch::Event, path: &Path) -> bool {
     match event.kind {
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
         // Paths are [from, to].

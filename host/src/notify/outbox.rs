@@ -1,0 +1,310 @@
+//! The on-disk queue's owner: one delivery task per sink, each with its
+//! own place in the queue, its backoff and its status.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::delivery::{Sink, lateness, sink_id};
+use super::queue::Queue;
+use super::{
+    NotifyConfig, NotifyError, QUEUE_FILE, Tuning, http_client, is_configured, ntfy, webhook,
+};
+use crate::actions::{Notification, Notifier};
+use crate::clock::{Clock, SystemClock};
+use crate::human;
+use crate::state::Millis;
+
+/// What the status file shows of the outbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxStatus {
+    /// Notifications not yet delivered to every sink.
+    pub queued: usize,
+    pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkStatus {
+    /// E.g. `ntfy https://ntfy.sh/…` or `webhook[0] https://host/…`: never
+    /// the topic or the hook's path, which are secrets.
+    pub name: String,
+    /// Notifications this sink has yet to take.
+    pub pending: usize,
+    /// Delivered since the daemon started.
+    pub delivered: u64,
+    /// Given up since the daemon started (rejected permanently).
+    pub given_up: u64,
+    /// Why the last attempt failed, while the sink keeps failing.
+    pub failing: Option<String>,
+}
+
+/// Queues notifications on disk and delivers them to every configured sink.
+pub struct Outbox {
+    shared: Arc<Shared>,
+    /// Bumped by `notify`: wakes the idle sink tasks.
+    queued: watch::Sender<()>,
+    /// Bumped by `wan_up`: cuts every backoff short.
+    wan_up: watch::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    sinks: Vec<Sink>,
+    /// The sinks' names in the queue file, in the order of `sinks`.
+    ids: Vec<String>,
+    status: Mutex<Vec<SinkStatus>>,
+    tuning: Tuning,
+}
+
+impl Outbox {
+    /// Opens (or creates) the queue in `state_dir` and starts one delivery
+    /// task per sink on `handle`. What an earlier run left in the queue is
+    /// delivered first.
+    pub fn new(
+        config: &NotifyConfig,
+        state_dir: &Path,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Outbox, NotifyError> {
+        Outbox::with_tuning(config, state_dir, handle, Tuning::default())
+    }
+
+    pub fn with_tuning(
+        config: &NotifyConfig,
+        state_dir: &Path,
+        handle: tokio::runtime::Handle,
+        tuning: Tuning,
+    ) -> Result<Outbox, NotifyError> {
+        if !is_configured(config) {
+            return Err(NotifyError::NoSink);
+        }
+        let client = http_client(&tuning)?;
+        let host = hostname();
+        let mut sinks = Vec::new();
+        let mut ids = Vec::new();
+        if let Some(ntfy) = &config.ntfy {
+            ids.push(sink_id("ntfy", &format!("{}{}", ntfy.server, ntfy.topic)));
+            sinks.push(Sink::Ntfy(ntfy::Ntfy::new(ntfy, client.clone())));
+        }
+        for (index, webhook) in config.webhook.iter().enumerate() {
+            ids.push(sink_id("webhook", webhook.url.as_str()));
+            sinks.push(Sink::Webhook(webhook::Webhook::new(
+                webhook,
+                index,
+                client.clone(),
+                host.clone(),
+            )));
+        }
+        let path = state_dir.join(QUEUE_FILE);
+        let queue = Queue::open(path.clone(), config.queue_max, ids.clone())
+            .map_err(|source| NotifyError::Queue { path, source })?;
+        let status = sinks
+            .iter()
+            .map(|s| SinkStatus {
+                name: s.name().to_owned(),
+                ..SinkStatus::default()
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            sinks,
+            ids,
+            status: Mutex::new(status),
+            tuning,
+        });
+        let (queued, _) = watch::channel(());
+        let (wan_up, _) = watch::channel(());
+        let tasks = (0..shared.sinks.len())
+            .map(|sink| {
+                handle.spawn(deliver(
+                    shared.clone(),
+                    sink,
+                    queued.subscribe(),
+                    wan_up.subscribe(),
+                ))
+            })
+            .collect();
+        Ok(Outbox {
+            shared,
+            queued,
+            wan_up,
+            tasks,
+        })
+    }
+
+    /// The WAN is back: every sink that is waiting to retry tries now.
+    pub fn wan_up(&self) {
+        self.wan_up.send_replace(());
+    }
+
+    pub fn status(&self) -> OutboxStatus {
+        let queue = lock(&self.shared.queue);
+        let mut sinks = lock(&self.shared.status).clone();
+        for (status, id) in sinks.iter_mut().zip(&self.shared.ids) {
+            status.pending = queue.pending(id);
+        }
+        OutboxStatus {
+            queued: queue.len(),
+            sinks,
+        }
+    }
+}
+
+impl Notifier for Outbox {
+    /// Queues the notification and returns: the sink tasks deliver it when
+    /// they can. Fails only if the queue file cannot be written, and even
+    /// then the notification stays queued in memory.
+    fn notify(&self, n: &Notification) -> Result<(), String> {
+        let written = lock(&self.shared.queue).push(n.clone());
+        self.queued.send_replace(());
+        written.map_err(|e| format!("queued, but only in memory: cannot write the queue file: {e}"))
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // A task may be in the middle of updating the queue file on a
+        // blocking thread, which no abort reaches; closing the queue under
+        // its lock makes sure nothing writes the file after this returns,
+        // when a successor may already own it.
+        lock(&self.shared.queue).close();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// One sink's delivery task: the oldest notification the sink does not have
+/// yet, until there is none; then it waits for the next.
+async fn deliver(
+    shared: Arc<Shared>,
+    sink: usize,
+    mut queued: watch::Receiver<()>,
+    mut wan_up: watch::Receiver<()>,
+) {
+    let tuning = &shared.tuning;
+    let name = shared.sinks[sink].name();
+    let id = &shared.ids[sink];
+    let mut backoff = tuning.first_retry;
+    // How often the sink has rejected the notification at the head: (id,
+    // count).
+    let mut rejected: Option<(u64, u32)> = None;
+    loop {
+        // This may wait for a `notify` fsyncing its append; notifications
+        // are few, so that is rare and short.
+        let next = lock(&shared.queue).oldest_pending(id);
+        let Some(entry) = next else {
+            // A change after the check above is not lost: the receiver
+            // sees every version it has not yet seen.
+            tokio::select! {
+                changed = queued.changed() => if changed.is_err() { return },
+                changed = wan_up.changed() => if changed.is_err() { return },
+            }
+            continue;
+        };
+        let n = &entry.notification;
+        let now = SystemClock.now_ms();
+        let error = match shared.sinks[sink].deliver(n, now).await {
+            Ok(()) => {
+                let late = lateness(n, now)
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default();
+                tracing::info!("{name}: delivered {:?}{late}", n.title);
+                settle(&shared, entry.id, sink).await;
+                let mut status = lock(&shared.status);
+                status[sink].delivered += 1;
+                if status[sink].failing.take().is_some() {
+                    tracing::info!("{name}: delivering again");
+                }
+                backoff = tuning.first_retry;
+                continue;
+            }
+            Err(e) => e,
+        };
+        if error.permanent {
+            let count = match rejected {
+                Some((head, count)) if head == entry.id => count + 1,
+                _ => 1,
+            };
+            rejected = Some((entry.id, count));
+            if count >= tuning.permanent_attempts {
+                // The error names the sink.
+                tracing::error!(
+                    "gave up on the notification raised {}, title {:?}, after {count} attempts: {error}",
+                    human::timestamp(n.raised_at_ms),
+                    n.title,
+                );
+                settle(&shared, entry.id, sink).await;
+                let mut status = lock(&shared.status);
+                status[sink].given_up += 1;
+                status[sink].failing = Some(error.message);
+                backoff = tuning.first_retry;
+                continue;
+            }
+        }
+        {
+            // Never the status lock while taking the queue's: `status()`
+            // takes them the other way round.
+            let pending = lock(&shared.queue).pending(id);
+            // During a long outage every retry fails the same way: say it
+            // once, not every few minutes.
+            let mut status = lock(&shared.status);
+            if status[sink].failing.as_ref() != Some(&error.message) {
+                tracing::warn!(
+                    "{error}; will retry in {} ({pending} queued)",
+                    human::duration_ms(backoff.as_millis() as Millis),
+                );
+            } else {
+                tracing::debug!("still failing: {error}");
+            }
+            status[sink].failing = Some(error.message);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(tuning.max_retry),
+            changed = wan_up.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                backoff = tuning.first_retry;
+            }
+        }
+    }
+}
+
+/// Records that `sink` is done with notification `id`, on a blocking thread:
+/// the queue file is fsynced, which on an SD card can take long enough to
+/// stall the probes sharing this runtime.
+async fn settle(shared: &Arc<Shared>, id: u64, sink: usize) {
+    let shared = shared.clone();
+    let done =
+        tokio::task::spawn_blocking(move || lock(&shared.queue).settle(id, &shared.ids[sink]))
+            .await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(
+            "cannot update the notification queue file: {e}; after a restart, delivered notifications may be sent again"
+        ),
+        Err(e) => tracing::error!("the notification queue update failed: {e}"),
+    }
+}
+
+/// This machine's name, for the webhook document: several houses may send
+/// to one webhook.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    // POSIX leaves a truncated name unterminated: take the whole buffer then.
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
