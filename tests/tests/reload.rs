@@ -450,8 +450,8 @@ fn a_restart_with_a_broken_file_runs_the_last_good_version() {
     assert_eq!(health.version, hash_of(&version(2)));
     let error = health.last_error.unwrap_or_default();
     assert!(
-        error.contains("is not a valid component")
-            && error.contains("running its last good version"),
+        error.starts_with("running its last good version: ")
+            && error.contains("is not a valid component"),
         "{error}"
     );
     assert_eq!(plugin.file(), Some(world.file().as_path()), "still watched");

@@ -202,7 +202,9 @@ impl Runtime {
             path.display()
         );
         let mut plugin = self.start(&spec, &host, Some(&bytes))?;
-        plugin.note_error(format!("{error}; running its last good version"));
+        // Said first: the error may end with lines of the guest's stderr,
+        // which a suffix would be glued to.
+        plugin.note_error(format!("running its last good version: {error}"));
         Ok(plugin)
     }
 
