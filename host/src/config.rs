@@ -17,7 +17,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
-use crate::drivers::http::{AddressError, base_url};
+use crate::http::{AddressError, base_url};
 use crate::plugin::builtin;
 use crate::probe::Probe;
 use crate::state::{ProbeKind, Role, Thresholds};

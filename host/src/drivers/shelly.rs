@@ -47,8 +47,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::digest::{self, Challenge};
-use super::http::{self, Timeouts};
 use crate::config::DeviceConfig;
+use crate::http::{self, Timeouts};
 use crate::secrets::Secrets;
 
 /// The user name Shelly devices use when none is configured; the only one

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 
 use crate::actions::{Notification, Notifier};
 use crate::clock::{Clock, SystemClock};
-use crate::drivers::http::Timeouts;
+use crate::http::Timeouts;
 use crate::human;
 use crate::secrets::Secrets;
 use crate::state::Millis;
@@ -348,7 +348,7 @@ impl Default for Tuning {
 
 /// The HTTP client the sinks share, with `tuning`'s timeouts.
 pub fn http_client(tuning: &Tuning) -> Result<reqwest::Client, NotifyError> {
-    crate::drivers::http::client(tuning.timeouts).map_err(|e| NotifyError::Client(describe(e)))
+    crate::http::client(tuning.timeouts).map_err(|e| NotifyError::Client(describe(e)))
 }
 
 #[derive(Debug, thiserror::Error)]
