@@ -405,7 +405,7 @@ fn check(config: &Config) -> Result<(), String> {
             t.role
         );
     }
-    for (name, plugin) in daemon::plugins(config) {
+    for (name, plugin) in config.plugins() {
         let grants = match (plugin.devices.is_empty(), plugin.notify) {
             (true, false) => "no grants".to_string(),
             (devices_empty, notify) => {

@@ -17,10 +17,10 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
-use crate::drivers::http::{AddressError, base_url};
+use crate::http::{AddressError, base_url};
 use crate::plugin::builtin;
 use crate::probe::Probe;
-use crate::state::{ProbeKind, Role, Thresholds};
+use crate::state::{Evidence, ProbeKind, Role, Thresholds};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +309,95 @@ impl std::error::Error for ConfigError {}
 pub fn describe(errors: &[ConfigError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     lines.join("\n")
+}
+
+/// The internet targets used when the config names none: two anycast
+/// resolvers run by different companies, so one provider's trouble is not
+/// taken for an outage.
+pub const DEFAULT_WAN_TARGETS: [(&str, [u8; 4]); 2] =
+    [("cloudflare", [1, 1, 1, 1]), ("google", [8, 8, 8, 8])];
+
+/// The state directory when the config does not set one.
+pub fn default_state_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/wanwatch");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("wanwatch")
+}
+
+// What the config leaves out, filled in. Pure functions of the config:
+// the daemon, the simulator and the command line all take them from here,
+// so that they agree on the defaults.
+impl Config {
+    /// The state directory: the configured one, or [`default_state_dir`].
+    pub fn state_dir_or_default(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    /// The probe targets as a round's evidence names them (name, role, kind),
+    /// every one answering, without resolving any address: the simulator's
+    /// view of [`crate::daemon::targets`]. The configured ones, or the
+    /// defaults (`gateway`, then the two internet resolvers).
+    pub fn target_evidence(&self) -> Vec<Evidence> {
+        let evidence = |name: &str, role, kind| Evidence {
+            target: name.to_owned(),
+            role,
+            kind,
+            ok: true,
+            rtt_us: None,
+        };
+        if self.targets.is_empty() {
+            let wan = DEFAULT_WAN_TARGETS
+                .iter()
+                .map(|(name, _)| evidence(name, Role::Wan, ProbeKind::Icmp));
+            return std::iter::once(evidence("gateway", Role::Lan, ProbeKind::Icmp))
+                .chain(wan)
+                .collect();
+        }
+        self.targets
+            .iter()
+            .map(|t| evidence(&t.name, t.role, t.kind))
+            .collect()
+    }
+
+    /// The plugins to run, in the order events reach them: the configured
+    /// ones in config order, or the built-in policies: the `powercycle` policy
+    /// granted every configured device and notifications, then the `notify`
+    /// policy granted notifications.
+    ///
+    /// With no device configured, actions are a dry run (see
+    /// [`crate::daemon::dry_run_reason`]) and nothing can be granted: the
+    /// built-in `powercycle` is then granted the device it would cycle, so
+    /// that the dry run logs the cycle it stands for rather than a refusal.
+    pub fn plugins(&self) -> Vec<(String, PluginConfig)> {
+        let mut plugins: Vec<(String, PluginConfig)> = if self.plugins.is_empty() {
+            let mut powercycle = PluginConfig::new(None);
+            powercycle.devices = self.devices.keys().cloned().collect();
+            powercycle.notify = true;
+            let mut notify = PluginConfig::new(None);
+            notify.notify = true;
+            vec![
+                (builtin::POWERCYCLE.into(), powercycle),
+                ("notify".into(), notify),
+            ]
+        } else {
+            self.plugins.clone().into_iter().collect()
+        };
+        if self.devices.is_empty() {
+            let builtin_powercycle = plugins
+                .iter_mut()
+                .filter(|(name, plugin)| name == builtin::POWERCYCLE && plugin.file.is_none());
+            for (_, plugin) in builtin_powercycle {
+                plugin.devices = vec![builtin::powercycle_device(&plugin.settings)];
+            }
+        }
+        plugins
+    }
 }
 
 impl Config {
@@ -886,5 +975,46 @@ query = "wanwatch.example."
         let errors =
             parse("[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\nmin_ok = 0\n").unwrap_err();
         assert_eq!(errors.len(), 2);
+    }
+
+    fn parse_ok(text: &str) -> Config {
+        parse(text).unwrap()
+    }
+
+    fn grants(config: &Config) -> Vec<(String, Vec<String>)> {
+        config
+            .plugins()
+            .into_iter()
+            .map(|(name, plugin)| (name, plugin.devices))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_plug_the_builtin_powercycle_is_granted_the_device_it_would_cycle() {
+        let want = |powercycle: &str| {
+            vec![
+                ("powercycle".to_owned(), vec![powercycle.to_owned()]),
+                ("notify".to_owned(), vec![]),
+            ]
+        };
+        assert_eq!(grants(&parse_ok("")), want("modem"));
+        let config = parse_ok(
+            "[plugins.powercycle.settings]\ndevice = \"router\"\n[plugins.notify]\nnotify = true\n",
+        );
+        assert_eq!(grants(&config), want("router"));
+    }
+
+    #[test]
+    fn with_a_plug_the_grants_are_the_configs() {
+        let plug = "[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n";
+        assert_eq!(
+            grants(&parse_ok(plug)),
+            [
+                ("powercycle".to_owned(), vec!["modem".to_owned()]),
+                ("notify".to_owned(), vec![]),
+            ]
+        );
+        let config = parse_ok(&format!("{plug}[plugins.powercycle]\nnotify = true\n"));
+        assert_eq!(grants(&config), [("powercycle".to_owned(), vec![])]);
     }
 }

@@ -26,12 +26,10 @@ use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
-use crate::plugin::{
-    Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent, builtin,
-};
+use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
-use crate::state::{Evidence, ProbeKind, Role, Round, StateMachine, Transition, WanState};
+use crate::state::{Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -39,58 +37,8 @@ use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSu
 /// round after a plugin's health changed).
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
-/// The internet targets used when the config names none: two anycast
-/// resolvers run by different companies, so one provider's trouble is not
-/// taken for an outage.
-const DEFAULT_WAN_TARGETS: [(&str, [u8; 4]); 2] =
-    [("cloudflare", [1, 1, 1, 1]), ("google", [8, 8, 8, 8])];
-
-/// The state directory when the config does not set one.
-pub fn default_state_dir() -> PathBuf {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/lib/wanwatch");
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("wanwatch")
-}
-
-pub fn state_dir(config: &Config) -> PathBuf {
-    config.state_dir.clone().unwrap_or_else(default_state_dir)
-}
-
 pub fn status_file(config: &Config) -> StatusFile {
-    StatusFile::new(state_dir(config).join("status.json"))
-}
-
-/// The probe targets as a round's evidence names them (name, role, kind),
-/// every one answering, without resolving any address: the simulator's
-/// view of [`targets`]. The configured ones, or the defaults (`gateway`,
-/// then the two internet resolvers).
-pub fn target_evidence(config: &Config) -> Vec<Evidence> {
-    let evidence = |name: &str, role, kind| Evidence {
-        target: name.to_owned(),
-        role,
-        kind,
-        ok: true,
-        rtt_us: None,
-    };
-    if config.targets.is_empty() {
-        let wan = DEFAULT_WAN_TARGETS
-            .iter()
-            .map(|(name, _)| evidence(name, Role::Wan, ProbeKind::Icmp));
-        return std::iter::once(evidence("gateway", Role::Lan, ProbeKind::Icmp))
-            .chain(wan)
-            .collect();
-    }
-    config
-        .targets
-        .iter()
-        .map(|t| evidence(&t.name, t.role, t.kind))
-        .collect()
+    StatusFile::new(config.state_dir_or_default().join("status.json"))
 }
 
 /// The probe targets: the configured ones with `"gateway"` resolved, or the
@@ -109,12 +57,14 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
                 "no default gateway in /proc/net/route or /proc/net/ipv6_route: local faults cannot be told from WAN outages"
             );
         }
-        let wan = DEFAULT_WAN_TARGETS.iter().map(|(name, ip)| Target {
-            name: (*name).into(),
-            role: Role::Wan,
-            address: IpAddr::from(*ip),
-            probe: Probe::Icmp,
-        });
+        let wan = crate::config::DEFAULT_WAN_TARGETS
+            .iter()
+            .map(|(name, ip)| Target {
+                name: (*name).into(),
+                role: Role::Wan,
+                address: IpAddr::from(*ip),
+                probe: Probe::Icmp,
+            });
         return Ok(lan.into_iter().chain(wan).collect());
     }
     config
@@ -139,40 +89,6 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
             })
         })
         .collect()
-}
-
-/// The plugins to run, in the order events reach them: the configured ones
-/// in config order, or the built-in policies: the `powercycle` policy
-/// granted every configured device and notifications, then the `notify`
-/// policy granted notifications.
-///
-/// With no device configured, actions are a dry run (see
-/// [`dry_run_reason`]) and nothing can be granted: the built-in
-/// `powercycle` is then granted the device it would cycle, so that the dry
-/// run logs the cycle it stands for rather than a refusal.
-pub fn plugins(config: &Config) -> Vec<(String, PluginConfig)> {
-    let mut plugins: Vec<(String, PluginConfig)> = if config.plugins.is_empty() {
-        let mut powercycle = PluginConfig::new(None);
-        powercycle.devices = config.devices.keys().cloned().collect();
-        powercycle.notify = true;
-        let mut notify = PluginConfig::new(None);
-        notify.notify = true;
-        vec![
-            (builtin::POWERCYCLE.into(), powercycle),
-            ("notify".into(), notify),
-        ]
-    } else {
-        config.plugins.clone().into_iter().collect()
-    };
-    if config.devices.is_empty() {
-        let builtin_powercycle = plugins
-            .iter_mut()
-            .filter(|(name, plugin)| name == builtin::POWERCYCLE && plugin.file.is_none());
-        for (_, plugin) in builtin_powercycle {
-            plugin.devices = vec![builtin::powercycle_device(&plugin.settings)];
-        }
-    }
-    plugins
 }
 
 /// Why actions are not performed for real, if they are not.
@@ -202,7 +118,7 @@ pub fn actions(
     let switch = (!config.devices.is_empty())
         .then(|| Arc::new(Plugs::new(&config.devices, handle.clone())) as Arc<dyn PowerSwitch>);
     let outbox = if notify::is_configured(&config.notify) {
-        let outbox = Outbox::new(&config.notify, &state_dir(config), handle)
+        let outbox = Outbox::new(&config.notify, &config.state_dir_or_default(), handle)
             .context("cannot open the notification queue")?;
         Some(Arc::new(outbox))
     } else {
@@ -228,7 +144,8 @@ pub fn load_plugins(
     clock: &Arc<dyn Clock>,
     kv_dir: Option<PathBuf>,
 ) -> anyhow::Result<Vec<crate::plugin::Plugin>> {
-    plugins(config)
+    config
+        .plugins()
         .into_iter()
         .map(|(name, plugin_config)| {
             let spec = PluginSpec::from_config(&name, &plugin_config)?;
@@ -301,7 +218,7 @@ impl Daemon {
 
         // Atomic writes cut short by a crash or a power cut leave their
         // temporary files behind.
-        let removed = crate::fsutil::remove_stale_temp_files(&state_dir(config));
+        let removed = crate::fsutil::remove_stale_temp_files(&config.state_dir_or_default());
         if removed > 0 {
             tracing::info!("removed {removed} temporary file(s) left by an earlier run");
         }
@@ -330,9 +247,9 @@ impl Daemon {
 
         // Compiled plugins are cached, so a restart with unchanged plugins
         // does not compile them again.
-        let runtime = Runtime::with_cache(state_dir(config).join("cache"))
+        let runtime = Runtime::with_cache(config.state_dir_or_default().join("cache"))
             .context("cannot start the plugin runtime")?;
-        let kv_dir = Some(state_dir(config).join("plugins"));
+        let kv_dir = Some(config.state_dir_or_default().join("plugins"));
         // On a thread of its own, outside the async runtime: wasmtime-wasi
         // runs a guest's WASI calls (a trapping guest's stderr flushed, say)
         // on a runtime of its own, which cannot start inside this one.
@@ -351,7 +268,7 @@ impl Daemon {
         let plugins = PluginSet {
             runtime,
             kv_dir,
-            configs: self::plugins(config),
+            configs: config.plugins(),
             config_path: config_path.map(Path::to_owned),
             raw: config_path.and_then(raw_config),
         };
@@ -818,7 +735,7 @@ fn validate(
             return None;
         }
     };
-    let wanted = plugins(&config);
+    let wanted = config.plugins();
     let mut loaded = Vec::new();
     for (name, plugin_config) in wanted.iter().filter(|p| !running.contains(p)) {
         let plugin = PluginSpec::from_config(name, plugin_config)
@@ -959,45 +876,5 @@ mod tests {
         let returned = tokio::spawn(async {});
         let error = ended("power detection", Some(returned)).await.to_string();
         assert!(error.contains("(it returned)"), "{error}");
-    }
-
-    fn parse(text: &str) -> Config {
-        Config::parse(Path::new("wanwatch.toml"), text).unwrap()
-    }
-
-    fn grants(config: &Config) -> Vec<(String, Vec<String>)> {
-        plugins(config)
-            .into_iter()
-            .map(|(name, plugin)| (name, plugin.devices))
-            .collect()
-    }
-
-    #[test]
-    fn without_a_plug_the_builtin_powercycle_is_granted_the_device_it_would_cycle() {
-        let want = |powercycle: &str| {
-            vec![
-                ("powercycle".to_owned(), vec![powercycle.to_owned()]),
-                ("notify".to_owned(), vec![]),
-            ]
-        };
-        assert_eq!(grants(&parse("")), want("modem"));
-        let config = parse(
-            "[plugins.powercycle.settings]\ndevice = \"router\"\n[plugins.notify]\nnotify = true\n",
-        );
-        assert_eq!(grants(&config), want("router"));
-    }
-
-    #[test]
-    fn with_a_plug_the_grants_are_the_configs() {
-        let plug = "[devices.modem]\nkind = \"shelly\"\naddress = \"192.0.2.1\"\n";
-        assert_eq!(
-            grants(&parse(plug)),
-            [
-                ("powercycle".to_owned(), vec!["modem".to_owned()]),
-                ("notify".to_owned(), vec![]),
-            ]
-        );
-        let config = parse(&format!("{plug}[plugins.powercycle]\nnotify = true\n"));
-        assert_eq!(grants(&config), [("powercycle".to_owned(), vec![])]);
     }
 }

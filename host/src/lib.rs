@@ -19,6 +19,7 @@ pub mod devkit;
 pub mod drivers;
 pub mod fsutil;
 pub mod history;
+pub mod http;
 pub mod human;
 pub mod monitor;
 pub mod notify;

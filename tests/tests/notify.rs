@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use wanwatch::actions::{Notification, Notifier};
 use wanwatch::config::Config;
-use wanwatch::drivers::http::Timeouts;
+use wanwatch::http::Timeouts;
 use wanwatch::human;
 use wanwatch::notify::ntfy::Ntfy;
 use wanwatch::notify::{self, NotifyConfig, Outbox, Tuning};

@@ -9,7 +9,6 @@
 //! the device is confirmed back on.
 
 pub mod digest;
-pub mod http;
 pub mod shelly;
 
 use std::collections::BTreeMap;

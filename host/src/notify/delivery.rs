@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ntfy, webhook};
 use crate::actions::Notification;
-use crate::drivers::http::Timeouts;
+use crate::http::Timeouts;
 use crate::human;
 use crate::secrets::Secrets;
 use crate::state::Millis;
@@ -47,7 +47,7 @@ impl Default for Tuning {
 
 /// The HTTP client the sinks share, with `tuning`'s timeouts.
 pub fn http_client(tuning: &Tuning) -> Result<reqwest::Client, NotifyError> {
-    crate::drivers::http::client(tuning.timeouts).map_err(|e| NotifyError::Client(describe(e)))
+    crate::http::client(tuning.timeouts).map_err(|e| NotifyError::Client(describe(e)))
 }
 
 #[derive(Debug, thiserror::Error)]

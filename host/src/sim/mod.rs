@@ -100,7 +100,7 @@ pub fn run(
     let errors = |errors: Vec<crate::config::ConfigError>| crate::config::describe(&errors);
     let (scenario, config) = match config {
         Some(config) => {
-            let targets = daemon::target_evidence(&config);
+            let targets = config.target_evidence();
             (
                 Scenario::load(path, Some(&targets)).map_err(errors)?,
                 config,
@@ -120,7 +120,7 @@ pub fn run(
     if !scenario.description.is_empty() {
         title += &format!(": {}", scenario.description);
     }
-    let targets = daemon::target_evidence(&config);
+    let targets = config.target_evidence();
     let interval = millis(scenario.interval.unwrap_or(config.probe.interval));
     let limit = match (scenario.duration, options.until) {
         (Some(a), Some(b)) => Some(a.min(b)),

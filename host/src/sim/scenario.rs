@@ -409,7 +409,7 @@ impl Scenario {
         let targets = match targets {
             Some(targets) => targets,
             None => {
-                own = crate::daemon::target_evidence(&scenario.config());
+                own = scenario.config().target_evidence();
                 &own
             }
         };

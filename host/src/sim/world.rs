@@ -358,7 +358,7 @@ pub(in crate::sim) mod tests {
             "[[targets]]\nname = \"gateway\"\naddress = \"gateway\"\nrole = \"lan\"\n[[targets]]\nname = \"google\"\naddress = \"8.8.8.8\"\n",
         )
         .unwrap();
-        crate::daemon::target_evidence(&config)
+        config.target_evidence()
     }
 
     /// Whether the WAN target answers at `offset` seconds.

@@ -1,5 +1,11 @@
 //! The HTTP client every driver uses (smart plugs, ntfy, webhooks).
 //!
+//! Why here and not under `drivers/`: it is no driver. The configuration
+//! checks device addresses with it, and the notifiers, the mains power
+//! monitor and the plug drivers all build their clients with it; as a
+//! top-level module it sits below all of them, so none imports another
+//! only to reach it.
+//!
 //! reqwest is built with `rustls-no-provider`, so a rustls crypto provider
 //! must be installed before the first client is built, or reqwest panics; ring
 //! is the one the workspace chose (it builds quickly on a Raspberry Pi).
