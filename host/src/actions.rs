@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +152,9 @@ pub struct Actions {
     generation: AtomicU64,
     /// Power cycles performed (or, in a dry run, that would have been).
     cycles_done: AtomicU32,
+    /// Told of every journalled request as it happens (the daemon's
+    /// observers: history, event stream, metrics).
+    on_record: OnceLock<Box<dyn Fn(&ActionRecord) + Send + Sync>>,
 }
 
 impl Actions {
@@ -174,12 +177,20 @@ impl Actions {
             wan: Mutex::new((WanState::Up, 0)),
             generation: AtomicU64::new(0),
             cycles_done: AtomicU32::new(0),
+            on_record: OnceLock::new(),
         }
     }
 
     /// Performs nothing at all (see [`Actions::new`]).
     pub fn dry_run(clock: Arc<dyn Clock>, max_cycles_per_hour: usize) -> Self {
         Actions::new(None, None, clock, max_cycles_per_hour)
+    }
+
+    /// Has `f` called with every request journalled from now on, on the
+    /// thread that made it; `f` must not block. Set once: a second call is
+    /// ignored.
+    pub fn on_record(&self, f: impl Fn(&ActionRecord) + Send + Sync + 'static) {
+        let _ = self.on_record.set(Box::new(f));
     }
 
     /// Tells the gateway the WAN state (the daemon does on every change).
@@ -317,16 +328,20 @@ impl Actions {
             // Notifiers queue: delivery happens later, when the WAN allows.
             (Ok(()), Action::Notify { .. }) => "queued".to_owned(),
         };
-        let mut journal = lock(&self.journal);
-        if journal.len() == JOURNAL_LEN {
-            journal.pop_front();
-        }
-        journal.push_back(ActionRecord {
+        let record = ActionRecord {
             at_ms,
             plugin: plugin.to_owned(),
             action,
             outcome,
-        });
+        };
+        if let Some(f) = self.on_record.get() {
+            f(&record);
+        }
+        let mut journal = lock(&self.journal);
+        if journal.len() == JOURNAL_LEN {
+            journal.pop_front();
+        }
+        journal.push_back(record);
         self.generation.fetch_add(1, Ordering::Release);
     }
 }

@@ -22,6 +22,7 @@ use crate::clock::{self, Clock, SystemClock};
 use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
+use crate::events::{Observed, Observers};
 use crate::history::History;
 use crate::human;
 use crate::monitor::Monitor;
@@ -185,6 +186,10 @@ pub struct Daemon {
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
     interval: Duration,
+    /// History, API and exporters: told of everything as it happens.
+    observers: Observers,
+    /// The status as last written (wall clock), for those that show it live.
+    status_now: tokio::sync::watch::Sender<Status>,
 }
 
 impl Daemon {
@@ -306,6 +311,16 @@ impl Daemon {
         );
         let status_writer =
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
+        let observers = Observers::default();
+        {
+            let (observers, clock) = (observers.clone(), clock.clone());
+            actions.on_record(move |record| {
+                let mut record = record.clone();
+                record.at_ms = clock::wall_of(&*clock, record.at_ms);
+                observers.observe(&Observed::Action(record));
+            });
+        }
+        let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
         let daemon = Daemon {
             clock,
             monitor,
@@ -324,6 +339,8 @@ impl Daemon {
             last_status_write_ms: 0,
             actions_shown: 0,
             interval: config.probe.interval,
+            observers,
+            status_now,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -581,13 +598,15 @@ impl Daemon {
     }
 
     fn on_round(&mut self, round: &Round) {
+        // A log people read, and replay: on the wall clock.
+        let shown = Round {
+            at_ms: clock::wall_of(&*self.clock, round.at_ms),
+            results: round.results.clone(),
+        };
         if let Some(history) = &mut self.history {
-            // A log people read, and replay: on the wall clock.
-            history.record(&Round {
-                at_ms: clock::wall_of(&*self.clock, round.at_ms),
-                results: round.results.clone(),
-            });
+            history.record(&shown);
         }
+        self.observers.observe(&Observed::Round(shown));
         self.status.last_round_at_ms = Some(round.at_ms);
         self.status.targets = self
             .targets
@@ -614,6 +633,14 @@ impl Daemon {
                     // What was queued while the WAN was down can leave now.
                     outbox.wan_up();
                 }
+                // With its evidence: the history tells causes by it.
+                self.observers.observe(&Observed::Wan(WanEvent {
+                    transition: Transition {
+                        at_ms: clock::wall_of(&*self.clock, transition.at_ms),
+                        ..transition.clone()
+                    },
+                    ..event.clone()
+                }));
                 self.broadcast(&Event::Wan(event));
                 self.write_status();
             }
@@ -650,6 +677,7 @@ impl Daemon {
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
+        self.observers.observe(&Observed::Power(shown));
         self.broadcast(&Event::Power(t.clone()));
         self.write_status();
     }
@@ -672,7 +700,19 @@ impl Daemon {
         self.status.actions = self.actions.recent();
         self.status.refusals = self.actions.refusals();
         self.status.outage_cycles = self.monitor.outage_cycles(self.actions.cycles_done());
-        self.status.plugins = self.runners.iter().map(Runner::health).collect();
+        let plugins: Vec<_> = self.runners.iter().map(Runner::health).collect();
+        for health in &plugins {
+            let before = self.status.plugins.iter().find(|p| p.name == health.name);
+            if before.is_none_or(|b| !b.same_condition(health)) {
+                let mut shown = health.clone();
+                shown.loaded_at_ms = clock::wall_of(&*self.clock, shown.loaded_at_ms);
+                shown.last_error_at_ms = shown
+                    .last_error_at_ms
+                    .map(|at| clock::wall_of(&*self.clock, at));
+                self.observers.observe(&Observed::Plugin(shown));
+            }
+        }
+        self.status.plugins = plugins;
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
     }
 
@@ -680,7 +720,9 @@ impl Daemon {
     /// (people read them; the daemon's own timeline is for durations).
     fn flush_status(&mut self) {
         let offset = clock::offset(&*self.clock);
-        self.status_writer.write(self.status.shifted(offset));
+        let shown = self.status.shifted(offset);
+        self.status_now.send_replace(shown.clone());
+        self.status_writer.write(shown);
         self.last_status_write_ms = self.status.updated_at_ms;
     }
 }

@@ -17,6 +17,7 @@ pub mod config_watch;
 pub mod daemon;
 pub mod devkit;
 pub mod drivers;
+pub mod events;
 pub mod fsutil;
 pub mod history;
 pub mod http;

@@ -10,8 +10,9 @@ use crate::power::{PowerMonitor, PowerRound, PowerState, PowerTransition};
 use crate::state::{Round, StateMachine, Transition, WanState};
 
 /// A WAN transition with what the host knows around it, as the plugins get it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct WanEvent {
+    #[serde(flatten)]
     pub transition: Transition,
     /// Mains power when it happened.
     pub power: PowerState,

@@ -221,6 +221,27 @@ pub struct PluginHealth {
     pub quarantined: bool,
 }
 
+impl PluginHealth {
+    /// Whether `other` is in the same condition: the same version, failure
+    /// counts and quarantine. A callback that went well changes nothing
+    /// worth telling anyone.
+    pub fn same_condition(&self, other: &PluginHealth) -> bool {
+        (
+            &self.version,
+            self.failures,
+            self.consecutive_failures,
+            self.quarantined,
+            self.reloads,
+        ) == (
+            &other.version,
+            other.failures,
+            other.consecutive_failures,
+            other.quarantined,
+            other.reloads,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
