@@ -6,8 +6,10 @@
 //! the runtime and `Actions` run for real.
 
 pub mod http;
+pub mod link;
 pub mod ntfy;
 pub mod shelly;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

@@ -201,7 +201,7 @@ function renderStatus() {
 
 function renderTargets() {
   const perTarget = new Map();
-  for (const t of statsTargets()) perTarget.set(t.target || t.name, t);
+  for (const t of view.stats ? view.stats.targets : []) perTarget.set(t.target, t);
   const rows = (view.status.targets || []).map((t) => {
     const st = perTarget.get(t.target) || {};
     const last = t.ok ? (t.rtt_us != null ? fmtMs(t.rtt_us / 1000) + " ms" : "ok") : "no answer";
@@ -212,7 +212,7 @@ function renderTargets() {
       el("td", {}, t.role),
       el("td", {}, t.address + (t.kind && t.kind !== "icmp" ? " (" + t.kind + ")" : "")),
       el("td", { class: t.ok ? "" : "bad" }, last),
-      el("td", {}, st.loss != null ? fmtPct(st.loss) : "–"),
+      el("td", {}, st.loss_percent != null ? st.loss_percent.toFixed(st.loss_percent % 1 ? 2 : 0) + " %" : "–"),
       el("td", {}, fmtMs(st.rtt_p50_ms)),
       el("td", {}, fmtMs(st.rtt_p95_ms)),
       el("td", {}, fmtMs(st.rtt_p99_ms)),
@@ -339,28 +339,21 @@ function renderTimeline() {
   });
 }
 
-function statsTargets() {
-  const s = view.stats;
-  if (!s) return [];
-  return Array.isArray(s.targets) ? s.targets : Object.entries(s.targets || {}).map(([target, v]) => ({ target, ...v }));
-}
-
 function renderUptime() {
   const box = $("uptime");
   const s = view.stats;
   let shares, figures;
   if (s) {
-    const up = s.uptime || s;
-    shares = { up: up.up, sick: up.sick, down: up.down };
+    shares = { up: s.up_share, sick: s.sick_share, down: s.down_share };
     figures = [
-      [fmtPct(up.up), "up"],
-      [String(s.outages != null && typeof s.outages === "object" ? s.outages.count : (s.outages ?? "–")), "outages"],
-      [fmtDuration(s.total_downtime_ms), "total downtime"],
-      [fmtDuration(s.longest_downtime_ms ?? s.longest_outage_ms), "longest"],
+      [fmtPct(s.up_share), "up"],
+      [String(s.outages), "outages"],
+      [fmtDuration(s.downtime_ms), "downtime"],
+      [fmtDuration(s.longest_outage_ms), "longest outage"],
       [fmtDuration(s.mttr_ms), "MTTR"],
       [fmtDuration(s.mtbf_ms), "MTBF"],
-      [String(s.power_cycles ?? "–"), "power cycles"],
-      [s.cycles_fixed != null && s.power_cycles ? fmtPct(s.cycles_fixed / s.power_cycles) : "–", "cycles that fixed it"],
+      [String(s.power_cycles), "power cycles"],
+      [s.outages_with_cycles ? s.fixed_by_cycle + " of " + s.outages_with_cycles : "–", "outages a cycle fixed"],
     ];
   } else {
     // No history: what the known transitions tell about the window.
@@ -391,18 +384,16 @@ function renderOutages() {
     .slice()
     .reverse()
     .map((o) => {
-      const start = o.start_ms ?? o.started_at_ms ?? o.at_ms;
-      const end = o.end_ms ?? o.ended_at_ms;
-      const duration = o.duration_ms ?? (end != null ? end - start : Date.now() - start);
-      const fixedBy = o.fixed_by_cycle ?? o.fixed_by;
+      const cycles = o.power_cycles.map((c) => fmtTime(c.at_ms) + " " + c.device + (c.outcome === "done" ? "" : " (" + c.outcome + ")"));
+      const fixedBy = o.fixed_by_cycle == null ? "–" : "cycle " + o.fixed_by_cycle + " (" + o.power_cycles[o.fixed_by_cycle - 1].device + ")";
       return el(
         "tr",
         {},
-        el("td", {}, fmtTime(start)),
-        el("td", {}, fmtDuration(duration) + (end == null ? " (ongoing)" : "")),
-        el("td", {}, String(o.cause ?? "–").replace(/_/g, " ")),
-        el("td", {}, String(o.power_cycles ?? o.cycles ?? 0)),
-        el("td", {}, fixedBy == null ? "–" : "cycle " + fixedBy),
+        el("td", {}, fmtTime(o.start_ms)),
+        el("td", {}, fmtDuration(o.duration_ms) + (o.end_ms == null ? " (ongoing)" : "")),
+        el("td", {}, o.cause.replace(/-/g, " ")),
+        el("td", { title: cycles.join("\n") }, String(cycles.length)),
+        el("td", {}, fixedBy),
       );
     });
   fillTable("outages", rows, "no outage in the last " + view.window);
@@ -625,6 +616,7 @@ const handlers = {
 
 let stream = null;
 let retryMs = 1000;
+let received = 0;
 
 function connect() {
   const live = $("live");
@@ -659,6 +651,9 @@ function connect() {
         return; // not an event this page knows
       }
       handle(data);
+      // Counted where a test (or a curious person) can see the stream works.
+      live.dataset.events = ++received;
+      live.title = "the live event stream; last event " + fmtTime(Date.now());
     });
   }
 }
