@@ -65,6 +65,8 @@ function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
+    // Through the CSSOM: the page's CSP refuses style attributes.
+    else if (k === "style") e.style.cssText = v;
     else e.setAttribute(k, v);
   }
   for (const c of children) if (c != null) e.append(c);
@@ -146,7 +148,6 @@ async function loadHistory() {
 
 async function fetchSeries(since) {
   const response = await fetch("/dashboard/series?since=" + since);
-  if (response.status === 404) return null; // a daemon without the endpoint
   if (response.status === 503) throw new Unavailable("history is not available");
   if (!response.ok) throw new Error("series: HTTP " + response.status);
   return response.json();
@@ -405,11 +406,17 @@ function renderOutages() {
 // aggregates from the history when there are, else the rounds seen live.
 function chartData() {
   const rtt = [], loss = [];
-  if (view.series && list(view.series, "targets").length) {
-    for (const s of list(view.series, "targets")) {
-      const pts = s.points || [];
+  if (view.series && view.series.targets.length) {
+    const bucket = view.series.bucket_ms;
+    for (const s of view.series.targets) {
+      // No probe in a bucket (the daemon was not running): a gap, not a line across.
+      const pts = [];
+      for (const p of s.points) {
+        if (pts.length && p.at_ms - pts[pts.length - 1].at_ms > 1.5 * bucket) pts.push({ at_ms: p.at_ms - bucket, gap: true });
+        pts.push(p);
+      }
       rtt.push({ name: s.target, points: pts.map((p) => [p.at_ms, p.rtt_ms ?? null]) });
-      loss.push({ name: s.target, points: pts.map((p) => [p.at_ms, p.sent ? (100 * (p.sent - p.answered)) / p.sent : null]) });
+      loss.push({ name: s.target, points: pts.map((p) => [p.at_ms, p.gap ? null : (100 * (p.sent - p.answered)) / p.sent]) });
     }
     return { rtt, loss, from: Date.now() - WINDOWS[view.window], live: false };
   }
@@ -434,11 +441,12 @@ function chartData() {
 function renderSeries() {
   const data = chartData();
   const to = Date.now();
-  lineChart($("rtt"), data.rtt, data.from, to, " ms", fmtMs);
-  lineChart($("loss"), data.loss, data.from, to, " %", (v) => v.toFixed(v < 10 && v % 1 ? 1 : 0), 100);
+  lineChart($("rtt"), data.rtt, data.from, to, { unit: " ms", fmt: fmtMs, floor: 1 });
+  // Up to 5 % at least, so that a lost probe or two does not fill the chart.
+  lineChart($("loss"), data.loss, data.from, to, { unit: " %", fmt: (v) => v.toFixed(v < 10 && v % 1 ? 1 : 0), floor: 5, cap: 100 });
   $("series-note").textContent = data.live
     ? "Since this page opened: the last round per target every " + STATUS_POLL_MS / 1000 + " s (the history has no per-minute series for the charts yet)."
-    : "Per-minute averages from the history, last " + view.window + ".";
+    : "From the history's probe results, averaged per " + fmtDuration(view.series.bucket_ms) + ", last " + view.window + ".";
 }
 
 function niceStep(span, count) {
@@ -465,12 +473,13 @@ function timeAxis(from, to, x, y, h, w) {
   return g;
 }
 
-function lineChart(box, series, from, to, unit, fmt, fixedMax) {
+// A line per series, y from 0 to at least `floor` and at most `cap`.
+function lineChart(box, series, from, to, { unit, fmt, floor, cap = Infinity }) {
   const w = box.clientWidth || 600, h = 170, left = 40, right = 8, top = 8, bottom = 22;
   const values = series.flatMap((s) => s.points.map((p) => p[1]).filter((v) => v != null));
-  const max = fixedMax || Math.max(1, ...values) * 1.1;
+  const max = Math.min(cap, Math.max(floor, ...values) * 1.1);
   const step = niceStep(max, 4);
-  const yMax = fixedMax || Math.ceil(max / step) * step;
+  const yMax = Math.min(cap, Math.ceil(max / step) * step);
   const x = (t) => left + ((t - from) / (to - from)) * (w - left - right);
   const y = (v) => top + (1 - v / yMax) * (h - top - bottom);
   const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img" });
