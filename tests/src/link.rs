@@ -1,5 +1,5 @@
-//! A link the test can cut: a TCP port on 127.0.0.1 that a daemon probes
-//! as its WAN target (`kind = "tcp"`). No ICMP, no root.
+//! A link for the daemon to probe: a TCP target on loopback that the test
+//! opens and closes.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -14,9 +14,8 @@ pub struct Link {
 }
 
 impl Link {
-    // No `Default`: making a link binds a port.
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Link {
+    /// A new link, answering.
+    pub fn open() -> Link {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let link = Link {

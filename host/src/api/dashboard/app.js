@@ -11,6 +11,7 @@ const LIVE_KEEP_MS = 6 * 3600e3; // rounds seen live, kept for the charts
 const PALETTE = ["#3563e9", "#d9488b", "#0f9fb0", "#8a5cf5", "#e07a1f", "#5b8c00", "#c23b3b", "#607089"];
 
 const $ = (id) => document.getElementById(id);
+const windowLabel = () => view.window.replace(/(\d+)/, "$1 "); // "24 h"
 
 const view = {
   window: "24h",
@@ -119,7 +120,12 @@ async function loadStatus() {
   renderStatus();
 }
 
+let historyAsked = 0;
+
 async function loadHistory() {
+  // Only the last request's answers are drawn: windows clicked in a row
+  // may be answered out of order.
+  const asked = ++historyAsked;
   const since = Date.now() - WINDOWS[view.window];
   const q = "?since=" + since;
   try {
@@ -129,6 +135,7 @@ async function loadHistory() {
       getJson("/stats" + q),
       fetchSeries(since),
     ]);
+    if (asked !== historyAsked) return;
     view.transitions = list(transitions, "transitions").map(observed).filter((t) => t.current);
     view.outages = list(outages, "outages");
     view.stats = stats;
@@ -136,6 +143,7 @@ async function loadHistory() {
     view.historyNote = "";
   } catch (e) {
     if (!(e instanceof Unavailable)) throw e;
+    if (asked !== historyAsked) return;
     // The watchdog runs without its database: show what the status has.
     view.transitions = [];
     view.outages = null;
@@ -310,7 +318,7 @@ function renderHistory() {
   const note = $("history-note");
   note.hidden = !view.historyNote;
   note.textContent = view.historyNote;
-  document.querySelectorAll(".window-label").forEach((e) => (e.textContent = "· last " + $("timeline").dataset.windowLabel));
+  document.querySelectorAll(".window-label").forEach((e) => (e.textContent = "· last " + windowLabel()));
   renderTimeline();
   renderUptime();
   renderOutages();
@@ -322,10 +330,9 @@ function renderTimeline() {
   const box = $("timeline");
   const to = Date.now(), from = to - WINDOWS[view.window];
   const spans = segments(from, to);
-  box.dataset.windowLabel = view.window.replace("h", " h").replace("d", " d");
   const w = box.clientWidth || 600, h = 58, left = 4, right = 4, band = 30;
   const x = (t) => left + ((t - from) / (to - from)) * (w - left - right);
-  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img", "aria-label": "WAN state over the last " + view.window });
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img", "aria-label": "WAN state over the last " + windowLabel() });
   for (const [a, b, state] of spans) {
     svg.append(svgEl("rect", { x: x(a), y: 0, width: Math.max(1, x(b) - x(a)), height: band, class: "seg-" + state }));
   }
@@ -397,7 +404,7 @@ function renderOutages() {
         el("td", {}, fixedBy),
       );
     });
-  fillTable("outages", rows, "no outage in the last " + view.window);
+  fillTable("outages", rows, "no outage in the last " + windowLabel());
 }
 
 // ---- round trip and loss charts ------------------------------------------------
@@ -446,7 +453,7 @@ function renderSeries() {
   lineChart($("loss"), data.loss, data.from, to, { unit: " %", fmt: (v) => v.toFixed(v < 10 && v % 1 ? 1 : 0), floor: 5, cap: 100 });
   $("series-note").textContent = data.live
     ? "Since this page opened: the last round per target every " + STATUS_POLL_MS / 1000 + " s (the history has no per-minute series for the charts yet)."
-    : "From the history's probe results, averaged per " + fmtDuration(view.series.bucket_ms) + ", last " + view.window + ".";
+    : "From the history's probe results, averaged per " + fmtDuration(view.series.bucket_ms) + ", last " + windowLabel() + ".";
 }
 
 function niceStep(span, count) {
