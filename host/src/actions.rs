@@ -103,6 +103,10 @@ pub struct CycleCap {
 
 const HOUR_MS: Millis = 3_600_000;
 
+/// How a refusal by the cap begins, for callers that answer it apart from
+/// a failure (the API's 429).
+pub const CAP_REFUSAL: &str = "refused: the host's safety cap";
+
 impl CycleCap {
     pub fn new(max_per_hour: usize) -> Self {
         CycleCap {
@@ -122,7 +126,7 @@ impl CycleCap {
         }
         if self.recent.len() >= self.max {
             return Err(format!(
-                "refused: the host's safety cap of {} power cycles per hour is reached",
+                "{CAP_REFUSAL} of {} power cycles per hour is reached",
                 self.max
             ));
         }

@@ -8,24 +8,38 @@
 //! See docs/api.md for the endpoints, authentication and limits.
 
 pub mod auth;
+pub mod control;
 pub mod dashboard;
 pub mod error;
 mod server;
 mod status;
+pub mod window;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
 use tokio::sync::{Notify, watch};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::actions::Actions;
 use crate::notify::Secret;
 use crate::status::Status;
 
-pub use server::Server;
+pub use server::{HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, Server};
+
+/// The largest request body (a power cycle's is a few bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// A request's body must arrive within this time.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request must be answered within this time (a power cycle waits for
+/// its plug's confirmation); an event stream's body is not limited.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The port the API listens on by default.
 pub const DEFAULT_PORT: u16 = 8786;
@@ -114,6 +128,8 @@ pub struct AppState {
     /// Wakes the probe loop for a round now.
     pub probe_now: Arc<Notify>,
     token: Option<Arc<auth::Token>>,
+    /// Becomes true when the server stops: ends the event streams.
+    stopping: watch::Receiver<bool>,
 }
 
 /// What the daemon hands the API.
@@ -125,7 +141,7 @@ pub struct Parts {
 }
 
 impl AppState {
-    fn new(parts: Parts, config: &HttpConfig) -> AppState {
+    fn new(parts: Parts, config: &HttpConfig, stopping: watch::Receiver<bool>) -> AppState {
         AppState {
             status: parts.status,
             actions: parts.actions,
@@ -135,6 +151,7 @@ impl AppState {
                 .token
                 .as_ref()
                 .map(|t| Arc::new(auth::Token::new(t.expose()))),
+            stopping,
         }
     }
 }
@@ -142,15 +159,37 @@ impl AppState {
 /// Every route the server answers, with authentication, limits and JSON
 /// errors around them.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/api/v1/status", get(status::status));
+    let api = Router::new()
+        .route("/api/v1/status", get(status::status))
+        .route("/api/v1/targets", get(status::targets))
+        .route("/api/v1/plugins", get(status::plugins))
+        .route("/api/v1/notifications", get(status::notifications))
+        .route("/api/v1/transitions", get(unavailable))
+        .route("/api/v1/outages", get(unavailable))
+        .route("/api/v1/power", get(unavailable))
+        .route("/api/v1/actions", get(unavailable))
+        .route("/api/v1/stats", get(unavailable))
+        .route("/api/v1/events", get(unavailable))
+        .route("/api/v1/devices/{name}/cycle", post(control::cycle))
+        .route("/api/v1/probe", post(control::probe));
     api.merge(crate::metrics::routes())
         .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::map_response(error::as_json))
         .with_state(state)
+}
+
+async fn unavailable() -> error::ApiError {
+    error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history is not available")
 }
