@@ -129,12 +129,9 @@ async function loadHistory() {
   const since = Date.now() - WINDOWS[view.window];
   const q = "?since=" + since;
   try {
-    const [transitions, outages, stats, series] = await Promise.all([
-      getJson("/transitions" + q),
-      getJson("/outages" + q),
-      getJson("/stats" + q),
-      fetchSeries(since),
-    ]);
+    // First alone: when it finds no history, the others are not asked.
+    const transitions = await getJson("/transitions" + q);
+    const [outages, stats, series] = await Promise.all([getJson("/outages" + q), getJson("/stats" + q), fetchSeries(since)]);
     if (asked !== historyAsked) return;
     view.transitions = list(transitions, "transitions").map(observed).filter((t) => t.current);
     view.outages = list(outages, "outages");
