@@ -23,7 +23,7 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
-use crate::history::History;
+use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
@@ -190,6 +190,8 @@ pub struct Daemon {
     observers: Observers,
     /// The status as last written (wall clock), for those that show it live.
     status_now: tokio::sync::watch::Sender<Status>,
+    /// Writes the history database (`[history] database`).
+    recorder: Option<Recorder>,
 }
 
 impl Daemon {
@@ -311,7 +313,18 @@ impl Daemon {
         );
         let status_writer =
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
-        let observers = Observers::default();
+        let mut observers = Observers::default();
+        // Added before the observers are shared: a clone does not see later
+        // additions.
+        let recorder = config.history.database.then(|| {
+            Recorder::start(
+                history::database_path(&config.state_dir_or_default()),
+                &config.history,
+            )
+        });
+        if let Some(recorder) = &recorder {
+            observers.add(Arc::new(recorder.clone()));
+        }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
             actions.on_record(move |record| {
@@ -341,6 +354,7 @@ impl Daemon {
             interval: config.probe.interval,
             observers,
             status_now,
+            recorder,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -394,6 +408,12 @@ impl Daemon {
             evidence: Vec::new(),
             ..t.clone()
         }
+    }
+
+    /// The history database's writer, when `[history] database` is on: its
+    /// file for readers, and the live stream of stored events.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// Runs until `shutdown` completes, then stops the plugins and flushes
@@ -478,6 +498,10 @@ impl Daemon {
         self.status.plugins = last_health;
         self.flush_status();
         self.status_writer.finish();
+        // Commits the probe rounds gathered since the last commit.
+        if let Some(recorder) = &self.recorder {
+            recorder.stop();
+        }
         outcome
     }
 
