@@ -50,7 +50,8 @@ pub struct Config {
     /// Mains power-outage detection. None: no detection, power is assumed on.
     #[serde(default)]
     pub power: PowerConfig,
-    /// A CSV log of every probe, one file per day. None: no log.
+    /// The history: the database, and a CSV log of every probe, one file
+    /// per day.
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
     /// The HTTP API, event stream, metrics and dashboard.
@@ -461,6 +462,17 @@ impl Config {
                     self.probe.min_ok
                 ),
             ));
+        }
+        for (key, keep) in [
+            ("raw_retention", self.history.raw_retention),
+            ("aggregate_retention", self.history.aggregate_retention),
+        ] {
+            if keep.is_zero() {
+                errors.push((
+                    path(&["history", key]),
+                    "must be longer than 0 (it is how long the history keeps its rows)".into(),
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.power.out_share) {
             errors.push((

@@ -23,7 +23,7 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
-use crate::history::History;
+use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
@@ -194,6 +194,8 @@ pub struct Daemon {
     probe_now: Arc<tokio::sync::Notify>,
     /// The HTTP API; None when off or it could not listen.
     api: Option<crate::api::Server>,
+    /// Writes the history database (`[history] database`).
+    recorder: Option<Recorder>,
 }
 
 impl Daemon {
@@ -315,7 +317,18 @@ impl Daemon {
         );
         let status_writer =
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
-        let observers = Observers::default();
+        let mut observers = Observers::default();
+        // Added before the observers are shared: a clone does not see later
+        // additions.
+        let recorder = config.history.database.then(|| {
+            Recorder::start(
+                history::database_path(&config.state_dir_or_default()),
+                &config.history,
+            )
+        });
+        if let Some(recorder) = &recorder {
+            observers.add(Arc::new(recorder.clone()));
+        }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
             actions.on_record(move |record| {
@@ -333,6 +346,7 @@ impl Daemon {
                 actions: actions.clone(),
                 devices: config.devices.keys().cloned().collect(),
                 probe_now: probe_now.clone(),
+                history: recorder.clone(),
             },
         );
         let daemon = Daemon {
@@ -357,6 +371,7 @@ impl Daemon {
             status_now,
             probe_now,
             api,
+            recorder,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -410,6 +425,12 @@ impl Daemon {
             evidence: Vec::new(),
             ..t.clone()
         }
+    }
+
+    /// The history database's writer, when `[history] database` is on: its
+    /// file for readers, and the live stream of stored events.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// Runs until `shutdown` completes, then stops the plugins and flushes
@@ -497,6 +518,10 @@ impl Daemon {
         self.status.plugins = last_health;
         self.flush_status();
         self.status_writer.finish();
+        // Commits the probe rounds gathered since the last commit.
+        if let Some(recorder) = &self.recorder {
+            recorder.stop();
+        }
         outcome
     }
 

@@ -243,6 +243,16 @@ token = "{NTFY_TOKEN}"
         ),
     );
     let mut api = Client::new(&daemon.base, None);
+    // The recorder creates the database on its own thread as the daemon
+    // starts; until then the history answers 503.
+    let started = Instant::now();
+    while api.get("/api/v1/transitions").await.status != StatusCode::OK {
+        assert!(
+            started.elapsed() < WAIT,
+            "the history never became available"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let status = api.get("/api/v1/status").await;
     assert_eq!(status.status, StatusCode::OK);
@@ -328,13 +338,15 @@ token = "{NTFY_TOKEN}"
     api.post("/api/v1/devices/modem/cycle", &big)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE);
-    for _ in 0..2 {
-        let done = api
-            .post("/api/v1/devices/modem/cycle", r#"{"off_seconds": 1}"#)
-            .await;
-        assert_eq!(done.status, StatusCode::OK, "{}", done.text);
-        assert_eq!(done.json["outcome"], "done");
-    }
+    let done = api
+        .post("/api/v1/devices/modem/cycle", r#"{"off_seconds": 1}"#)
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(done.json["outcome"], "done");
+    // The plug's cycle is under way: a second one is refused, and that
+    // attempt takes its slot under the cap too (see Actions::power_cycle).
+    let e = api.post("/api/v1/devices/modem/cycle", "").await;
+    assert!(e.error(StatusCode::CONFLICT).contains("already under way"));
     let e = api.post("/api/v1/devices/modem/cycle", "").await;
     assert!(
         e.error(StatusCode::TOO_MANY_REQUESTS)
@@ -360,7 +372,7 @@ token = "{NTFY_TOKEN}"
             .iter()
             .filter(|a| a["outcome"] == "done")
             .count(),
-        2
+        1
     );
     let journalled = api.get("/api/v1/actions").await;
     assert!(journalled.text.contains("\"api\""), "{}", journalled.text);
@@ -538,7 +550,7 @@ impl EventStream {
     async fn wan(&mut self, state: &str) -> StreamEvent {
         loop {
             let event = self.next().await;
-            if event.kind == "wan" && event.data["data"]["transition"]["current"] == state {
+            if event.kind == "wan" && event.data["data"]["current"] == state {
                 return event;
             }
         }
@@ -564,7 +576,7 @@ async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
     let mut stream = EventStream::open(&daemon.base, Some(down.id)).await;
     let replayed = stream.next().await;
     assert!(replayed.id > down.id, "{replayed:?} after {down:?}");
-    let up = if replayed.kind == "wan" && replayed.data["data"]["transition"]["current"] == "up" {
+    let up = if replayed.kind == "wan" && replayed.data["data"]["current"] == "up" {
         replayed
     } else {
         stream.wan("up").await

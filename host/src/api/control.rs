@@ -84,6 +84,10 @@ pub async fn cycle(
         Err(reason) if reason.starts_with(CAP_REFUSAL) => {
             Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, reason))
         }
+        // The drivers' word for a plug whose last cycle is not over.
+        Err(reason) if reason.contains("already under way") => {
+            Err(ApiError::new(StatusCode::CONFLICT, reason))
+        }
         Err(reason) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             format!("the power cycle failed: {reason}"),

@@ -21,8 +21,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::AppState;
 use super::error::ApiError;
-use super::history::{HistorySource, read, unavailable};
-use crate::history::StoredEvent;
+use super::history::{read, unavailable};
+use crate::history::{Recorder, StoredEvent};
 
 /// Comments sent on a quiet stream, so that proxies do not cut it.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -36,7 +36,7 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let source = state.history.clone().ok_or_else(unavailable)?;
+    let recorder = state.history.clone().ok_or_else(unavailable)?;
     let after = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -51,9 +51,9 @@ pub async fn events(
         ),
     };
     // First, so that nothing stored during the replay is missed.
-    let live = source.live.resubscribe();
+    let live = recorder.subscribe();
     let (sender, mut events) = mpsc::channel(BUFFERED);
-    tokio::spawn(feed(source, live, after, sender, state.stopping.clone()));
+    tokio::spawn(feed(recorder, live, after, sender, state.stopping.clone()));
     let stream = futures_util::stream::poll_fn(move |cx| events.poll_recv(cx).map(|e| e.map(Ok)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
@@ -61,7 +61,7 @@ pub async fn events(
 /// Sends the stream's events: the replay after `after`, then the live ones.
 /// Ends when the client goes, the server stops or the recorder ends.
 async fn feed(
-    source: HistorySource,
+    recorder: Recorder,
     mut live: broadcast::Receiver<Arc<StoredEvent>>,
     after: Option<i64>,
     events: mpsc::Sender<Event>,
@@ -70,7 +70,7 @@ async fn feed(
     // The last id sent; None until one is, when the client gave none.
     let mut sent = after;
     if let Some(after) = after {
-        match replay(&source, after, &events).await {
+        match replay(&recorder, after, &events).await {
             Some(last) => sent = Some(last),
             None => return,
         }
@@ -98,7 +98,7 @@ async fn feed(
                     let _ = events.send(lagged(missed)).await;
                     return;
                 };
-                match replay(&source, from, &events).await {
+                match replay(&recorder, from, &events).await {
                     Some(last) => sent = Some(last),
                     None => return,
                 }
@@ -110,9 +110,9 @@ async fn feed(
 
 /// Sends every stored event after `after`; the last id sent (or `after`),
 /// or None when the stream must end.
-async fn replay(source: &HistorySource, mut after: i64, events: &mpsc::Sender<Event>) -> Option<i64> {
+async fn replay(recorder: &Recorder, mut after: i64, events: &mpsc::Sender<Event>) -> Option<i64> {
     loop {
-        let page = match read(source, move |db| db.events_after(after, REPLAY_PAGE)).await {
+        let page = match read(recorder, move |db| db.events_after(after, REPLAY_PAGE)).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = events.send(error_event(&e.message)).await;

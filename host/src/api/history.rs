@@ -1,31 +1,20 @@
 //! Endpoints answered from the history database, each query on a blocking
 //! thread with a connection of its own (SQLite reads wait for the disk).
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use tokio::sync::broadcast;
 
 use super::AppState;
 use super::error::ApiError;
 use super::status::json;
 use super::window::{Window, WindowQuery};
-use crate::history::{HistoryDb, HistoryError, StoredEvent};
+use crate::history::{HistoryDb, HistoryError, Recorder};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// The database and its live events, when the history runs.
-#[derive(Clone)]
-pub struct HistorySource {
-    pub database: PathBuf,
-    /// Events as the recorder stores them; each stream resubscribes.
-    pub live: Arc<broadcast::Receiver<Arc<StoredEvent>>>,
-}
 
 pub fn unavailable() -> ApiError {
     ApiError::new(
@@ -34,12 +23,12 @@ pub fn unavailable() -> ApiError {
     )
 }
 
-/// Runs `query` against the database on a blocking thread.
+/// Runs `query` against the recorder's database on a blocking thread.
 pub async fn read<T: Send + 'static>(
-    source: &HistorySource,
+    recorder: &Recorder,
     query: impl FnOnce(&HistoryDb) -> Result<T, HistoryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let database = source.database.clone();
+    let database = recorder.database();
     tokio::task::spawn_blocking(move || query(&HistoryDb::open(&database)?))
         .await
         .map_err(|e| ApiError::internal("the history query did not complete", e))?
@@ -59,8 +48,11 @@ async fn of_kind(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 7 * DAY)?;
-    let source = state.history.as_ref().ok_or_else(unavailable)?;
-    let events = read(source, move |db| db.events(kind, w.since_ms, w.until_ms, w.limit)).await?;
+    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
+    let events = read(recorder, move |db| {
+        db.events(kind, w.since_ms, w.until_ms, w.limit)
+    })
+    .await?;
     Ok(json(&events))
 }
 
@@ -96,8 +88,8 @@ pub async fn outages(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 30 * DAY)?;
-    let source = state.history.as_ref().ok_or_else(unavailable)?;
-    let mut outages = read(source, move |db| db.outages(w.since_ms, w.until_ms)).await?;
+    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
+    let mut outages = read(recorder, move |db| db.outages(w.since_ms, w.until_ms)).await?;
     // The most recent ones, as with the other lists.
     let excess = outages.len().saturating_sub(w.limit);
     outages.drain(..excess);
@@ -111,7 +103,7 @@ pub async fn stats(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 30 * DAY)?;
-    let source = state.history.as_ref().ok_or_else(unavailable)?;
-    let stats = read(source, move |db| db.stats(w.since_ms, w.until_ms)).await?;
+    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
+    let stats = read(recorder, move |db| db.stats(w.since_ms, w.until_ms)).await?;
     Ok(json(&stats))
 }

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+mod events;
+mod history;
 mod server;
 mod status;
 pub mod window;
@@ -28,6 +30,7 @@ use tokio::sync::{Notify, watch};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::actions::Actions;
+use crate::history::Recorder;
 use crate::notify::Secret;
 use crate::status::Status;
 
@@ -127,6 +130,8 @@ pub struct AppState {
     pub devices: Arc<[String]>,
     /// Wakes the probe loop for a round now.
     pub probe_now: Arc<Notify>,
+    /// The history database and its live events; None when it is off.
+    pub history: Option<Recorder>,
     token: Option<Arc<auth::Token>>,
     /// Becomes true when the server stops: ends the event streams.
     stopping: watch::Receiver<bool>,
@@ -138,6 +143,7 @@ pub struct Parts {
     pub actions: Arc<Actions>,
     pub devices: Vec<String>,
     pub probe_now: Arc<Notify>,
+    pub history: Option<Recorder>,
 }
 
 impl AppState {
@@ -147,6 +153,7 @@ impl AppState {
             actions: parts.actions,
             devices: parts.devices.into(),
             probe_now: parts.probe_now,
+            history: parts.history,
             token: config
                 .token
                 .as_ref()
@@ -164,12 +171,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/targets", get(status::targets))
         .route("/api/v1/plugins", get(status::plugins))
         .route("/api/v1/notifications", get(status::notifications))
-        .route("/api/v1/transitions", get(unavailable))
-        .route("/api/v1/outages", get(unavailable))
-        .route("/api/v1/power", get(unavailable))
-        .route("/api/v1/actions", get(unavailable))
-        .route("/api/v1/stats", get(unavailable))
-        .route("/api/v1/events", get(unavailable))
+        .route("/api/v1/transitions", get(history::transitions))
+        .route("/api/v1/outages", get(history::outages))
+        .route("/api/v1/power", get(history::power))
+        .route("/api/v1/actions", get(history::actions))
+        .route("/api/v1/stats", get(history::stats))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/devices/{name}/cycle", post(control::cycle))
         .route("/api/v1/probe", post(control::probe));
     api.merge(crate::metrics::routes())
@@ -188,8 +195,4 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(error::as_json))
         .with_state(state)
-}
-
-async fn unavailable() -> error::ApiError {
-    error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history is not available")
 }
