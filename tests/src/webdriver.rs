@@ -180,11 +180,18 @@ impl Browser {
         }
     }
 
-    pub fn resize(&self, width: u32, height: u32) {
+    /// Shows the page in a viewport of `width` × `height` CSS pixels, as a
+    /// phone (`mobile`: its viewport rules, touch) or a desktop would:
+    /// through the DevTools protocol, as a window could not be made taller
+    /// than the (virtual) screen.
+    pub fn viewport(&self, width: u32, height: u32, mobile: bool) {
         self.session_call(
             "POST",
-            "/window/rect",
-            Some(json!({ "width": width, "height": height })),
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+            })),
         );
     }
 

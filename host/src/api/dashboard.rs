@@ -1,14 +1,24 @@
 //! The dashboard: one page and its assets, compiled into the binary. It
 //! must work with the WAN down, so nothing comes from a CDN: the page draws
 //! its own charts from the JSON API and follows the event stream (see
-//! `docs/dashboard.md`).
+//! `docs/dashboard.md`). Its one endpoint of its own, `/dashboard/series`,
+//! gives the round-trip and loss charts their points.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::api::AppState;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::window::{Window, WindowQuery};
+use super::{AppState, history, status};
 
 /// A file of the page, served as is.
 struct Asset {
@@ -84,14 +94,36 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:;
      style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'none'";
 
-/// `GET /` and the page's assets under `/dashboard/`.
+/// `GET /`, the page's assets under `/dashboard/`, and the charts' data.
 pub fn routes() -> Router<AppState> {
-    ASSETS.iter().fold(Router::new(), |router, asset| {
+    let assets = ASSETS.iter().fold(Router::new(), |router, asset| {
         router.route(
             asset.path,
             get(move |headers: HeaderMap| async move { asset.serve(&headers) }),
         )
+    });
+    assets.route("/dashboard/series", get(series))
+}
+
+/// `GET /dashboard/series?since=&until=`: round trip and loss per target,
+/// summed into buckets from the history's raw probe results (see
+/// docs/dashboard.md). The window is the API's (`since` defaults to a day).
+async fn series(
+    State(state): State<AppState>,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let w = Window::of(query, Duration::from_secs(86_400))?;
+    let source = state.history.as_ref().ok_or_else(history::unavailable)?;
+    let series = history::read(source, move |db| {
+        let mut buckets = Buckets::new(w.since_ms, w.until_ms);
+        db.probe_rows(w.since_ms, w.until_ms, |row| {
+            buckets.add(row.at_ms, &row.target, row.ok, row.rtt_us);
+            true
+        })?;
+        Ok(buckets.series())
     })
+    .await?;
+    Ok(status::json(&series))
 }
 
 impl Asset {
@@ -127,6 +159,106 @@ impl Asset {
             self.body,
         )
             .into_response()
+    }
+}
+
+/// Points per target in a chart: one every 4 min over a day, every 2 h
+/// over 30 days.
+const POINTS: u64 = 360;
+const MINUTE_MS: u64 = 60_000;
+
+/// Round trip and loss per target over a window, in buckets of whole
+/// minutes.
+#[derive(Debug, PartialEq, Serialize)]
+struct Series {
+    bucket_ms: u64,
+    targets: Vec<TargetSeries>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct TargetSeries {
+    target: String,
+    /// Buckets with at least one probe, oldest first.
+    points: Vec<Point>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct Point {
+    /// The middle of the bucket.
+    at_ms: u64,
+    sent: u64,
+    answered: u64,
+    /// The mean of the round trips measured; None when none was.
+    rtt_ms: Option<f64>,
+}
+
+/// Probe results summed per target and bucket. Buckets are aligned on
+/// multiples of their length, so that a chart redrawn a minute later keeps
+/// its points where they were.
+struct Buckets {
+    bucket_ms: u64,
+    targets: BTreeMap<String, BTreeMap<u64, Sum>>,
+}
+
+#[derive(Default)]
+struct Sum {
+    sent: u64,
+    answered: u64,
+    rtt_sum_us: u64,
+    timed: u64,
+}
+
+impl Buckets {
+    /// Buckets for `[since_ms, until_ms)`: about [`POINTS`] (rounded to
+    /// whole minutes: "the last 24 h" asked a few ms late still gets
+    /// 4 min), at least a minute each.
+    fn new(since_ms: u64, until_ms: u64) -> Buckets {
+        let span = until_ms.saturating_sub(since_ms);
+        let minutes = (span / POINTS + MINUTE_MS / 2) / MINUTE_MS;
+        Buckets {
+            bucket_ms: minutes.max(1) * MINUTE_MS,
+            targets: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, at_ms: u64, target: &str, ok: bool, rtt_us: Option<u32>) {
+        // One allocation per target, not per probe.
+        if !self.targets.contains_key(target) {
+            self.targets.insert(target.to_owned(), BTreeMap::new());
+        }
+        let buckets = self.targets.get_mut(target).expect("inserted above");
+        let sum = buckets.entry(at_ms / self.bucket_ms).or_default();
+        sum.sent += 1;
+        if ok {
+            sum.answered += 1;
+            if let Some(rtt) = rtt_us {
+                sum.rtt_sum_us += u64::from(rtt);
+                sum.timed += 1;
+            }
+        }
+    }
+
+    fn series(self) -> Series {
+        let bucket_ms = self.bucket_ms;
+        let targets = self
+            .targets
+            .into_iter()
+            .map(|(target, buckets)| TargetSeries {
+                target,
+                points: buckets
+                    .into_iter()
+                    .map(|(index, sum)| Point {
+                        at_ms: index * bucket_ms + bucket_ms / 2,
+                        sent: sum.sent,
+                        answered: sum.answered,
+                        // To the microsecond, as measured.
+                        rtt_ms: (sum.timed > 0)
+                            .then(|| (sum.rtt_sum_us / sum.timed) as f64 / 1000.0),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Series { bucket_ms, targets }
     }
 }
 
@@ -170,5 +302,49 @@ mod tests {
             );
         }
         assert!(!page.contains("http://") && !page.contains("https://"));
+    }
+
+    #[test]
+    fn buckets_are_whole_minutes_about_points_per_window() {
+        const DAY: u64 = 86_400_000;
+        assert_eq!(Buckets::new(0, 3_600_000).bucket_ms, MINUTE_MS);
+        assert_eq!(Buckets::new(0, DAY).bucket_ms, 4 * MINUTE_MS);
+        assert_eq!(Buckets::new(5, 5 + DAY + 40).bucket_ms, 4 * MINUTE_MS);
+        assert_eq!(Buckets::new(0, 7 * DAY).bucket_ms, 28 * MINUTE_MS);
+        assert_eq!(Buckets::new(0, 30 * DAY).bucket_ms, 120 * MINUTE_MS);
+    }
+
+    #[test]
+    fn a_series_sums_answers_and_averages_measured_round_trips() {
+        let mut buckets = Buckets::new(0, 3_600_000);
+        buckets.add(60_000, "dns", true, Some(10_000));
+        buckets.add(61_000, "dns", true, Some(20_500));
+        buckets.add(62_000, "dns", false, None);
+        buckets.add(63_000, "web", true, None);
+        buckets.add(185_000, "dns", false, None);
+        let series = buckets.series();
+        assert_eq!(series.bucket_ms, MINUTE_MS);
+        let dns = &series.targets[0];
+        assert_eq!(dns.target, "dns");
+        assert_eq!(
+            dns.points,
+            [
+                Point {
+                    at_ms: 90_000,
+                    sent: 3,
+                    answered: 2,
+                    rtt_ms: Some(15.25)
+                },
+                Point {
+                    at_ms: 210_000,
+                    sent: 1,
+                    answered: 0,
+                    rtt_ms: None
+                },
+            ]
+        );
+        // Answered without a round trip (an HTTP probe): no mean of nothing.
+        assert_eq!(series.targets[1].points[0].rtt_ms, None);
+        assert_eq!(series.targets[1].points[0].answered, 1);
     }
 }

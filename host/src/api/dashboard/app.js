@@ -464,7 +464,7 @@ const TIME_STEPS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 
 
 function timeAxis(from, to, x, y, h, w) {
   const g = svgEl("g", { class: "axis" });
-  const step = TIME_STEPS.find((s) => (to - from) / s <= Math.max(2, w / 95)) || TIME_STEPS[TIME_STEPS.length - 1];
+  const step = TIME_STEPS.find((s) => (to - from) / s <= Math.max(2, w / 75)) || TIME_STEPS[TIME_STEPS.length - 1];
   const offset = new Date().getTimezoneOffset() * 60e3; // ticks on local midnights and hours
   for (let t = Math.ceil((from - offset) / step) * step + offset; t <= to; t += step) {
     const d = new Date(t);
