@@ -172,10 +172,14 @@ impl Browser {
             if truthy {
                 return value;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for {what}; last: {value}"
-            );
+            if start.elapsed() >= timeout {
+                let page = self.eval("return location.href + '\\n' + document.body?.innerText");
+                let console = self.console();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; last: {value}\npage: {}\nconsole: {console:#?}",
+                    page.as_str().unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
