@@ -196,3 +196,57 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(error::as_json))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn errors(text: &str) -> String {
+        match Config::parse(Path::new("wanwatch.toml"), text) {
+            Ok(_) => String::new(),
+            Err(errors) => crate::config::describe(&errors),
+        }
+    }
+
+    #[test]
+    fn listen_is_one_address_or_a_list_and_on_loopback_by_default() {
+        let config = Config::parse(Path::new("w.toml"), "").unwrap();
+        assert_eq!(config.http.listen, ["127.0.0.1:8786".parse().unwrap()]);
+        let one = Config::parse(Path::new("w.toml"), "[http]\nlisten = \"[::1]:80\"\n").unwrap();
+        assert_eq!(one.http.listen, ["[::1]:80".parse().unwrap()]);
+        let off = Config::parse(Path::new("w.toml"), "[http]\nlisten = []\n").unwrap();
+        assert!(off.http.listen.is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_and_open_listeners_without_a_token_are_located() {
+        assert_eq!(
+            errors("[http]\nlisten = \"localhost\"\n"),
+            "wanwatch.toml:2:10: http.listen: `localhost` is not an address and port (e.g. \"127.0.0.1:8786\" or \"[::1]:8786\")"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = [\"127.0.0.1:1\", \"192.168.1.2:8786\"]\n"),
+            "wanwatch.toml:2:10: http.listen: 192.168.1.2:8786 is not a loopback address: set [http] token, which every request must then carry as `Authorization: Bearer <token>`"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = \"0.0.0.0:8786\"\ntoken = \"a-long-secret\"\n"),
+            ""
+        );
+        assert_eq!(
+            errors("[http]\ntoken = \" \"\n"),
+            "wanwatch.toml:2:9: http.token: must not be empty"
+        );
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let config = Config::parse(
+            Path::new("w.toml"),
+            "[http]\ntoken = \"tok-visible-never\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("tok-visible-never"));
+    }
+}
