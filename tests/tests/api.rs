@@ -213,7 +213,7 @@ fn raw_status_line(address: SocketAddr, request: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_json_and_bad_requests_say_what_is_wrong() {
-    let link = Link::open();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS).password(PLUG_PASSWORD);
     let ntfy = NtfyServer::start();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
@@ -396,7 +396,7 @@ token = "{NTFY_TOKEN}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_every_request_needs_it() {
-    let link = Link::open();
+    let link = Link::up();
     let ip = Ipv4Addr::new(127, 0, 0, 2);
     let listen = SocketAddr::from((ip, free_port(ip)));
     let daemon = Daemon::start(&link, listen, &format!("token = \"{API_TOKEN}\"\n"));
@@ -469,7 +469,7 @@ fn check_refuses_a_public_address_without_a_token() {
 async fn a_taken_port_leaves_the_watchdog_watching() {
     let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let listen = taken.local_addr().unwrap();
-    let link = Link::open();
+    let link = Link::up();
     let daemon = Daemon::start(&link, listen, "");
     let first = wanwatch_tests::read_status(&daemon.status_file()).unwrap();
     wait_for(&daemon.status_file(), "rounds going on", WAIT, |s| {
@@ -559,7 +559,7 @@ impl EventStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
-    let link = Link::open();
+    let link = Link::up();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
     let daemon = Daemon::start(&link, listen, "");
     let mut stream = EventStream::open(&daemon.base, None).await;
@@ -611,7 +611,7 @@ async fn a_flood_of_connections_does_not_delay_the_watchdog() {
         wanwatch_tests::skip("the open-file limit is below 756");
         return;
     }
-    let link = Link::open();
+    let link = Link::up();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
     let daemon = Daemon::start(&link, listen, "\n[plugins.notify]\nnotify = true\n");
 

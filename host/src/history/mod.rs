@@ -15,7 +15,7 @@
 //! [`recorder`] for what is committed when); readers (`wanwatch stats`, the
 //! HTTP API) open a [`HistoryDb`] of their own.
 
-mod aggregate;
+pub mod aggregate;
 mod daily;
 pub mod db;
 pub mod export;
