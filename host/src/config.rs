@@ -54,6 +54,9 @@ pub struct Config {
     /// per day.
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
+    /// The HTTP API, event stream, metrics and dashboard.
+    #[serde(default)]
+    pub http: crate::api::HttpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -583,6 +586,7 @@ impl Config {
                 errors.push((key("memory_mib"), "must be at least 1".into()));
             }
         }
+        errors.extend(self.http.check());
         errors
     }
 }

@@ -10,6 +10,7 @@
 //! plugin authors.
 
 pub mod actions;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod fsutil;
 pub mod history;
 pub mod http;
 pub mod human;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod plugin;
