@@ -517,21 +517,9 @@ fn status(config: &Config, json: bool) -> Result<(), String> {
 /// `--since`, `--until`: an instant (RFC 3339) or a duration before now,
 /// as Unix milliseconds.
 fn instant(text: &str) -> Result<u64, String> {
-    let now = SystemClock.now_ms();
-    if text == "now" {
-        return Ok(now);
-    }
-    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
-        return at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .map_err(|_| format!("`{text}` is before 1970"));
-    }
-    humantime::parse_duration(text)
-        .map(|ago| now.saturating_sub(ago.as_millis() as u64))
-        .map_err(|_| {
-            format!("`{text}` is neither a duration (\"30d\", \"12h\") nor an instant (\"2026-11-01T00:00:00Z\")")
-        })
+    crate::human::parse_instant(text, SystemClock.wall_ms()).ok_or_else(|| {
+        format!("`{text}` is neither a duration (\"30d\", \"12h\") nor an instant (\"2026-11-01T00:00:00Z\", Unix milliseconds)")
+    })
 }
 
 /// The history database of `config`, to read.
@@ -547,7 +535,7 @@ fn history_db(config: &Config) -> Result<HistoryDb, String> {
 }
 
 fn stats(config: &Config, since: u64, until: Option<u64>, json: bool) -> Result<(), String> {
-    let until = until.unwrap_or_else(|| SystemClock.now_ms());
+    let until = until.unwrap_or_else(|| SystemClock.wall_ms());
     if since >= until {
         return Err("--since must be before --until".into());
     }
@@ -564,7 +552,7 @@ fn stats(config: &Config, since: u64, until: Option<u64>, json: bool) -> Result<
 }
 
 fn export(config: &Config, since: u64, until: Option<u64>, out: &Path) -> Result<(), String> {
-    let until = until.unwrap_or_else(|| SystemClock.now_ms());
+    let until = until.unwrap_or_else(|| SystemClock.wall_ms());
     if since >= until {
         return Err("--since must be before --until".into());
     }

@@ -192,7 +192,7 @@ impl Observer for Recorder {
             Observed::Power(t) => Message::Event(t.at_ms, event.clone()),
             Observed::Action(a) => Message::Event(a.at_ms, event.clone()),
             // A health change carries no time of its own.
-            Observed::Plugin(_) => Message::Event(SystemClock.now_ms(), event.clone()),
+            Observed::Plugin(_) => Message::Event(SystemClock.wall_ms(), event.clone()),
         };
         self.enqueue(message);
     }
@@ -211,7 +211,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, path: &Path, messages: Receiver<Message>) {
-        self.store = Store::open(path, SystemClock.now_ms());
+        self.store = Store::open(path, SystemClock.wall_ms());
         if let Some(store) = &self.store {
             self.next_id = store.last_id().unwrap_or(0) + 1;
         }
@@ -220,7 +220,7 @@ impl Writer {
         loop {
             let now = Instant::now();
             if now >= prune_at {
-                self.prune(SystemClock.now_ms());
+                self.prune(SystemClock.wall_ms());
                 prune_at = now + PRUNE_EVERY;
             }
             if now >= commit_at {
@@ -560,7 +560,7 @@ mod tests {
         let path = dir.path().join("history.db");
         let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
         let mut events = recorder.subscribe();
-        let now = SystemClock.now_ms();
+        let now = SystemClock.wall_ms();
         let minute = now - now % MINUTE_MS - 2 * MINUTE_MS;
         recorder.observe(&round(minute + 1_000, Some(10_000)));
         recorder.observe(&round(minute + 3_000, None));
