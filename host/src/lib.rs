@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod history;
 pub mod http;
 pub mod human;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod plugin;
