@@ -10,6 +10,7 @@
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    NoLabelSet,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -279,14 +280,14 @@ impl Collector for Now {
         gauges(
             e,
             "wan_state",
-            "The WAN state now: 1 for the current one",
+            "The WAN state now: 1 for the current one.",
             None,
             states,
         )?;
         gauge(
             e,
             "wan_state_since_timestamp",
-            "When the WAN entered its current state (Unix time)",
+            "When the WAN entered its current state (Unix time).",
             Some(&Unit::Seconds),
             seconds(status.since_ms),
         )?;
@@ -295,7 +296,7 @@ impl Collector for Now {
             gauges(
                 e,
                 "mains_power_state",
-                "Mains power now: 1 for the current state",
+                "Mains power now: 1 for the current state.",
                 None,
                 states,
             )?;
@@ -303,7 +304,7 @@ impl Collector for Now {
         gauge(
             e,
             "dry_run",
-            "1 when no action is really performed (--dry-run, or no plug)",
+            "1 when no action is really performed (--dry-run, or no plug).",
             None,
             u32::from(status.dry_run),
         )?;
@@ -311,7 +312,7 @@ impl Collector for Now {
             gauge(
                 e,
                 "last_round_timestamp",
-                "When the last probe round was judged (Unix time): a watchdog that stopped probing shows it here",
+                "When the last probe round was judged (Unix time): a watchdog that stopped probing shows it here.",
                 Some(&Unit::Seconds),
                 seconds(at),
             )?;
@@ -319,7 +320,7 @@ impl Collector for Now {
         counter(
             e,
             "dropped_rounds",
-            "Probe rounds dropped because probing itself failed (never the link)",
+            "Probe rounds dropped because probing itself failed (never the link).",
             None,
             status.dropped_rounds,
         )?;
@@ -327,7 +328,7 @@ impl Collector for Now {
             gauge(
                 e,
                 "notification_queue_length",
-                "Notifications not yet delivered to every sink",
+                "Notifications not yet delivered to every sink.",
                 None,
                 queue.queued as u64,
             )?;
@@ -335,14 +336,14 @@ impl Collector for Now {
             counters(
                 e,
                 "notifications_delivered",
-                "Notifications delivered, per sink",
+                "Notifications delivered, per sink.",
                 None,
                 queue.sinks.iter().map(|s| (sink(s), s.delivered)),
             )?;
             counters(
                 e,
                 "notifications_given_up",
-                "Notifications a sink rejected for good, per sink",
+                "Notifications a sink rejected for good, per sink.",
                 None,
                 queue.sinks.iter().map(|s| (sink(s), s.given_up)),
             )?;
@@ -352,21 +353,21 @@ impl Collector for Now {
         counters(
             e,
             "plugin_callbacks",
-            "Callbacks delivered to each plugin",
+            "Callbacks delivered to each plugin.",
             None,
             plugins.iter().map(|p| (plugin(&p.name), p.calls)),
         )?;
         counters(
             e,
             "plugin_failures",
-            "Callbacks of each plugin that failed (trap, deadline, memory, error)",
+            "Callbacks of each plugin that failed (trap, deadline, memory, error).",
             None,
             plugins.iter().map(|p| (plugin(&p.name), p.failures)),
         )?;
         counters(
             e,
             "plugin_callback",
-            "Wall time spent in each plugin's callbacks: divided by the callbacks, the mean duration",
+            "Wall time spent in each plugin's callbacks: divided by the callbacks, the mean duration.",
             Some(&Unit::Seconds),
             plugins
                 .iter()
@@ -375,14 +376,14 @@ impl Collector for Now {
         counters(
             e,
             "plugin_reloads",
-            "New versions of each plugin swapped in",
+            "New versions of each plugin swapped in.",
             None,
             plugins.iter().map(|p| (plugin(&p.name), p.reloads)),
         )?;
         gauges(
             e,
             "plugin_quarantined",
-            "1 when the plugin is quarantined (not called until its file changes)",
+            "1 when the plugin is quarantined (not called until its file changes).",
             None,
             plugins
                 .iter()
@@ -391,7 +392,7 @@ impl Collector for Now {
         counters(
             e,
             "action_refusals",
-            "Requests of each plugin refused for want of a grant",
+            "Requests of each plugin refused for want of a grant.",
             None,
             status.refusals.iter().map(|r| (plugin(&r.plugin), r.count)),
         )
@@ -424,36 +425,47 @@ fn counter(
     counter.encode(encoder.encode_descriptor(name, help, unit, counter.metric_type())?)
 }
 
-/// A gauge with one sample per label set.
-fn gauges<L: EncodeLabelSet>(
+/// A gauge or a counter with one sample per label set; none at all
+/// without samples, as the families of the registry do.
+fn family<L: EncodeLabelSet, V: EncodeGaugeValue + EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    samples: impl IntoIterator<Item = (L, impl EncodeGaugeValue)>,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    metric_type: MetricType,
+    samples: impl IntoIterator<Item = (L, V)>,
 ) -> std::fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, unit, metric_type)?;
     for (labels, value) in samples {
-        metric.encode_family(&labels)?.encode_gauge(&value)?;
+        let mut sample = metric.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Counter => sample.encode_counter::<NoLabelSet, _, f64>(&value, None)?,
+            _ => sample.encode_gauge(&value)?,
+        }
     }
     Ok(())
 }
 
-/// A counter with one sample per label set.
-fn counters<L: EncodeLabelSet>(
+fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue + EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    samples: impl IntoIterator<Item = (L, impl EncodeCounterValue)>,
+    samples: impl IntoIterator<Item = (L, V)>,
 ) -> std::fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
-    for (labels, value) in samples {
-        metric
-            .encode_family(&labels)?
-            .encode_counter::<L, _, f64>(&value, None)?;
-    }
-    Ok(())
+    family(encoder, (name, help, unit), MetricType::Gauge, samples)
+}
+
+fn counters<L: EncodeLabelSet, V: EncodeGaugeValue + EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> std::fmt::Result {
+    family(encoder, (name, help, unit), MetricType::Counter, samples)
 }
 
 #[cfg(test)]
