@@ -53,6 +53,9 @@ pub struct Config {
     /// A CSV log of every probe, one file per day. None: no log.
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
+    /// The HTTP API, event stream, metrics and dashboard.
+    #[serde(default)]
+    pub http: crate::api::HttpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -571,6 +574,7 @@ impl Config {
                 errors.push((key("memory_mib"), "must be at least 1".into()));
             }
         }
+        errors.extend(self.http.check());
         errors
     }
 }

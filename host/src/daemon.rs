@@ -190,6 +190,10 @@ pub struct Daemon {
     observers: Observers,
     /// The status as last written (wall clock), for those that show it live.
     status_now: tokio::sync::watch::Sender<Status>,
+    /// Asks the probe loop for a round now (the API's `POST /api/v1/probe`).
+    probe_now: Arc<tokio::sync::Notify>,
+    /// The HTTP API; None when off or it could not listen.
+    api: Option<crate::api::Server>,
 }
 
 impl Daemon {
@@ -311,7 +315,12 @@ impl Daemon {
         );
         let status_writer =
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
-        let observers = Observers::default();
+        let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
+        let metrics = Arc::new(crate::metrics::Metrics::new(status_now.subscribe()));
+        // Every observer is added before the actions' hook below takes its
+        // copy of the list.
+        let mut observers = Observers::default();
+        observers.add(metrics.clone());
         {
             let (observers, clock) = (observers.clone(), clock.clone());
             actions.on_record(move |record| {
@@ -320,7 +329,17 @@ impl Daemon {
                 observers.observe(&Observed::Action(record));
             });
         }
-        let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
+        let probe_now = Arc::new(tokio::sync::Notify::new());
+        let api = crate::api::Server::start(
+            &config.http,
+            crate::api::Parts {
+                status: status_now.subscribe(),
+                actions: actions.clone(),
+                devices: config.devices.keys().cloned().collect(),
+                probe_now: probe_now.clone(),
+                metrics,
+            },
+        );
         let daemon = Daemon {
             clock,
             monitor,
@@ -341,6 +360,8 @@ impl Daemon {
             interval: config.probe.interval,
             observers,
             status_now,
+            probe_now,
+            api,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -409,10 +430,10 @@ impl Daemon {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let (round_tx, mut rounds) = tokio::sync::mpsc::channel(4);
-        let mut probing = self
-            .prober
-            .take()
-            .map(|prober| tokio::spawn(probe_loop(prober, self.interval, round_tx)));
+        let mut probing = self.prober.take().map(|prober| {
+            let probe_now = self.probe_now.clone();
+            tokio::spawn(probe_loop(prober, self.interval, probe_now, round_tx))
+        });
         let (power_tx, mut power_rounds) = tokio::sync::mpsc::channel(4);
         let mut polling = self.poller.take().map(|(poller, every)| {
             tokio::spawn(power_loop(poller, every, self.clock.clone(), power_tx))
@@ -456,6 +477,9 @@ impl Daemon {
         }
         for task in probing.into_iter().chain(polling) {
             task.abort();
+        }
+        if let Some(api) = self.api.take() {
+            api.stop();
         }
         // Joins its thread, which may be compiling a new version: not
         // waited for (the runners it would send to are being stopped).
@@ -863,11 +887,13 @@ fn changed_sections(old: Option<&toml::Table>, new: Option<&toml::Table>) -> Vec
         .collect()
 }
 
-/// Probes on the configured cadence and sends each round to the daemon
-/// (None: a round lost to a failure of probing itself).
+/// Probes on the configured cadence, and at once when `now` is notified,
+/// and sends each round to the daemon (None: a round lost to a failure of
+/// probing itself).
 async fn probe_loop(
     mut prober: Prober,
     every: Duration,
+    now: Arc<tokio::sync::Notify>,
     rounds: tokio::sync::mpsc::Sender<Option<Round>>,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -875,7 +901,12 @@ async fn probe_loop(
     // missed rounds back to back.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            // A round asked for: the next regular one comes a full
+            // interval after it, never back to back with it.
+            () = now.notified() => ticker.reset(),
+        }
         if rounds.send(prober.round().await).await.is_err() {
             return;
         }

@@ -10,6 +10,7 @@
 //! plugin authors.
 
 pub mod actions;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

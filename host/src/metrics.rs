@@ -7,6 +7,11 @@
 //! round) is read from its status at scrape time, so it is never stale.
 //! Every name is documented in `docs/metrics.md`.
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
@@ -22,6 +27,7 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
 
 use crate::actions::{Action, ActionRecord};
+use crate::api::AppState;
 use crate::events::{Observed, Observer};
 use crate::monitor::WanEvent;
 use crate::power::{PowerState, PowerTransition};
@@ -466,6 +472,20 @@ fn counters<L: EncodeLabelSet, V: EncodeGaugeValue + EncodeCounterValue>(
     samples: impl IntoIterator<Item = (L, V)>,
 ) -> std::fmt::Result {
     family(encoder, (name, help, unit), MetricType::Counter, samples)
+}
+
+/// `GET /metrics`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (content_type, text) = state.metrics.scrape(accept);
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 #[cfg(test)]
