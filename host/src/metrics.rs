@@ -500,7 +500,7 @@ mod tests {
 
     /// The value of the sample `series` (name and labels as written), if
     /// the text has it.
-    pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    fn sample(text: &str, series: &str) -> Option<f64> {
         text.lines().find_map(|line| {
             let value = line.strip_prefix(series)?.strip_prefix(' ')?;
             Some(value.parse().expect("a sample value is a number"))
