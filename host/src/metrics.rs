@@ -191,7 +191,7 @@ impl Metrics {
 
     fn round(&self, round: &Round) {
         for evidence in &round.results {
-            // `get_or_create` wants the labels owned: an allocation per
+            // The lookup takes an owned label set: an allocation per
             // target and round, within the 0.7 µs a round of three costs
             // (docs/PERFORMANCE.md).
             let labels = TargetLabels {
