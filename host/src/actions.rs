@@ -103,6 +103,10 @@ pub struct CycleCap {
 
 const HOUR_MS: Millis = 3_600_000;
 
+/// How a refusal by the cap begins, for callers that answer it apart from
+/// a failure (the API's 429).
+pub const CAP_REFUSAL: &str = "refused: the host's safety cap";
+
 impl CycleCap {
     pub fn new(max_per_hour: usize) -> Self {
         CycleCap {
@@ -122,7 +126,7 @@ impl CycleCap {
         }
         if self.recent.len() >= self.max {
             return Err(format!(
-                "refused: the host's safety cap of {} power cycles per hour is reached",
+                "{CAP_REFUSAL} of {} power cycles per hour is reached",
                 self.max
             ));
         }
@@ -133,6 +137,9 @@ impl CycleCap {
 
 /// How many requests the journal keeps for the status file.
 const JOURNAL_LEN: usize = 32;
+
+/// Told of each journalled request (see [`Actions::on_record`]).
+type RecordHook = Box<dyn Fn(&ActionRecord) + Send + Sync>;
 
 /// The gateway between plugins and the world, shared by all plugins.
 pub struct Actions {
@@ -154,7 +161,7 @@ pub struct Actions {
     cycles_done: AtomicU32,
     /// Told of every journalled request as it happens (the daemon's
     /// observers: history, event stream, metrics).
-    on_record: OnceLock<Box<dyn Fn(&ActionRecord) + Send + Sync>>,
+    on_record: OnceLock<RecordHook>,
 }
 
 impl Actions {

@@ -50,7 +50,8 @@ pub struct Config {
     /// Mains power-outage detection. None: no detection, power is assumed on.
     #[serde(default)]
     pub power: PowerConfig,
-    /// A CSV log of every probe, one file per day. None: no log.
+    /// The history: the database, and a CSV log of every probe, one file
+    /// per day.
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
     /// The HTTP API, event stream, metrics and dashboard.
@@ -462,6 +463,17 @@ impl Config {
                 ),
             ));
         }
+        for (key, keep) in [
+            ("raw_retention", self.history.raw_retention),
+            ("aggregate_retention", self.history.aggregate_retention),
+        ] {
+            if keep.is_zero() {
+                errors.push((
+                    path(&["history", key]),
+                    "must be longer than 0 (it is how long the history keeps its rows)".into(),
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&self.power.out_share) {
             errors.push((
                 path(&["power", "out_share"]),
@@ -802,6 +814,44 @@ off_seconds = 20
         assert_eq!(
             error("[probe]\ndown_after = \"9 parsecs\"\n"),
             "wanwatch.toml:2:14: probe.down_after: `9 parsecs` is not a duration (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"2s\", \"500ms\", \"3m\""
+        );
+    }
+
+    #[test]
+    fn history_defaults_and_retentions() {
+        let history = parse("").unwrap().history;
+        assert!(history.database);
+        assert_eq!(history.raw_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            history.aggregate_retention,
+            humantime::parse_duration("2y").unwrap()
+        );
+        let history = parse(
+            "[history]\ndatabase = false\nraw_retention = \"36h\"\naggregate_retention = \"90days\"\n",
+        )
+        .unwrap()
+        .history;
+        assert!(!history.database);
+        assert_eq!(history.raw_retention, Duration::from_secs(36 * 3600));
+        assert_eq!(
+            history.aggregate_retention,
+            Duration::from_secs(90 * 86_400)
+        );
+    }
+
+    #[test]
+    fn bad_history_retentions_are_located() {
+        assert_eq!(
+            error("[history]\nraw_retention = \"a week\"\n"),
+            "wanwatch.toml:2:17: history.raw_retention: `a week` is not a duration (expected number at 0); write e.g. \"2s\", \"500ms\", \"3m\""
+        );
+        assert_eq!(
+            error("[history]\naggregate_retention = \"0s\"\n"),
+            "wanwatch.toml:2:23: history.aggregate_retention: must be longer than 0 (it is how long the history keeps its rows)"
+        );
+        assert_eq!(
+            error("[history]\ndatabase = \"yes\"\n"),
+            "wanwatch.toml:2:12: history.database: invalid type: string \"yes\", expected a boolean"
         );
     }
 

@@ -23,7 +23,7 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
-use crate::history::History;
+use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
@@ -194,6 +194,8 @@ pub struct Daemon {
     probe_now: Arc<tokio::sync::Notify>,
     /// The HTTP API; None when off or it could not listen.
     api: Option<crate::api::Server>,
+    /// Writes the history database (`[history] database`).
+    recorder: Option<Recorder>,
 }
 
 impl Daemon {
@@ -317,10 +319,19 @@ impl Daemon {
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
         let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
         let metrics = Arc::new(crate::metrics::Metrics::new(status_now.subscribe()));
-        // Every observer is added before the actions' hook below takes its
-        // copy of the list.
         let mut observers = Observers::default();
+        // Added before the observers are shared: a clone does not see later
+        // additions.
         observers.add(metrics.clone());
+        let recorder = config.history.database.then(|| {
+            Recorder::start(
+                history::database_path(&config.state_dir_or_default()),
+                &config.history,
+            )
+        });
+        if let Some(recorder) = &recorder {
+            observers.add(Arc::new(recorder.clone()));
+        }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
             actions.on_record(move |record| {
@@ -337,6 +348,7 @@ impl Daemon {
                 actions: actions.clone(),
                 devices: config.devices.keys().cloned().collect(),
                 probe_now: probe_now.clone(),
+                history: recorder.clone(),
                 metrics,
             },
         );
@@ -362,6 +374,7 @@ impl Daemon {
             status_now,
             probe_now,
             api,
+            recorder,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -415,6 +428,12 @@ impl Daemon {
             evidence: Vec::new(),
             ..t.clone()
         }
+    }
+
+    /// The history database's writer, when `[history] database` is on: its
+    /// file for readers, and the live stream of stored events.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// Runs until `shutdown` completes, then stops the plugins and flushes
@@ -502,6 +521,10 @@ impl Daemon {
         self.status.plugins = last_health;
         self.flush_status();
         self.status_writer.finish();
+        // Commits the probe rounds gathered since the last commit.
+        if let Some(recorder) = &self.recorder {
+            recorder.stop();
+        }
         outcome
     }
 

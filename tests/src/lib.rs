@@ -6,6 +6,7 @@
 //! the runtime and `Actions` run for real.
 
 pub mod http;
+pub mod link;
 pub mod ntfy;
 pub mod shelly;
 

@@ -6,61 +6,16 @@
 //! The link is a TCP target on 127.0.0.1 that the test opens and closes;
 //! the modem's plug is the Shelly emulator on loopback. No ICMP, no root.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use wanwatch_tests::link::Link;
 use wanwatch_tests::shelly::{Emulator, Model};
 use wanwatch_tests::{DaemonProcess, skip, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A TCP port on 127.0.0.1 that answers (its handshakes complete) until
-/// [`Link::cut`], and again after [`Link::restore`].
-struct Link {
-    port: u16,
-    open: Arc<AtomicBool>,
-}
-
-impl Link {
-    fn new() -> Link {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let link = Link {
-            port,
-            open: Arc::new(AtomicBool::new(false)),
-        };
-        drop(listener);
-        link.restore();
-        link
-    }
-
-    /// Listens until cut: a closed port refuses, which a TCP probe counts
-    /// as no answer.
-    fn restore(&self) {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        self.open.store(true, Ordering::SeqCst);
-        let open = self.open.clone();
-        std::thread::spawn(move || {
-            while open.load(Ordering::SeqCst) {
-                if listener.accept().is_err() {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        });
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        // The accepting thread drops the listener within 10 ms.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn write_config(dir: &Path, link: &Link, plug: &Emulator, boot_wait: &str) -> PathBuf {
     let config = dir.join("wanwatch.toml");
@@ -139,7 +94,7 @@ fn cycles(status: &Value) -> Vec<u64> {
 
 #[test]
 fn a_restart_during_an_outage_keeps_the_power_cycles_going() {
-    let link = Link::new();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &link, &plug, "4s");
@@ -201,7 +156,7 @@ fn stepping_the_wall_clock_moves_no_transition_cycle_or_timer() {
     let Some(libfaketime) = libfaketime() else {
         return;
     };
-    let link = Link::new();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &link, &plug, "5s");

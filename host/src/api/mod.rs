@@ -8,24 +8,41 @@
 //! See docs/api.md for the endpoints, authentication and limits.
 
 pub mod auth;
+pub mod control;
 pub mod dashboard;
 pub mod error;
+mod events;
+mod history;
 mod server;
 mod status;
+pub mod window;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
 use tokio::sync::{Notify, watch};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::actions::Actions;
+use crate::history::Recorder;
 use crate::notify::Secret;
 use crate::status::Status;
 
-pub use server::Server;
+pub use server::{HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, Server};
+
+/// The largest request body (a power cycle's is a few bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// A request's body must arrive within this time.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request must be answered within this time (a power cycle waits for
+/// its plug's confirmation); an event stream's body is not limited.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The port the API listens on by default.
 pub const DEFAULT_PORT: u16 = 8786;
@@ -113,8 +130,13 @@ pub struct AppState {
     pub devices: Arc<[String]>,
     /// Wakes the probe loop for a round now.
     pub probe_now: Arc<Notify>,
+    /// The history database and its live events; None when it is off.
+    pub history: Option<Recorder>,
+    /// The Prometheus exporter's registry, fed by the daemon's events.
     pub metrics: Arc<crate::metrics::Metrics>,
     token: Option<Arc<auth::Token>>,
+    /// Becomes true when the server stops: ends the event streams.
+    stopping: watch::Receiver<bool>,
 }
 
 /// What the daemon hands the API.
@@ -123,21 +145,24 @@ pub struct Parts {
     pub actions: Arc<Actions>,
     pub devices: Vec<String>,
     pub probe_now: Arc<Notify>,
+    pub history: Option<Recorder>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
-    fn new(parts: Parts, config: &HttpConfig) -> AppState {
+    fn new(parts: Parts, config: &HttpConfig, stopping: watch::Receiver<bool>) -> AppState {
         AppState {
             status: parts.status,
             actions: parts.actions,
             devices: parts.devices.into(),
             probe_now: parts.probe_now,
+            history: parts.history,
             metrics: parts.metrics,
             token: config
                 .token
                 .as_ref()
                 .map(|t| Arc::new(auth::Token::new(t.expose()))),
+            stopping,
         }
     }
 }
@@ -145,15 +170,87 @@ impl AppState {
 /// Every route the server answers, with authentication, limits and JSON
 /// errors around them.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/api/v1/status", get(status::status));
+    let api = Router::new()
+        .route("/api/v1/status", get(status::status))
+        .route("/api/v1/targets", get(status::targets))
+        .route("/api/v1/plugins", get(status::plugins))
+        .route("/api/v1/notifications", get(status::notifications))
+        .route("/api/v1/transitions", get(history::transitions))
+        .route("/api/v1/outages", get(history::outages))
+        .route("/api/v1/power", get(history::power))
+        .route("/api/v1/actions", get(history::actions))
+        .route("/api/v1/stats", get(history::stats))
+        .route("/api/v1/events", get(events::events))
+        .route("/api/v1/devices/{name}/cycle", post(control::cycle))
+        .route("/api/v1/probe", post(control::probe));
     api.merge(crate::metrics::routes())
         .merge(dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::map_response(error::as_json))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn errors(text: &str) -> String {
+        match Config::parse(Path::new("wanwatch.toml"), text) {
+            Ok(_) => String::new(),
+            Err(errors) => crate::config::describe(&errors),
+        }
+    }
+
+    #[test]
+    fn listen_is_one_address_or_a_list_and_on_loopback_by_default() {
+        let config = Config::parse(Path::new("w.toml"), "").unwrap();
+        assert_eq!(config.http.listen, ["127.0.0.1:8786".parse().unwrap()]);
+        let one = Config::parse(Path::new("w.toml"), "[http]\nlisten = \"[::1]:80\"\n").unwrap();
+        assert_eq!(one.http.listen, ["[::1]:80".parse().unwrap()]);
+        let off = Config::parse(Path::new("w.toml"), "[http]\nlisten = []\n").unwrap();
+        assert!(off.http.listen.is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_and_open_listeners_without_a_token_are_located() {
+        assert_eq!(
+            errors("[http]\nlisten = \"localhost\"\n"),
+            "wanwatch.toml:2:10: http.listen: `localhost` is not an address and port (e.g. \"127.0.0.1:8786\" or \"[::1]:8786\")"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = [\"127.0.0.1:1\", \"192.168.1.2:8786\"]\n"),
+            "wanwatch.toml:2:10: http.listen: 192.168.1.2:8786 is not a loopback address: set [http] token, which every request must then carry as `Authorization: Bearer <token>`"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = \"0.0.0.0:8786\"\ntoken = \"a-long-secret\"\n"),
+            ""
+        );
+        assert_eq!(
+            errors("[http]\ntoken = \" \"\n"),
+            "wanwatch.toml:2:9: http.token: must not be empty"
+        );
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let config = Config::parse(
+            Path::new("w.toml"),
+            "[http]\ntoken = \"tok-visible-never\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("tok-visible-never"));
+    }
 }

@@ -69,7 +69,7 @@ impl Server {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let (stopping, stopped) = watch::channel(false);
-        let state = AppState::new(parts, config);
+        let state = AppState::new(parts, config, stopped.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .max_blocking_threads(BLOCKING_THREADS)

@@ -1,4 +1,4 @@
-//! The probe history: one CSV row per probe, one file per UTC day.
+//! The daily probe files: one CSV row per probe, one file per UTC day.
 //!
 //! `[history] dir = "/var/lib/wanwatch/history"` makes the daemon append
 //! every probe to `DIR/wan-YYYY-MM-DD.csv`, the kind of log home users keep
@@ -23,21 +23,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Chain, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::human;
 use crate::state::{Millis, Round};
 
 /// The columns of every history file, its first line.
 pub const COLUMNS: [&str; 5] = ["timestamp", "datetime", "status", "ping_ms", "target"];
-
-/// The `[history]` config section.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryConfig {
-    /// The directory of the daily files. None: no history is written.
-    pub dir: Option<PathBuf>,
-}
 
 /// One probe of one target.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +42,7 @@ pub struct Row {
 /// A history file's writer: fields quoted only when they must be (a comma,
 /// quote or line break in a target name), so that plain rows stay as the
 /// original wan-monitor wrote them.
-fn writer<W: Write>(out: W) -> csv::Writer<W> {
+pub(super) fn writer<W: Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out)
@@ -60,7 +50,7 @@ fn writer<W: Write>(out: W) -> csv::Writer<W> {
 
 impl Row {
     /// Writes the row as one CSV record.
-    fn write(&self, out: &mut csv::Writer<impl Write>) -> std::io::Result<()> {
+    pub(super) fn write(&self, out: &mut csv::Writer<impl Write>) -> std::io::Result<()> {
         let datetime = rfc3339_millis(self.at_ms)?;
         let (status, ping) = match (self.ok, self.rtt_us) {
             (true, Some(us)) => ("ok", format!("{}.{:03}", us / 1000, us % 1000)),
@@ -215,7 +205,7 @@ impl<R: Read> Reader<R> {
 
 /// An instant as RFC 3339 UTC with milliseconds. The clock may be wrong,
 /// but must not crash the daemon.
-fn rfc3339_millis(ms: Millis) -> std::io::Result<String> {
+pub(super) fn rfc3339_millis(ms: Millis) -> std::io::Result<String> {
     human::timestamp_millis(ms).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
