@@ -26,7 +26,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
 
-use crate::actions::{Action, ActionRecord};
+use crate::actions::{Action, ActionRecord, CAP_REFUSAL};
 use crate::api::AppState;
 use crate::events::{Observed, Observer};
 use crate::monitor::WanEvent;
@@ -141,7 +141,7 @@ impl Metrics {
         let notifications = Family::default();
         registry.register(
             "notifications",
-            "Notifications requested, by outcome: queued, dry-run, refused or failed",
+            "Notifications requested, by outcome: queued, dry-run or failed",
             Family::clone(&notifications),
         );
         registry.register(
@@ -254,7 +254,7 @@ fn outcome(journalled: &str) -> &'static str {
         "done" => "done",
         "queued" => "queued",
         "dry-run" => "dry-run",
-        refused if refused.starts_with("refused") => "refused",
+        refused if refused.starts_with(CAP_REFUSAL) => "refused",
         _ => "failed",
     }
 }
@@ -711,6 +711,11 @@ mod tests {
         );
         assert_eq!(outcome("done"), "done");
         assert_eq!(outcome("queued"), "queued");
+        // A plug that refuses is a failure; only the cap refuses.
+        assert_eq!(
+            outcome("refused Switch.Set (Gen2 error -103: busy)"),
+            "failed"
+        );
     }
 
     #[test]
