@@ -104,7 +104,7 @@ fn generate_year(path: &Path, end: u64) {
                     // A round every 2 s; 0.5 % loss; 8 to 40 ms.
                     for _ in 0..30 {
                         let n = noise.next();
-                        let ok = n % 200 != 0;
+                        let ok = !n.is_multiple_of(200);
                         a.add(ok, ok.then_some(8_000 + (n >> 8) as u32 % 32_000));
                     }
                     insert(&mut minute_row, minute, target, &a);

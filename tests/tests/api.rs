@@ -53,7 +53,7 @@ fn now_ms() -> u64 {
 struct Daemon {
     dir: tempfile::TempDir,
     /// Killed when the test ends.
-    _process: DaemonProcess,
+    process: DaemonProcess,
     base: String,
 }
 
@@ -97,7 +97,7 @@ listen = "{listen}"
         );
         let daemon = Daemon {
             dir,
-            _process: process,
+            process,
             base: format!("http://{listen}"),
         };
         wait_for(&daemon.status_file(), "the WAN up", WAIT, |s| {
@@ -561,7 +561,7 @@ impl EventStream {
 async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
     let link = Link::up();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
-    let daemon = Daemon::start(&link, listen, "");
+    let mut daemon = Daemon::start(&link, listen, "");
     let mut stream = EventStream::open(&daemon.base, None).await;
     link.cut();
     let down = stream.wan("down").await;
@@ -585,6 +585,24 @@ async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
     link.cut();
     let sick = stream.wan("sick").await;
     assert!(sick.id > up.id, "{sick:?} after {up:?}");
+
+    // A stop ends the stream; the daemon does not wait for its client.
+    // SAFETY: kill only sends a signal to the daemon this test started.
+    unsafe { libc::kill(daemon.process.0.id() as i32, libc::SIGTERM) };
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(_)) = stream.response.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the daemon");
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = daemon.process.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < WAIT, "the daemon did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
 }
 
 /// Raises this process's open-file limit to its hard limit, for `wanted`

@@ -11,7 +11,7 @@ pub mod auth;
 pub mod control;
 pub mod dashboard;
 pub mod error;
-mod events;
+pub mod events;
 mod history;
 mod server;
 mod status;
@@ -137,6 +137,8 @@ pub struct AppState {
     token: Option<Arc<auth::Token>>,
     /// Becomes true when the server stops: ends the event streams.
     stopping: watch::Receiver<bool>,
+    /// Event streams open at once (see [`events::MAX_STREAMS`]).
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the daemon hands the API.
@@ -163,6 +165,7 @@ impl AppState {
                 .as_ref()
                 .map(|t| Arc::new(auth::Token::new(t.expose()))),
             stopping,
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         }
     }
 }
