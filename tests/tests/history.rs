@@ -140,4 +140,33 @@ port = {port}
     let out = wanwatch(&["stats", "--config", config.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("  outages       1 ("), "{text}");
+
+    // The raw rows, as the daily files `wanwatch simulate` replays.
+    let export = dir.path().join("export");
+    let out = wanwatch(&[
+        "history",
+        "export",
+        "--since",
+        "1h",
+        "--csv",
+        "--out",
+        export.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = String::from_utf8(out.stdout).unwrap();
+    let csv = std::fs::read_to_string(file.lines().next().unwrap()).unwrap();
+    assert!(
+        csv.starts_with("timestamp,datetime,status,ping_ms,target\n") && csv.contains(",ok,"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().skip(1).all(|l| l.ends_with(",internet")),
+        "{csv}"
+    );
 }

@@ -26,7 +26,7 @@
 //! ([`super::outages`]), so an outage is exactly as durable as its
 //! transitions.
 //!
-//! Migrations: [`MIGRATIONS`] holds one step per version; opening runs the
+//! Migrations: `MIGRATIONS` holds one step per version; opening runs the
 //! steps from the file's `user_version` to [`SCHEMA_VERSION`] in order, each
 //! in a transaction with its version bump. A file of a newer version than
 //! this wanwatch knows is refused, never downgraded.

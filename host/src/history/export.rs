@@ -1,5 +1,5 @@
 //! `wanwatch history export --csv`: raw probe rows of the database as the
-//! daily CSV files of `[history] dir` ([`super::daily`]), so that any
+//! daily CSV files of `[history] dir` (`daily.rs`), so that any
 //! stretch of the last `raw_retention` can be replayed by `wanwatch
 //! simulate`.
 

@@ -640,6 +640,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_directory_is_done_without() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its "directory" is a file: it cannot be created.
+        std::fs::write(dir.path().join("state"), b"").unwrap();
+        let path = dir.path().join("state/history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        recorder.observe(&round(1_000, Some(5)));
+        recorder.observe(&wan(1_000, WanState::Up, WanState::Sick));
+        assert_eq!(events.blocking_recv().unwrap().id, 1);
+        recorder.flush();
+        recorder.stop();
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn pruning_keeps_what_is_within_its_retention() {
         let dir = tempfile::tempdir().unwrap();
         let conn = db::open_writer(&dir.path().join("history.db")).unwrap();
