@@ -19,6 +19,7 @@ use serde_json::json;
 use wanwatch::actions::Actions;
 use wanwatch::api::{HttpConfig, Parts, Server};
 use wanwatch::clock::SystemClock;
+use wanwatch::metrics::Metrics;
 use wanwatch::status::Status;
 
 fn env(name: &str, default: usize) -> usize {
@@ -80,6 +81,7 @@ fn main() {
         token: None,
     };
     let parts = Parts {
+        metrics: Arc::new(Metrics::new(status.clone())),
         status,
         actions: Arc::new(Actions::dry_run(Arc::new(SystemClock), 4)),
         devices: Vec::new(),

@@ -132,6 +132,8 @@ pub struct AppState {
     pub probe_now: Arc<Notify>,
     /// The history database and its live events; None when it is off.
     pub history: Option<Recorder>,
+    /// The Prometheus exporter's registry, fed by the daemon's events.
+    pub metrics: Arc<crate::metrics::Metrics>,
     token: Option<Arc<auth::Token>>,
     /// Becomes true when the server stops: ends the event streams.
     stopping: watch::Receiver<bool>,
@@ -146,6 +148,7 @@ pub struct Parts {
     pub devices: Vec<String>,
     pub probe_now: Arc<Notify>,
     pub history: Option<Recorder>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -156,6 +159,7 @@ impl AppState {
             devices: parts.devices.into(),
             probe_now: parts.probe_now,
             history: parts.history,
+            metrics: parts.metrics,
             token: config
                 .token
                 .as_ref()
