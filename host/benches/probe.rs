@@ -7,6 +7,13 @@
 //! CPU per round of 1,000 probes, so its milliseconds read as microseconds per
 //! probe; each benchmark also prints that figure directly.
 //!
+//! `wanwatch_with_history` is the multi-thread prober with every round handed
+//! to the history database's recorder, as the daemon does: the recorder's
+//! writer thread is in this process, so its CPU (SQLite inserts, commits) is
+//! counted too. Each sample waits for the writer to commit what it was
+//! given, so that no work escapes the measurement: a commit every 2 rounds,
+//! where the daemon commits every 5 s.
+//!
 //! Needs root or CAP_NET_RAW (or a permissive `net.ipv4.ping_group_range`),
 //! and fping (`apt-get install -y fping`); a part that cannot run says why and
 //! is skipped. Run: `cargo bench -p wanwatch --bench probe`.
@@ -17,6 +24,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
+use wanwatch::events::{Observed, Observer};
+use wanwatch::history::{HistoryConfig, Recorder};
 use wanwatch::probe::{Probe, Prober, Target};
 use wanwatch::state::Role;
 
@@ -77,7 +86,8 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(18))
 }
 
-fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
+/// `history`: a recorder every round is handed to.
+fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime, history: Option<&Recorder>) {
     let targets: Vec<Target> = addresses()
         .into_iter()
         .map(|a| Target {
@@ -103,6 +113,10 @@ fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime) {
             for _ in 0..rounds {
                 let before = cpu_time(libc::RUSAGE_SELF);
                 let round = runtime.block_on(prober.round()).expect("probed");
+                if let Some(recorder) = history {
+                    recorder.observe(&Observed::Round(round.clone()));
+                    recorder.flush();
+                }
                 let spent = cpu_time(libc::RUSAGE_SELF) - before;
                 cpu += spent;
                 tally.cpu += spent;
@@ -121,9 +135,22 @@ fn wanwatch_multi_thread(c: &mut Criterion) {
         .enable_all()
         .build()
     {
-        Ok(runtime) => bench_wanwatch(c, "wanwatch_multi_thread", runtime),
+        Ok(runtime) => bench_wanwatch(c, "wanwatch_multi_thread", runtime, None),
         Err(error) => println!("skipped wanwatch_multi_thread: {error}"),
     }
+}
+
+fn wanwatch_with_history(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let recorder = Recorder::start(dir.path().join("history.db"), &HistoryConfig::default());
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => bench_wanwatch(c, "wanwatch_with_history", runtime, Some(&recorder)),
+        Err(error) => println!("skipped wanwatch_with_history: {error}"),
+    }
+    recorder.stop();
 }
 
 fn wanwatch_current_thread(c: &mut Criterion) {
@@ -131,7 +158,7 @@ fn wanwatch_current_thread(c: &mut Criterion) {
         .enable_all()
         .build()
     {
-        Ok(runtime) => bench_wanwatch(c, "wanwatch_current_thread", runtime),
+        Ok(runtime) => bench_wanwatch(c, "wanwatch_current_thread", runtime, None),
         Err(error) => println!("skipped wanwatch_current_thread: {error}"),
     }
 }
@@ -192,6 +219,6 @@ fn fping(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = wanwatch_multi_thread, wanwatch_current_thread, fping
+    targets = wanwatch_multi_thread, wanwatch_with_history, wanwatch_current_thread, fping
 }
 criterion_main!(benches);

@@ -138,6 +138,9 @@ impl CycleCap {
 /// How many requests the journal keeps for the status file.
 const JOURNAL_LEN: usize = 32;
 
+/// Told of each journalled request (see [`Actions::on_record`]).
+type RecordHook = Box<dyn Fn(&ActionRecord) + Send + Sync>;
+
 /// The gateway between plugins and the world, shared by all plugins.
 pub struct Actions {
     /// None: power cycles are a dry run.
@@ -158,7 +161,7 @@ pub struct Actions {
     cycles_done: AtomicU32,
     /// Told of every journalled request as it happens (the daemon's
     /// observers: history, event stream, metrics).
-    on_record: OnceLock<Box<dyn Fn(&ActionRecord) + Send + Sync>>,
+    on_record: OnceLock<RecordHook>,
 }
 
 impl Actions {

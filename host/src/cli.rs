@@ -1,5 +1,5 @@
-//! The `wanwatch` command line: `run`, `check`, `status`, `simulate`, `plug`,
-//! `plugin`.
+//! The `wanwatch` command line: `run`, `check`, `status`, `stats`,
+//! `history`, `simulate`, `plug`, `plugin`.
 //!
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
@@ -17,6 +17,7 @@ use crate::config::{self, Config};
 use crate::daemon::{self, Daemon};
 use crate::devkit::{self, Lang, Project};
 use crate::drivers::shelly::{BackOn, PlugStatus, RelayState, Shelly, or_unknown};
+use crate::history::{self, HistoryDb};
 use crate::plugin::Runtime;
 
 /// The config read when --config is not given, if it exists.
@@ -89,6 +90,28 @@ enum Command {
         #[arg(long)]
         no_expect: bool,
     },
+    /// Statistics of the history database over a window: uptime, outages
+    /// by cause, downtime, MTTR and MTBF, power cycles, loss and round trips
+    /// per target (see docs/history.md).
+    Stats {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The window's start: a duration ago ("30d", "12h") or an instant
+        /// (RFC 3339, "2026-11-01T00:00:00Z").
+        #[arg(long, default_value = "30d", value_parser = instant)]
+        since: u64,
+        /// The window's end, written as --since [default: now].
+        #[arg(long, value_parser = instant)]
+        until: Option<u64>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The history database.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Talks to a configured power plug directly.
     Plug {
         #[command(subcommand)]
@@ -99,6 +122,28 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Writes the raw probe rows of a window as daily CSV files
+    /// (wan-YYYY-MM-DD.csv), the format `wanwatch simulate` replays.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The window's start: a duration ago ("7d") or an instant (RFC 3339).
+        #[arg(long, default_value = "7d", value_parser = instant)]
+        since: u64,
+        /// The window's end, written as --since [default: now].
+        #[arg(long, value_parser = instant)]
+        until: Option<u64>,
+        /// Daily CSV files (the one format there is, asked for explicitly).
+        #[arg(long, required = true)]
+        csv: bool,
+        /// The directory to write to; existing files are not overwritten.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -225,6 +270,22 @@ pub fn main() -> ExitCode {
         }
         Command::Check { config } => config.load().and_then(|c| check(&c)),
         Command::Status { config, json } => config.load().and_then(|c| status(&c, json)),
+        Command::Stats {
+            config,
+            since,
+            until,
+            json,
+        } => config.load().and_then(|c| stats(&c, since, until, json)),
+        Command::History {
+            command:
+                HistoryCommand::Export {
+                    config,
+                    since,
+                    until,
+                    csv: _,
+                    out,
+                },
+        } => config.load().and_then(|c| export(&c, since, until, &out)),
         Command::Plug { command } => plug(command),
         Command::Plugin { command } => return plugin(command),
     };
@@ -449,6 +510,58 @@ fn status(config: &Config, json: bool) -> Result<(), String> {
         println!("{text}");
     } else {
         print!("{}", status.render(SystemClock.now_ms()));
+    }
+    Ok(())
+}
+
+/// `--since`, `--until`: an instant (RFC 3339) or a duration before now,
+/// as Unix milliseconds.
+fn instant(text: &str) -> Result<u64, String> {
+    crate::human::parse_instant(text, SystemClock.wall_ms()).ok_or_else(|| {
+        format!("`{text}` is neither a duration (\"30d\", \"12h\") nor an instant (\"2026-11-01T00:00:00Z\", Unix milliseconds)")
+    })
+}
+
+/// The history database of `config`, to read.
+fn history_db(config: &Config) -> Result<HistoryDb, String> {
+    let path = history::database_path(&config.state_dir_or_default());
+    if !path.exists() {
+        return Err(format!(
+            "no history database at {}: the daemon has not run with this state directory, or with [history] database = false",
+            path.display()
+        ));
+    }
+    HistoryDb::open(&path).map_err(|e| e.to_string())
+}
+
+fn stats(config: &Config, since: u64, until: Option<u64>, json: bool) -> Result<(), String> {
+    let until = until.unwrap_or_else(|| SystemClock.wall_ms());
+    if since >= until {
+        return Err("--since must be before --until".into());
+    }
+    let stats = history_db(config)?
+        .stats(since, until)
+        .map_err(|e| e.to_string())?;
+    if json {
+        let text = serde_json::to_string_pretty(&stats).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", stats.render());
+    }
+    Ok(())
+}
+
+fn export(config: &Config, since: u64, until: Option<u64>, out: &Path) -> Result<(), String> {
+    let until = until.unwrap_or_else(|| SystemClock.wall_ms());
+    if since >= until {
+        return Err("--since must be before --until".into());
+    }
+    let files = history::export::export_csv(&history_db(config)?, since, until, out)?;
+    if files.is_empty() {
+        println!("no probe rows in that window");
+    }
+    for file in files {
+        println!("{}", file.display());
     }
     Ok(())
 }

@@ -818,6 +818,44 @@ off_seconds = 20
     }
 
     #[test]
+    fn history_defaults_and_retentions() {
+        let history = parse("").unwrap().history;
+        assert!(history.database);
+        assert_eq!(history.raw_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            history.aggregate_retention,
+            humantime::parse_duration("2y").unwrap()
+        );
+        let history = parse(
+            "[history]\ndatabase = false\nraw_retention = \"36h\"\naggregate_retention = \"90days\"\n",
+        )
+        .unwrap()
+        .history;
+        assert!(!history.database);
+        assert_eq!(history.raw_retention, Duration::from_secs(36 * 3600));
+        assert_eq!(
+            history.aggregate_retention,
+            Duration::from_secs(90 * 86_400)
+        );
+    }
+
+    #[test]
+    fn bad_history_retentions_are_located() {
+        assert_eq!(
+            error("[history]\nraw_retention = \"a week\"\n"),
+            "wanwatch.toml:2:17: history.raw_retention: `a week` is not a duration (expected number at 0); write e.g. \"2s\", \"500ms\", \"3m\""
+        );
+        assert_eq!(
+            error("[history]\naggregate_retention = \"0s\"\n"),
+            "wanwatch.toml:2:23: history.aggregate_retention: must be longer than 0 (it is how long the history keeps its rows)"
+        );
+        assert_eq!(
+            error("[history]\ndatabase = \"yes\"\n"),
+            "wanwatch.toml:2:12: history.database: invalid type: string \"yes\", expected a boolean"
+        );
+    }
+
+    #[test]
     fn grant_of_a_missing_device_is_located() {
         assert_eq!(
             error(

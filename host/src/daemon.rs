@@ -256,6 +256,31 @@ impl Daemon {
         status.dry_run = reason.is_some();
         actions.resume(std::mem::take(&mut status.actions));
 
+        let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
+        let metrics = Arc::new(crate::metrics::Metrics::new(status_now.subscribe()));
+        // Observed before the plugins start: a timer of theirs that fell
+        // due while the daemon was stopped fires at once. Every observer is
+        // added before the list is shared: a clone sees no later addition.
+        let mut observers = Observers::default();
+        observers.add(metrics.clone());
+        let recorder = config.history.database.then(|| {
+            Recorder::start(
+                history::database_path(&config.state_dir_or_default()),
+                &config.history,
+            )
+        });
+        if let Some(recorder) = &recorder {
+            observers.add(Arc::new(recorder.clone()));
+        }
+        {
+            let (observers, clock) = (observers.clone(), clock.clone());
+            actions.on_record(move |record| {
+                let mut record = record.clone();
+                record.at_ms = clock::wall_of(&*clock, record.at_ms);
+                observers.observe(&Observed::Action(record));
+            });
+        }
+
         // Compiled plugins are cached, so a restart with unchanged plugins
         // does not compile them again.
         let runtime = Runtime::with_cache(config.state_dir_or_default().join("cache"))
@@ -317,27 +342,6 @@ impl Daemon {
         );
         let status_writer =
             StatusWriter::start(status_file.clone()).context("cannot start the status writer")?;
-        let mut observers = Observers::default();
-        // Added before the observers are shared: a clone does not see later
-        // additions.
-        let recorder = config.history.database.then(|| {
-            Recorder::start(
-                history::database_path(&config.state_dir_or_default()),
-                &config.history,
-            )
-        });
-        if let Some(recorder) = &recorder {
-            observers.add(Arc::new(recorder.clone()));
-        }
-        {
-            let (observers, clock) = (observers.clone(), clock.clone());
-            actions.on_record(move |record| {
-                let mut record = record.clone();
-                record.at_ms = clock::wall_of(&*clock, record.at_ms);
-                observers.observe(&Observed::Action(record));
-            });
-        }
-        let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
         let probe_now = Arc::new(tokio::sync::Notify::new());
         let api = crate::api::Server::start(
             &config.http,
@@ -347,6 +351,7 @@ impl Daemon {
                 devices: config.devices.keys().cloned().collect(),
                 probe_now: probe_now.clone(),
                 history: recorder.clone(),
+                metrics,
             },
         );
         let daemon = Daemon {

@@ -45,6 +45,28 @@ pub enum When {
     Beside,
 }
 
+/// An instant as people write one on a command line or in a query: `now`,
+/// a duration back from `now_ms` (`7d`, `90m`, `1h 30m`), an RFC 3339 time
+/// (`2026-12-01T00:00:00Z`) or Unix milliseconds. None if it is none of
+/// those, or before 1970.
+pub fn parse_instant(text: &str, now_ms: Millis) -> Option<Millis> {
+    let text = text.trim();
+    if text == "now" {
+        return Some(now_ms);
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    if let Ok(back) = humantime::parse_duration(text) {
+        let back = back.as_millis().try_into().unwrap_or(Millis::MAX);
+        return Some(now_ms.saturating_sub(back));
+    }
+    let at = humantime::parse_rfc3339_weak(text).ok()?;
+    at.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis().try_into().unwrap_or(Millis::MAX))
+}
+
 /// A change of the WAN state, as the daemon logs it ("WAN down at
 /// 2026-11-24T01:30:12Z, after 9.2s sick") and the simulator prints it.
 pub fn wan_change(t: &Transition, when: When) -> String {
@@ -95,6 +117,26 @@ fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_as_people_write_them() {
+        const NOW: Millis = 1_764_547_200_000; // 2025-12-01T00:00:00Z
+        assert_eq!(parse_instant("now", NOW), Some(NOW));
+        assert_eq!(parse_instant(" 7d ", NOW), Some(NOW - 7 * 86_400_000));
+        assert_eq!(parse_instant("1h 30m", NOW), Some(NOW - 5_400_000));
+        assert_eq!(parse_instant("2025-12-01T00:00:00Z", NOW), Some(NOW));
+        assert_eq!(parse_instant("1000", NOW), Some(1000));
+        assert_eq!(parse_instant("1000y", 5), Some(0));
+        for bad in [
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "-5",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_instant(bad, NOW), None, "{bad}");
+        }
+    }
 
     #[test]
     fn durations_read_like_the_wan_monitor_log() {

@@ -25,12 +25,21 @@ pub enum PowerState {
     Out,
 }
 
-impl std::fmt::Display for PowerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl PowerState {
+    pub const ALL: [PowerState; 2] = [PowerState::On, PowerState::Out];
+
+    /// The name people and other tools know it by.
+    pub fn name(self) -> &'static str {
+        match self {
             PowerState::On => "on",
             PowerState::Out => "out",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for PowerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -27,13 +27,22 @@ pub enum WanState {
     Down,
 }
 
-impl std::fmt::Display for WanState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl WanState {
+    pub const ALL: [WanState; 3] = [WanState::Up, WanState::Sick, WanState::Down];
+
+    /// The name people and other tools know it by.
+    pub fn name(self) -> &'static str {
+        match self {
             WanState::Up => "up",
             WanState::Sick => "sick",
             WanState::Down => "down",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for WanState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -501,6 +501,7 @@ mod tests {
             loaded_at_ms: 1_700_000_000_000,
             reloads: 1,
             quarantined: true,
+            callback_us: 1_500,
         });
         let text = status.render(1_700_000_060_000);
         assert!(

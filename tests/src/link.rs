@@ -1,5 +1,4 @@
-//! A link for the daemon to probe: a TCP target on loopback that the test
-//! opens and closes.
+//! A link the tests cut and restore: a TCP target on loopback.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -14,8 +13,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// A new link, answering.
-    pub fn open() -> Link {
+    /// A link that answers, on a free port.
+    pub fn up() -> Link {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let link = Link {

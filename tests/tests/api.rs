@@ -53,7 +53,7 @@ fn now_ms() -> u64 {
 struct Daemon {
     dir: tempfile::TempDir,
     /// Killed when the test ends.
-    _process: DaemonProcess,
+    process: DaemonProcess,
     base: String,
 }
 
@@ -97,7 +97,7 @@ listen = "{listen}"
         );
         let daemon = Daemon {
             dir,
-            _process: process,
+            process,
             base: format!("http://{listen}"),
         };
         wait_for(&daemon.status_file(), "the WAN up", WAIT, |s| {
@@ -213,7 +213,7 @@ fn raw_status_line(address: SocketAddr, request: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_json_and_bad_requests_say_what_is_wrong() {
-    let link = Link::open();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS).password(PLUG_PASSWORD);
     let ntfy = NtfyServer::start();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
@@ -396,7 +396,7 @@ token = "{NTFY_TOKEN}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_every_request_needs_it() {
-    let link = Link::open();
+    let link = Link::up();
     let ip = Ipv4Addr::new(127, 0, 0, 2);
     let listen = SocketAddr::from((ip, free_port(ip)));
     let daemon = Daemon::start(&link, listen, &format!("token = \"{API_TOKEN}\"\n"));
@@ -469,7 +469,7 @@ fn check_refuses_a_public_address_without_a_token() {
 async fn a_taken_port_leaves_the_watchdog_watching() {
     let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let listen = taken.local_addr().unwrap();
-    let link = Link::open();
+    let link = Link::up();
     let daemon = Daemon::start(&link, listen, "");
     let first = wanwatch_tests::read_status(&daemon.status_file()).unwrap();
     wait_for(&daemon.status_file(), "rounds going on", WAIT, |s| {
@@ -559,9 +559,9 @@ impl EventStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
-    let link = Link::open();
+    let link = Link::up();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
-    let daemon = Daemon::start(&link, listen, "");
+    let mut daemon = Daemon::start(&link, listen, "");
     let mut stream = EventStream::open(&daemon.base, None).await;
     link.cut();
     let down = stream.wan("down").await;
@@ -585,6 +585,24 @@ async fn the_event_stream_tells_transitions_and_resumes_where_it_left() {
     link.cut();
     let sick = stream.wan("sick").await;
     assert!(sick.id > up.id, "{sick:?} after {up:?}");
+
+    // A stop ends the stream; the daemon does not wait for its client.
+    // SAFETY: kill only sends a signal to the daemon this test started.
+    unsafe { libc::kill(daemon.process.0.id() as i32, libc::SIGTERM) };
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(_)) = stream.response.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the daemon");
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = daemon.process.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < WAIT, "the daemon did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
 }
 
 /// Raises this process's open-file limit to its hard limit, for `wanted`
@@ -611,7 +629,7 @@ async fn a_flood_of_connections_does_not_delay_the_watchdog() {
         wanwatch_tests::skip("the open-file limit is below 756");
         return;
     }
-    let link = Link::open();
+    let link = Link::up();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
     let daemon = Daemon::start(&link, listen, "\n[plugins.notify]\nnotify = true\n");
 

@@ -20,8 +20,9 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// A config probing a closed port every 500 ms, down after 1 s, with
-/// `rest` appended; no [devices].
+/// A config probing a closed port every 500 ms, down after 1 s, its HTTP
+/// API on a port of its own (tests run side by side), with `rest`
+/// appended; no [devices].
 fn write_config(dir: &Path, rest: &str) -> PathBuf {
     let config = dir.join("wanwatch.toml");
     std::fs::write(
@@ -30,9 +31,11 @@ fn write_config(dir: &Path, rest: &str) -> PathBuf {
             "state_dir = \"{state}\"\n\
              [probe]\ninterval = \"500ms\"\ntimeout = \"300ms\"\ndown_after = \"1s\"\n\
              [[targets]]\nname = \"internet\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = {port}\n\
+             [http]\nlisten = \"127.0.0.1:{api}\"\n\
              {rest}",
             state = dir.display(),
             port = closed_port(),
+            api = closed_port(),
         ),
     )
     .unwrap();

@@ -94,7 +94,7 @@ fn cycles(status: &Value) -> Vec<u64> {
 
 #[test]
 fn a_restart_during_an_outage_keeps_the_power_cycles_going() {
-    let link = Link::open();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &link, &plug, "4s");
@@ -156,7 +156,7 @@ fn stepping_the_wall_clock_moves_no_transition_cycle_or_timer() {
     let Some(libfaketime) = libfaketime() else {
         return;
     };
-    let link = Link::open();
+    let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &link, &plug, "5s");

@@ -34,7 +34,7 @@ pub async fn cycle(
     Path(device): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !state.devices.iter().any(|d| *d == device) {
+    if !state.devices.contains(&device) {
         let known = if state.devices.is_empty() {
             "no device is configured".to_owned()
         } else {

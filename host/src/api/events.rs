@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -24,6 +24,10 @@ use super::error::ApiError;
 use super::history::{read, unavailable};
 use crate::history::{Recorder, StoredEvent};
 
+/// Event streams open at once: each holds a connection for as long as
+/// its client likes, and the rest of the server's connections stay for
+/// requests.
+pub const MAX_STREAMS: usize = 32;
 /// Comments sent on a quiet stream, so that proxies do not cut it.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Events read from the database per query while replaying.
@@ -37,6 +41,12 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let recorder = state.history.clone().ok_or_else(unavailable)?;
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} event streams are open already; try again later"),
+        )
+    })?;
     let after = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -53,7 +63,10 @@ pub async fn events(
     // First, so that nothing stored during the replay is missed.
     let live = recorder.subscribe();
     let (sender, mut events) = mpsc::channel(BUFFERED);
-    tokio::spawn(feed(recorder, live, after, sender, state.stopping.clone()));
+    tokio::spawn(async move {
+        feed(recorder, live, after, sender, state.stopping.clone()).await;
+        drop(permit);
+    });
     let stream = futures_util::stream::poll_fn(move |cx| events.poll_recv(cx).map(|e| e.map(Ok)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

@@ -11,7 +11,7 @@ pub mod auth;
 pub mod control;
 pub mod dashboard;
 pub mod error;
-mod events;
+pub mod events;
 mod history;
 mod server;
 mod status;
@@ -132,9 +132,13 @@ pub struct AppState {
     pub probe_now: Arc<Notify>,
     /// The history database and its live events; None when it is off.
     pub history: Option<Recorder>,
+    /// The Prometheus exporter's registry, fed by the daemon's events.
+    pub metrics: Arc<crate::metrics::Metrics>,
     token: Option<Arc<auth::Token>>,
     /// Becomes true when the server stops: ends the event streams.
     stopping: watch::Receiver<bool>,
+    /// Event streams open at once (see [`events::MAX_STREAMS`]).
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the daemon hands the API.
@@ -144,6 +148,7 @@ pub struct Parts {
     pub devices: Vec<String>,
     pub probe_now: Arc<Notify>,
     pub history: Option<Recorder>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -154,11 +159,13 @@ impl AppState {
             devices: parts.devices.into(),
             probe_now: parts.probe_now,
             history: parts.history,
+            metrics: parts.metrics,
             token: config
                 .token
                 .as_ref()
                 .map(|t| Arc::new(auth::Token::new(t.expose()))),
             stopping,
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         }
     }
 }
@@ -195,4 +202,58 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(error::as_json))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn errors(text: &str) -> String {
+        match Config::parse(Path::new("wanwatch.toml"), text) {
+            Ok(_) => String::new(),
+            Err(errors) => crate::config::describe(&errors),
+        }
+    }
+
+    #[test]
+    fn listen_is_one_address_or_a_list_and_on_loopback_by_default() {
+        let config = Config::parse(Path::new("w.toml"), "").unwrap();
+        assert_eq!(config.http.listen, ["127.0.0.1:8786".parse().unwrap()]);
+        let one = Config::parse(Path::new("w.toml"), "[http]\nlisten = \"[::1]:80\"\n").unwrap();
+        assert_eq!(one.http.listen, ["[::1]:80".parse().unwrap()]);
+        let off = Config::parse(Path::new("w.toml"), "[http]\nlisten = []\n").unwrap();
+        assert!(off.http.listen.is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_and_open_listeners_without_a_token_are_located() {
+        assert_eq!(
+            errors("[http]\nlisten = \"localhost\"\n"),
+            "wanwatch.toml:2:10: http.listen: `localhost` is not an address and port (e.g. \"127.0.0.1:8786\" or \"[::1]:8786\")"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = [\"127.0.0.1:1\", \"192.168.1.2:8786\"]\n"),
+            "wanwatch.toml:2:10: http.listen: 192.168.1.2:8786 is not a loopback address: set [http] token, which every request must then carry as `Authorization: Bearer <token>`"
+        );
+        assert_eq!(
+            errors("[http]\nlisten = \"0.0.0.0:8786\"\ntoken = \"a-long-secret\"\n"),
+            ""
+        );
+        assert_eq!(
+            errors("[http]\ntoken = \" \"\n"),
+            "wanwatch.toml:2:9: http.token: must not be empty"
+        );
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let config = Config::parse(
+            Path::new("w.toml"),
+            "[http]\ntoken = \"tok-visible-never\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("tok-visible-never"));
+    }
 }

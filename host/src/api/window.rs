@@ -5,7 +5,9 @@
 //! `1h 30m`), an RFC 3339 time in UTC (`2026-12-01T00:00:00Z`), or Unix
 //! milliseconds (`1764547200000`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
@@ -84,30 +86,17 @@ impl Window {
 
 /// `value` of parameter `name` as Unix milliseconds.
 fn instant(name: &str, value: &str, now_ms: u64) -> Result<u64, ApiError> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(ms) = value.parse() {
-            return Ok(ms);
-        }
-    } else if let Ok(back) = humantime::parse_duration(value) {
-        return Ok(now_ms.saturating_sub(back.as_millis().try_into().unwrap_or(u64::MAX)));
-    } else if let Ok(at) = humantime::parse_rfc3339(value) {
-        let ms = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        return Ok(ms);
-    }
-    // Not quoted back whole: a query string is anyone's text.
-    let shown: String = value.chars().take(40).collect();
-    Err(ApiError::bad_request(format!(
-        "{name}: `{shown}` is not a duration back from now (7d, 90m), an RFC 3339 time (2026-12-01T00:00:00Z) or Unix milliseconds"
-    )))
+    crate::human::parse_instant(value, now_ms).ok_or_else(|| {
+        // Not quoted back whole: a query string is anyone's text.
+        let shown: String = value.chars().take(40).collect();
+        ApiError::bad_request(format!(
+            "{name}: `{shown}` is not a duration back from now (7d, 90m), an RFC 3339 time (2026-12-01T00:00:00Z) or Unix milliseconds"
+        ))
+    })
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemClock.wall_ms()
 }
 
 #[cfg(test)]

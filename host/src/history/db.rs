@@ -26,7 +26,7 @@
 //! ([`super::outages`]), so an outage is exactly as durable as its
 //! transitions.
 //!
-//! Migrations: [`MIGRATIONS`] holds one step per version; opening runs the
+//! Migrations: `MIGRATIONS` holds one step per version; opening runs the
 //! steps from the file's `user_version` to [`SCHEMA_VERSION`] in order, each
 //! in a transaction with its version bump. A file of a newer version than
 //! this wanwatch knows is refused, never downgraded.
@@ -166,11 +166,16 @@ pub fn open_writer(path: &Path) -> Result<Connection, HistoryError> {
 }
 
 /// Opens the database to read it. It must exist, at [`SCHEMA_VERSION`].
+///
+/// Opened read-write but `query_only`: a read-only SQLite connection cannot
+/// recover a WAL left by a daemon that was killed, and fails instead.
 pub fn open_reader(path: &Path) -> Result<Connection, HistoryError> {
     let sqlite = |e| HistoryError::sqlite(path, e);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(sqlite)?;
     let found = version(&conn).map_err(sqlite)?;
     match found.cmp(&SCHEMA_VERSION) {
         std::cmp::Ordering::Equal => Ok(conn),

@@ -1,5 +1,5 @@
 //! `wanwatch history export --csv`: raw probe rows of the database as the
-//! daily CSV files of `[history] dir` ([`super::daily`]), so that any
+//! daily CSV files of `[history] dir` (`daily.rs`), so that any
 //! stretch of the last `raw_retention` can be replayed by `wanwatch
 //! simulate`.
 
@@ -68,4 +68,87 @@ pub fn export_csv(
         csv.flush().map_err(|e| format!("cannot write: {e}"))?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Observed, Observer};
+    use crate::history::{HistoryConfig, Recorder};
+    use crate::state::{Evidence, ProbeKind, Role, Round};
+
+    /// 2025-11-25T23:59:40Z: the rounds run past midnight.
+    const START: Millis = 1_764_115_180_000;
+
+    #[test]
+    fn an_export_replays_in_the_simulator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        // Every 2 s: 5 rounds up, 10 failed (20 s: down after 9 s), 5 up.
+        for i in 0..20u64 {
+            let ok = !(5..15).contains(&i);
+            let probe = |target: &str| Evidence {
+                target: target.into(),
+                role: Role::Wan,
+                kind: ProbeKind::Icmp,
+                ok,
+                rtt_us: ok.then_some(9_412),
+            };
+            recorder.observe(&Observed::Round(Round {
+                at_ms: START + i * 2_000,
+                results: vec![probe("cloudflare"), probe("google")],
+            }));
+        }
+        recorder.stop();
+        let out = dir.path().join("export");
+        let db = HistoryDb::open(&path).unwrap();
+        let files = export_csv(&db, START, START + 60_000, &out).unwrap();
+        assert_eq!(
+            files,
+            [
+                out.join("wan-2025-11-25.csv"),
+                out.join("wan-2025-11-26.csv")
+            ]
+        );
+        let first = std::fs::read_to_string(&files[0]).unwrap();
+        assert_eq!(
+            first.lines().take(2).collect::<Vec<_>>(),
+            [
+                "timestamp,datetime,status,ping_ms,target",
+                "1764115180.000,2025-11-25T23:59:40.000Z,ok,9.412,cloudflare"
+            ]
+        );
+        // Never over a file that is there.
+        let again = export_csv(&db, START, START + 60_000, &out).unwrap_err();
+        assert!(
+            again.contains("wan-2025-11-25.csv exists: not overwritten"),
+            "{again}"
+        );
+
+        let scenario = dir.path().join("replay.toml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "interval = \"2s\"\n[replay]\nfiles = [{:?}]\n",
+                out.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut report = Vec::new();
+        let options = crate::sim::Options {
+            json: true,
+            until: None,
+            no_expect: true,
+        };
+        crate::sim::run(&scenario, None, &options, &mut report).unwrap();
+        let report = String::from_utf8(report).unwrap();
+        let states: Vec<String> = report
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["event"] == "transition")
+            .map(|e| e["current"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(states, ["sick", "down", "up"], "{report}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The daemon's history: what happened, kept to answer questions.
 //!
 //! Two stores, each for its use:
-//! - the daily CSV files of `[history] dir` ([`daily`]): one row per probe,
+//! - the daily CSV files of `[history] dir` (`daily.rs`): one row per probe,
 //!   the format `wanwatch simulate` replays;
 //! - the SQLite database `<state_dir>/history.db` ([`db`], on unless
 //!   `[history] database = false`): every transition, mains power change,
@@ -15,7 +15,7 @@
 //! [`recorder`] for what is committed when); readers (`wanwatch stats`, the
 //! HTTP API) open a [`HistoryDb`] of their own.
 
-mod aggregate;
+pub mod aggregate;
 mod daily;
 pub mod db;
 pub mod export;

@@ -118,7 +118,7 @@ impl HistoryDb {
     /// under way lasts to now.
     pub fn outages(&self, since_ms: u64, until_ms: u64) -> Result<Vec<Outage>, HistoryError> {
         let inputs = self.inputs(since_ms, until_ms)?;
-        let mut found = outages::derive(&inputs, SystemClock.now_ms());
+        let mut found = outages::derive(&inputs, SystemClock.wall_ms());
         found.retain(|o| o.start_ms < until_ms && o.start_ms + o.duration_ms > since_ms);
         Ok(found)
     }
@@ -126,7 +126,7 @@ impl HistoryDb {
     /// The statistics of `[since, until)` (see [`super::stats`]); the
     /// window ends at now at the latest.
     pub fn stats(&self, since_ms: u64, until_ms: u64) -> Result<Stats, HistoryError> {
-        let now = SystemClock.now_ms();
+        let now = SystemClock.wall_ms();
         let until = until_ms.min(now);
         let since = since_ms.min(until);
         let inputs = self.inputs(since, until)?;

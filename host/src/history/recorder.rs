@@ -192,7 +192,7 @@ impl Observer for Recorder {
             Observed::Power(t) => Message::Event(t.at_ms, event.clone()),
             Observed::Action(a) => Message::Event(a.at_ms, event.clone()),
             // A health change carries no time of its own.
-            Observed::Plugin(_) => Message::Event(SystemClock.now_ms(), event.clone()),
+            Observed::Plugin(_) => Message::Event(SystemClock.wall_ms(), event.clone()),
         };
         self.enqueue(message);
     }
@@ -211,7 +211,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, path: &Path, messages: Receiver<Message>) {
-        self.store = Store::open(path, SystemClock.now_ms());
+        self.store = Store::open(path, SystemClock.wall_ms());
         if let Some(store) = &self.store {
             self.next_id = store.last_id().unwrap_or(0) + 1;
         }
@@ -220,7 +220,7 @@ impl Writer {
         loop {
             let now = Instant::now();
             if now >= prune_at {
-                self.prune(SystemClock.now_ms());
+                self.prune(SystemClock.wall_ms());
                 prune_at = now + PRUNE_EVERY;
             }
             if now >= commit_at {
@@ -515,4 +515,179 @@ pub fn prune(
         )?;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::HistoryDb;
+    use crate::monitor::WanEvent;
+    use crate::power::PowerState;
+    use crate::state::{Evidence, ProbeKind, Role, Transition, WanState};
+
+    fn wan(at_ms: Millis, previous: WanState, current: WanState) -> Observed {
+        Observed::Wan(WanEvent {
+            transition: Transition {
+                previous,
+                current,
+                at_ms,
+                previous_duration_ms: 9_000,
+                local_fault: false,
+                evidence: Vec::new(),
+            },
+            power: PowerState::On,
+            power_cycles: 0,
+        })
+    }
+
+    fn round(at_ms: Millis, rtt_us: Option<u32>) -> Observed {
+        let e = |target: &str| Evidence {
+            target: target.into(),
+            role: Role::Wan,
+            kind: ProbeKind::Icmp,
+            ok: rtt_us.is_some(),
+            rtt_us,
+        };
+        Observed::Round(Round {
+            at_ms,
+            results: vec![e("a"), e("b")],
+        })
+    }
+
+    #[test]
+    fn events_are_stored_then_published_with_their_ids_and_rounds_aggregated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        let now = SystemClock.wall_ms();
+        let minute = now - now % MINUTE_MS - 2 * MINUTE_MS;
+        recorder.observe(&round(minute + 1_000, Some(10_000)));
+        recorder.observe(&round(minute + 3_000, None));
+        recorder.observe(&wan(minute + 3_000, WanState::Up, WanState::Sick));
+        let published = events.blocking_recv().unwrap();
+        // Published only once committed: a reader finds it at once.
+        let db = HistoryDb::open(&path).unwrap();
+        let stored = db.events_after(0, 10).unwrap();
+        assert_eq!(stored, [(*published).clone()]);
+        assert_eq!(published.kind, "wan");
+        assert_eq!(published.data["current"], "sick");
+        recorder.observe(&round(minute + MINUTE_MS, Some(20_000)));
+        recorder.flush();
+        let stats = db.stats(minute, minute + 2 * MINUTE_MS).unwrap();
+        let a = &stats.targets[0];
+        assert_eq!((a.target.as_str(), a.sent, a.answered), ("a", 3, 2));
+        assert_eq!((a.rtt_min_ms, a.rtt_max_ms), (Some(10.0), Some(20.0)));
+        // The raw rows are kept too.
+        let mut rows = 0;
+        db.probe_rows(0, u64::MAX, |_| {
+            rows += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(rows, 6);
+        recorder.stop();
+        // A restart numbers on from the last id.
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        recorder.observe(&wan(now, WanState::Sick, WanState::Up));
+        assert_eq!(events.blocking_recv().unwrap().id, published.id + 1);
+    }
+
+    #[test]
+    fn a_locked_database_is_done_without_and_events_still_numbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        drop(db::open_writer(&path).unwrap());
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        recorder.observe(&wan(1_000, WanState::Up, WanState::Sick));
+        recorder.observe(&wan(2_000, WanState::Sick, WanState::Up));
+        assert_eq!(events.blocking_recv().unwrap().id, 1);
+        assert_eq!(events.blocking_recv().unwrap().id, 2);
+        recorder.stop();
+        other.execute_batch("COMMIT").unwrap();
+        let count: i64 = other
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[test]
+    fn a_corrupt_database_is_moved_aside_and_a_fresh_one_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        std::fs::write(&path, b"garbage, not SQLite".repeat(500)).unwrap();
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        recorder.observe(&wan(1_000, WanState::Up, WanState::Sick));
+        assert_eq!(events.blocking_recv().unwrap().id, 1);
+        recorder.stop();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("history.db.corrupt-")),
+            "{names:?}"
+        );
+        let db = HistoryDb::open(&path).unwrap();
+        assert_eq!(db.events("wan", 0, 2_000, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_unusable_directory_is_done_without() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its "directory" is a file: it cannot be created.
+        std::fs::write(dir.path().join("state"), b"").unwrap();
+        let path = dir.path().join("state/history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let mut events = recorder.subscribe();
+        recorder.observe(&round(1_000, Some(5)));
+        recorder.observe(&wan(1_000, WanState::Up, WanState::Sick));
+        assert_eq!(events.blocking_recv().unwrap().id, 1);
+        recorder.flush();
+        recorder.stop();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn pruning_keeps_what_is_within_its_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db::open_writer(&dir.path().join("history.db")).unwrap();
+        const DAY: Millis = 86_400_000;
+        let now = 100 * DAY;
+        conn.execute_batch(&format!(
+            "INSERT INTO targets (id, name) VALUES (1, 'a');
+             INSERT INTO probes VALUES ({old_raw}, 1, 1, 5), ({new_raw}, 1, 1, 5);
+             INSERT INTO probe_minutes VALUES ({old_agg}, 1, 1, 1, 5, 5, 5, x''), ({old_raw}, 1, 1, 1, 5, 5, 5, x'');
+             INSERT INTO probe_hours VALUES ({old_agg}, 1, 1, 1, 5, 5, 5, x''), ({old_raw}, 1, 1, 1, 5, 5, 5, x'');
+             INSERT INTO events (at_ms, kind, data) VALUES ({old_agg}, 'wan', '{{}}'), ({old_raw}, 'wan', '{{}}');",
+            // Just past the 7 days of raw rows and the 30 days of aggregates.
+            old_raw = now - 7 * DAY - 1,
+            new_raw = now - 7 * DAY,
+            old_agg = now - 30 * DAY - 1,
+        ))
+        .unwrap();
+        let deleted = prune(
+            &conn,
+            now,
+            Duration::from_secs(7 * 86_400),
+            Duration::from_secs(30 * 86_400),
+        )
+        .unwrap();
+        assert_eq!(deleted, 4);
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            ["probes", "probe_minutes", "probe_hours", "events"].map(count),
+            [1, 1, 1, 1]
+        );
+    }
 }

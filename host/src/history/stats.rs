@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use super::aggregate::Aggregate;
 use super::outages::{Cause, Outage, WanInput};
+use crate::human;
 use crate::state::{Millis, WanState};
 
 const HOUR_MS: Millis = 3_600_000;
@@ -96,6 +97,91 @@ impl TargetStats {
             rtt_p95_ms: a.quantile_us(0.95).map(ms),
             rtt_p99_ms: a.quantile_us(0.99).map(ms),
         }
+    }
+}
+
+impl Stats {
+    /// The statistics as `wanwatch stats` prints them.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let d = human::duration_ms;
+        let pct = |share: Option<f64>| share.map_or("-".into(), |s| format!("{:.3}%", 100.0 * s));
+        let mut out = format!(
+            "{} to {} ({})\n",
+            human::timestamp(self.since_ms),
+            human::timestamp(self.until_ms),
+            d(self.until_ms - self.since_ms)
+        );
+        let _ = write!(
+            out,
+            "  up {}  sick {}  down {}",
+            pct(self.up_share),
+            pct(self.sick_share),
+            pct(self.down_share)
+        );
+        if self.unknown_ms > 0 {
+            let _ = write!(out, "  (no data for {})", d(self.unknown_ms));
+        }
+        let causes: Vec<String> = self
+            .outages_by_cause
+            .iter()
+            .map(|(cause, n)| format!("{cause} {n}"))
+            .collect();
+        let _ = write!(
+            out,
+            "\n  outages       {} ({})\n  downtime      {}, longest {}\n",
+            self.outages,
+            causes.join(", "),
+            d(self.downtime_ms),
+            d(self.longest_outage_ms)
+        );
+        let or_dash = |ms: Option<Millis>| ms.map_or("-".into(), d);
+        let _ = writeln!(
+            out,
+            "  MTTR          {}   MTBF {}",
+            or_dash(self.mttr_ms),
+            or_dash(self.mtbf_ms)
+        );
+        let _ = writeln!(
+            out,
+            "  power cycles  {}; {} of {} outages with cycles fixed by one",
+            self.power_cycles, self.fixed_by_cycle, self.outages_with_cycles
+        );
+        if self.outages > 0 {
+            let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            let weekdays: Vec<String> = days
+                .iter()
+                .zip(self.outages_by_weekday_utc)
+                .map(|(day, n)| format!("{day} {n}"))
+                .collect();
+            let hours: Vec<String> = (0..24)
+                .filter(|&h| self.outages_by_hour_utc[h] > 0)
+                .map(|h| format!("{h:02}h {}", self.outages_by_hour_utc[h]))
+                .collect();
+            let _ = writeln!(out, "  by weekday    {} (UTC)", weekdays.join("  "));
+            let _ = writeln!(out, "  by hour       {} (UTC)", hours.join("  "));
+        }
+        if !self.targets.is_empty() {
+            let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}ms"));
+            let _ = writeln!(
+                out,
+                "  {:<14} {:>9} {:>7} {:>9} {:>9} {:>9}",
+                "target", "probes", "loss", "p50", "p95", "p99"
+            );
+            for t in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "  {:<14} {:>9} {:>7} {:>9} {:>9} {:>9}",
+                    t.target,
+                    t.sent,
+                    t.loss_percent.map_or("-".into(), |l| format!("{l:.2}%")),
+                    ms(t.rtt_p50_ms),
+                    ms(t.rtt_p95_ms),
+                    ms(t.rtt_p99_ms)
+                );
+            }
+        }
+        out
     }
 }
 
@@ -252,6 +338,15 @@ mod tests {
         assert_eq!(
             (s.power_cycles, s.outages_with_cycles, s.fixed_by_cycle),
             (1, 1, 1)
+        );
+        let text = s.render();
+        assert!(
+            text.starts_with("2024-01-01T00:00:00Z to 2024-01-02T00:00:00Z (1d00h)\n  up 97.257%  sick 0.174%  down 2.569%\n  outages       2 (dns-only 0, local-fault 0, mains-power 0, wan 2)\n  downtime      39m00s, longest 31m00s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  by hour       10h 1  13h 1 (UTC)\n"),
+            "{text}"
         );
         let share = s.down_share.unwrap();
         assert!((share - (37.0 / 1440.0)).abs() < 1e-12, "{share}");

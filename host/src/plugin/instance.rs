@@ -62,6 +62,7 @@ impl Plugin {
             loaded_at_ms: identity.host.clock.now_ms(),
             reloads: 0,
             quarantined: false,
+            callback_us: 0,
         };
         let kept = Kept {
             kv,
@@ -179,10 +180,13 @@ impl Plugin {
                 stderr: None,
             });
         }
+        let started = std::time::Instant::now();
         let result = self.deliver(event);
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.persist();
         let health = &mut self.health;
         health.calls += 1;
+        health.callback_us = health.callback_us.saturating_add(took);
         match &result {
             Ok(()) => health.consecutive_failures = 0,
             Err(error) => {

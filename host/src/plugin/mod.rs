@@ -219,6 +219,10 @@ pub struct PluginHealth {
     /// version of its file is loaded.
     #[serde(default)]
     pub quarantined: bool,
+    /// Wall time spent in its callbacks, in microseconds: with `calls`, the
+    /// mean time a callback takes (time waiting for a plug included).
+    #[serde(default)]
+    pub callback_us: u64,
 }
 
 impl PluginHealth {
