@@ -105,7 +105,7 @@ fn the_dashboard_follows_an_outage_live_without_console_errors() {
         skip(&reason);
         return;
     }
-    let link = Link::open();
+    let link = Link::up();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _daemon = daemon(dir.path(), &link, port);
