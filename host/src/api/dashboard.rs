@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::window::{Window, WindowQuery};
 use super::{AppState, history, status};
+use crate::history::Bucket;
 
 /// A file of the page, served as is.
 struct Asset {
@@ -106,24 +107,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /dashboard/series?since=&until=`: round trip and loss per target,
-/// summed into buckets from the history's raw probe results (see
-/// docs/dashboard.md). The window is the API's (`since` defaults to a day).
+/// summed into buckets from the history's per-minute (or per-hour)
+/// aggregates (see docs/dashboard.md). The window is the API's (`since`
+/// defaults to a day).
 async fn series(
     State(state): State<AppState>,
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, Duration::from_secs(86_400))?;
     let source = state.history.as_ref().ok_or_else(history::unavailable)?;
-    let series = history::read(source, move |db| {
-        let mut buckets = Buckets::new(w.since_ms, w.until_ms);
-        db.probe_rows(w.since_ms, w.until_ms, |row| {
-            buckets.add(row.at_ms, &row.target, row.ok, row.rtt_us);
-            true
-        })?;
-        Ok(buckets.series())
+    let bucket_ms = bucket_ms(w.since_ms, w.until_ms);
+    let found = history::read(source, move |db| {
+        db.buckets(w.since_ms, w.until_ms, bucket_ms)
     })
     .await?;
-    Ok(status::json(&series))
+    Ok(status::json(&Series::new(bucket_ms, found)))
 }
 
 impl Asset {
@@ -192,68 +190,33 @@ struct Point {
     rtt_ms: Option<f64>,
 }
 
-/// Probe results summed per target and bucket. Buckets are aligned on
-/// multiples of their length, so that a chart redrawn a minute later keeps
-/// its points where they were.
-struct Buckets {
-    bucket_ms: u64,
-    targets: BTreeMap<String, BTreeMap<u64, Sum>>,
+/// Buckets for `[since_ms, until_ms)`: about [`POINTS`] (rounded to whole
+/// minutes: "the last 24 h" asked a few ms late still gets 4 min), at
+/// least a minute each. Aligned on multiples of their length (by the
+/// history), so a chart redrawn a minute later keeps its points where they
+/// were.
+fn bucket_ms(since_ms: u64, until_ms: u64) -> u64 {
+    let span = until_ms.saturating_sub(since_ms);
+    let minutes = (span / POINTS + MINUTE_MS / 2) / MINUTE_MS;
+    minutes.max(1) * MINUTE_MS
 }
 
-#[derive(Default)]
-struct Sum {
-    sent: u64,
-    answered: u64,
-    rtt_sum_us: u64,
-    timed: u64,
-}
-
-impl Buckets {
-    /// Buckets for `[since_ms, until_ms)`: about [`POINTS`] (rounded to
-    /// whole minutes: "the last 24 h" asked a few ms late still gets
-    /// 4 min), at least a minute each.
-    fn new(since_ms: u64, until_ms: u64) -> Buckets {
-        let span = until_ms.saturating_sub(since_ms);
-        let minutes = (span / POINTS + MINUTE_MS / 2) / MINUTE_MS;
-        Buckets {
-            bucket_ms: minutes.max(1) * MINUTE_MS,
-            targets: BTreeMap::new(),
-        }
-    }
-
-    fn add(&mut self, at_ms: u64, target: &str, ok: bool, rtt_us: Option<u32>) {
-        // One allocation per target, not per probe.
-        if !self.targets.contains_key(target) {
-            self.targets.insert(target.to_owned(), BTreeMap::new());
-        }
-        let buckets = self.targets.get_mut(target).expect("inserted above");
-        let sum = buckets.entry(at_ms / self.bucket_ms).or_default();
-        sum.sent += 1;
-        if ok {
-            sum.answered += 1;
-            if let Some(rtt) = rtt_us {
-                sum.rtt_sum_us += u64::from(rtt);
-                sum.timed += 1;
-            }
-        }
-    }
-
-    fn series(self) -> Series {
-        let bucket_ms = self.bucket_ms;
-        let targets = self
-            .targets
+impl Series {
+    fn new(bucket_ms: u64, found: BTreeMap<String, Vec<Bucket>>) -> Series {
+        let targets = found
             .into_iter()
             .map(|(target, buckets)| TargetSeries {
                 target,
                 points: buckets
                     .into_iter()
-                    .map(|(index, sum)| Point {
-                        at_ms: index * bucket_ms + bucket_ms / 2,
-                        sent: sum.sent,
-                        answered: sum.answered,
-                        // To the microsecond, as measured.
-                        rtt_ms: (sum.timed > 0)
-                            .then(|| (sum.rtt_sum_us / sum.timed) as f64 / 1000.0),
+                    .map(|b| Point {
+                        at_ms: b.start_ms + bucket_ms / 2,
+                        sent: b.sent,
+                        answered: b.answered,
+                        // Kinds that answer without a round trip (HTTP) sum
+                        // none: no mean of nothing.
+                        rtt_ms: (b.rtt_sum_us > 0 && b.answered > 0)
+                            .then(|| (b.rtt_sum_us / b.answered) as f64 / 1000.0),
                     })
                     .collect(),
             })
@@ -307,23 +270,29 @@ mod tests {
     #[test]
     fn buckets_are_whole_minutes_about_points_per_window() {
         const DAY: u64 = 86_400_000;
-        assert_eq!(Buckets::new(0, 3_600_000).bucket_ms, MINUTE_MS);
-        assert_eq!(Buckets::new(0, DAY).bucket_ms, 4 * MINUTE_MS);
-        assert_eq!(Buckets::new(5, 5 + DAY + 40).bucket_ms, 4 * MINUTE_MS);
-        assert_eq!(Buckets::new(0, 7 * DAY).bucket_ms, 28 * MINUTE_MS);
-        assert_eq!(Buckets::new(0, 30 * DAY).bucket_ms, 120 * MINUTE_MS);
+        assert_eq!(bucket_ms(0, 3_600_000), MINUTE_MS);
+        assert_eq!(bucket_ms(0, DAY), 4 * MINUTE_MS);
+        assert_eq!(bucket_ms(5, 5 + DAY + 40), 4 * MINUTE_MS);
+        assert_eq!(bucket_ms(0, 7 * DAY), 28 * MINUTE_MS);
+        assert_eq!(bucket_ms(0, 30 * DAY), 120 * MINUTE_MS);
     }
 
     #[test]
-    fn a_series_sums_answers_and_averages_measured_round_trips() {
-        let mut buckets = Buckets::new(0, 3_600_000);
-        buckets.add(60_000, "dns", true, Some(10_000));
-        buckets.add(61_000, "dns", true, Some(20_500));
-        buckets.add(62_000, "dns", false, None);
-        buckets.add(63_000, "web", true, None);
-        buckets.add(185_000, "dns", false, None);
-        let series = buckets.series();
-        assert_eq!(series.bucket_ms, MINUTE_MS);
+    fn a_series_has_loss_and_the_mean_measured_round_trip_per_bucket() {
+        let bucket = |start_ms, sent, answered, rtt_sum_us| Bucket {
+            start_ms,
+            sent,
+            answered,
+            rtt_sum_us,
+        };
+        let found = BTreeMap::from([
+            (
+                "dns".to_owned(),
+                vec![bucket(60_000, 3, 2, 30_500), bucket(180_000, 1, 0, 0)],
+            ),
+            ("web".to_owned(), vec![bucket(0, 1, 1, 0)]),
+        ]);
+        let series = Series::new(MINUTE_MS, found);
         let dns = &series.targets[0];
         assert_eq!(dns.target, "dns");
         assert_eq!(

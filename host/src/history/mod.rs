@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use daily::{COLUMNS, History, ReadError, Reader, Row};
 pub use db::HistoryError;
 pub use outages::{Cause, Outage};
-pub use read::HistoryDb;
+pub use read::{Bucket, HistoryDb};
 pub use recorder::Recorder;
 pub use stats::Stats;
 

@@ -19,6 +19,16 @@ use crate::state::Millis;
 const MINUTE_MS: Millis = 60_000;
 const HOUR_MS: Millis = 3_600_000;
 
+/// Probe results of one target summed over a stretch of time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub start_ms: Millis,
+    pub sent: u64,
+    pub answered: u64,
+    /// Summed over the answers that measured a round trip.
+    pub rtt_sum_us: u64,
+}
+
 pub struct HistoryDb {
     path: PathBuf,
     conn: Connection,
@@ -207,6 +217,58 @@ impl HistoryDb {
             .into_iter()
             .map(|(name, a)| TargetStats::new(name, &a))
             .collect())
+    }
+
+    /// Probe results per target summed into buckets of `bucket_ms` (whole
+    /// minutes), aligned on multiples of it, for the minutes that start in
+    /// `[since, until)`: from the per-hour aggregates when buckets are
+    /// whole hours, else the per-minute ones, so a 30-day chart reads 720
+    /// rows per target, not 1.3 M probes, and reaches as far back as the
+    /// aggregates (2 years), not the raw rows (7 days). Per target (by
+    /// name), the buckets that saw a probe, oldest first.
+    pub fn buckets(
+        &self,
+        since: Millis,
+        until: Millis,
+        bucket_ms: Millis,
+    ) -> Result<BTreeMap<String, Vec<Bucket>>, HistoryError> {
+        let bucket_ms = bucket_ms.max(MINUTE_MS) / MINUTE_MS * MINUTE_MS;
+        let (table, column) = if bucket_ms % HOUR_MS == 0 {
+            ("probe_hours", "hour_ms")
+        } else {
+            ("probe_minutes", "minute_ms")
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT t.name, a.{column} / ?3 AS b, SUM(a.sent), SUM(a.answered),
+                        SUM(a.rtt_sum_us)
+                 FROM {table} a JOIN targets t ON t.id = a.target
+                 WHERE a.{column} >= ?1 AND a.{column} < ?2
+                 GROUP BY t.name, b ORDER BY t.name, b"
+            ))
+            .map_err(|e| self.error(e))?;
+        let mut rows = stmt
+            .query(params![sql(since), sql(until), sql(bucket_ms)])
+            .map_err(|e| self.error(e))?;
+        let mut found: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let read = || -> rusqlite::Result<(String, Bucket)> {
+                let count = |i| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                Ok((
+                    row.get(0)?,
+                    Bucket {
+                        start_ms: count(1)? * bucket_ms,
+                        sent: count(2)?,
+                        answered: count(3)?,
+                        rtt_sum_us: count(4)?,
+                    },
+                ))
+            };
+            let (target, bucket) = read().map_err(|e| self.error(e))?;
+            found.entry(target).or_default().push(bucket);
+        }
+        Ok(found)
     }
 
     /// Calls `each` with every raw probe row in `[since, until)`, in time

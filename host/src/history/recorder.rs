@@ -520,7 +520,7 @@ pub fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::HistoryDb;
+    use crate::history::{Bucket, HistoryDb};
     use crate::monitor::WanEvent;
     use crate::power::PowerState;
     use crate::state::{Evidence, ProbeKind, Role, Transition, WanState};
@@ -592,6 +592,47 @@ mod tests {
         let mut events = recorder.subscribe();
         recorder.observe(&wan(now, WanState::Sick, WanState::Up));
         assert_eq!(events.blocking_recv().unwrap().id, published.id + 1);
+    }
+
+    #[test]
+    fn chart_buckets_sum_the_aggregates_of_their_minutes_or_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let now = SystemClock.wall_ms();
+        // Two whole hours back, so that both tables have them.
+        let hour = now - now % HOUR_MS - 2 * HOUR_MS;
+        recorder.observe(&round(hour + 1_000, Some(10_000)));
+        recorder.observe(&round(hour + MINUTE_MS + 1_000, Some(30_000)));
+        recorder.observe(&round(hour + 2 * MINUTE_MS + 1_000, None));
+        recorder.observe(&round(hour + HOUR_MS + 1_000, Some(5_000)));
+        recorder.flush();
+        let db = HistoryDb::open(&path).unwrap();
+        let two_minutes = db.buckets(hour, hour + HOUR_MS, 2 * MINUTE_MS).unwrap();
+        assert_eq!(two_minutes.keys().collect::<Vec<_>>(), ["a", "b"]);
+        let bucket = |start_ms, sent, answered, rtt_sum_us| Bucket {
+            start_ms,
+            sent,
+            answered,
+            rtt_sum_us,
+        };
+        assert_eq!(
+            two_minutes["a"],
+            [
+                bucket(hour, 2, 2, 40_000),
+                bucket(hour + 2 * MINUTE_MS, 1, 0, 0)
+            ]
+        );
+        // Whole hours: from the hourly rows, the window's second hour too.
+        let hours = db.buckets(hour, hour + 2 * HOUR_MS, HOUR_MS).unwrap();
+        assert_eq!(
+            hours["b"],
+            [
+                bucket(hour, 3, 2, 40_000),
+                bucket(hour + HOUR_MS, 1, 1, 5_000)
+            ]
+        );
+        recorder.stop();
     }
 
     #[test]
