@@ -233,7 +233,7 @@ impl HistoryDb {
         bucket_ms: Millis,
     ) -> Result<BTreeMap<String, Vec<Bucket>>, HistoryError> {
         let bucket_ms = bucket_ms.max(MINUTE_MS) / MINUTE_MS * MINUTE_MS;
-        let (table, column) = if bucket_ms % HOUR_MS == 0 {
+        let (table, column) = if bucket_ms.is_multiple_of(HOUR_MS) {
             ("probe_hours", "hour_ms")
         } else {
             ("probe_minutes", "minute_ms")
