@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ use crate::state::{Millis, Round};
 /// How often gathered probe rounds are committed.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long the start waits for the database to be opened and migrated.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
 /// The queue between the daemon and the writer.
 const QUEUE: usize = 1024;
 /// Rounds waiting beyond this many are dropped: the rest of the queue is
@@ -61,7 +63,7 @@ enum Message {
     Event(Millis, Observed),
     Round(Round),
     /// Commit what is gathered, then say so.
-    Flush(std::sync::mpsc::Sender<()>),
+    Flush(Sender<()>),
     Stop,
 }
 
@@ -99,11 +101,18 @@ impl Recorder {
             retention: (config.raw_retention, config.aggregate_retention),
         };
         let thread_path = path.clone();
+        let (opened, wait) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("history".into())
-            .spawn(move || writer.run(&thread_path, messages));
+            .spawn(move || writer.run(&thread_path, messages, opened));
         let handle = match handle {
-            Ok(handle) => Some(handle),
+            Ok(handle) => {
+                // Readers (the API) must not find the file before it is
+                // migrated; a locked database must not hold up the start
+                // for long either.
+                let _ = wait.recv_timeout(OPEN_WAIT);
+                Some(handle)
+            }
             Err(e) => {
                 tracing::error!("cannot start the history writer: {e}; going on without history");
                 None
@@ -210,11 +219,14 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, path: &Path, messages: Receiver<Message>) {
+    /// `opened` is told once the database is open and migrated (or found
+    /// unusable).
+    fn run(mut self, path: &Path, messages: Receiver<Message>, opened: Sender<()>) {
         self.store = Store::open(path, SystemClock.wall_ms());
         if let Some(store) = &self.store {
             self.next_id = store.last_id().unwrap_or(0) + 1;
         }
+        let _ = opened.send(());
         let mut commit_at = Instant::now() + COMMIT_EVERY;
         let mut prune_at = Instant::now();
         loop {
