@@ -2,7 +2,10 @@
 //! the release binary with the built-in policies, probing three loopback
 //! targets (ICMP as root, else TCP) every 2 s for a minute, on its first
 //! start and on a restart, and the size of the binary. Targets: under 0.1 %
-//! of a core and under 25 MB RSS.
+//! of a core and under 25 MB RSS. A third run restarts it on a week of
+//! generated history (raw rows and aggregates, a few outages) and asks its
+//! HTTP server for the dashboard, a week's statistics and chart series and
+//! the status, as someone opening the dashboard would, before measuring.
 //!
 //! cargo build --release && cargo bench -p wanwatch --bench idle
 //!
@@ -11,11 +14,16 @@
 //! the sample (default 60); `WANWATCH_BIN` measures another build of the
 //! binary.
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/generated_history.rs"]
+mod generated_history;
+
+const WEEK_MS: u64 = 7 * 24 * generated_history::HOUR;
 
 fn main() {
     let binary = std::env::var_os("WANWATCH_BIN").map_or_else(
@@ -53,17 +61,45 @@ fn main() {
         if icmp { "ICMP" } else { "TCP" }
     );
     let config = dir.path().join("wanwatch.toml");
-    std::fs::write(&config, format!("state_dir = {:?}\n{targets}", dir.path())).unwrap();
+    let api = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[http]\nlisten = \"{api}\"\n{targets}",
+            dir.path()
+        ),
+    )
+    .unwrap();
     let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
     println!("release binary: {:.1} MB", size as f64 / 1e6);
     // The first start compiles the built-in plugins (pages of the compiler
     // in the binary are touched); a restart finds them in the cache, as
     // every start after the first does.
-    for run in [
-        "first start (compiles the plugins)",
-        "restart (plugins from the cache)",
+    for (run, history) in [
+        ("first start (compiles the plugins)", false),
+        ("restart (plugins from the cache)", false),
+        (
+            "restart on a week of history, dashboard and API asked",
+            true,
+        ),
     ] {
-        let idle = measure(&binary, &config, Duration::from_secs(seconds));
+        let mut asked = None;
+        if history {
+            let db = dir.path().join("history.db");
+            for leftover in ["history.db", "history.db-wal", "history.db-shm"] {
+                let _ = std::fs::remove_file(dir.path().join(leftover));
+            }
+            let names = ["lo1", "lo2", "lo3"];
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            generated_history::generate(&db, now, WEEK_MS, &names, 10, true);
+            asked = Some(api);
+        }
+        let idle = measure(&binary, &config, Duration::from_secs(seconds), asked);
         println!(
             "{run}: CPU {:.3} s in {:.0} s = {:.3} % of a core ({:.0} ms a minute); RSS {:.1} MB, of which anonymous {:.1} MB",
             idle.cpu_s,
@@ -83,8 +119,14 @@ struct Idle {
     anon_kib: u64,
 }
 
-/// Runs the daemon on `config`, lets it settle, and measures it idle.
-fn measure(binary: &Path, config: &Path, over: Duration) -> Idle {
+/// Runs the daemon on `config`, lets it settle, and measures it idle;
+/// with `api`, after asking its HTTP server what the dashboard asks.
+fn measure(
+    binary: &Path,
+    config: &Path,
+    over: Duration,
+    api: Option<std::net::SocketAddr>,
+) -> Idle {
     let mut daemon = Command::new(binary)
         .args(["run", "--config"])
         .arg(config)
@@ -95,6 +137,20 @@ fn measure(binary: &Path, config: &Path, over: Duration) -> Idle {
     let pid = daemon.id();
     // Past the start (plugins compiled or read from the cache, first rounds).
     std::thread::sleep(Duration::from_secs(10));
+    for path in api.iter().flat_map(|_| {
+        [
+            "/",
+            "/dashboard/app.js",
+            "/api/v1/status",
+            "/api/v1/stats?since=7d",
+            "/api/v1/outages?since=7d",
+            "/dashboard/series?since=7d",
+        ]
+    }) {
+        let address = api.expect("asked only with an address");
+        let bytes = get(address, path);
+        println!("  GET {path}: {bytes} bytes");
+    }
     let (cpu0, at0) = (cpu_seconds(pid), Instant::now());
     std::thread::sleep(over);
     let (cpu1, elapsed) = (cpu_seconds(pid), at0.elapsed());
@@ -110,6 +166,24 @@ fn measure(binary: &Path, config: &Path, over: Duration) -> Idle {
         rss_kib,
         anon_kib,
     }
+}
+
+/// `GET path` over HTTP/1.1; the size of the whole answer.
+fn get(address: std::net::SocketAddr, path: &str) -> usize {
+    let mut stream = TcpStream::connect(address).expect("the daemon's HTTP server");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("a request sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("an answer");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+    answer.len()
 }
 
 /// CPU time of all the process's threads so far, in seconds, from
