@@ -98,7 +98,9 @@ impl Server {
             }
         };
         for address in &addresses {
-            tracing::info!("HTTP API listening on http://{address}/api/v1/");
+            tracing::info!(
+                "dashboard on http://{address}/, API under /api/v1/, metrics at /metrics"
+            );
         }
         Some(Server {
             stopping,
