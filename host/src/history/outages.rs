@@ -105,6 +105,21 @@ pub struct WanInput {
     pub evidence: Vec<Evidence>,
 }
 
+impl WanInput {
+    /// The link known up from `at_ms`, with nothing known before.
+    pub fn up_from(at_ms: Millis) -> WanInput {
+        WanInput {
+            at_ms,
+            previous: WanState::Up,
+            current: WanState::Up,
+            previous_duration_ms: 0,
+            local_fault: false,
+            power: PowerState::On,
+            evidence: Vec::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ActionInput {
     at_ms: Millis,

@@ -141,13 +141,21 @@ impl HistoryDb {
         let since = since_ms.min(until);
         let inputs = self.inputs(since, until)?;
         let found = outages::derive(&inputs, now);
-        let transitions: Vec<WanInput> = inputs
+        let mut transitions: Vec<WanInput> = inputs
             .iter()
             .filter_map(|i| match i {
                 Input::Wan(t) => Some(t.clone()),
                 Input::Cycle(_) => None,
             })
             .collect();
+        if transitions.is_empty() {
+            // No transition before `until` at all (the inputs reach back to
+            // the last up, or to the beginning): the state machine starts
+            // up and every change is recorded, so the link was up from the
+            // first probe recorded. A new install's first day is then up,
+            // not unknown.
+            transitions.extend(self.first_probe_minute(until)?.map(WanInput::up_from));
+        }
         // Time in states counts from the last transition at or before since.
         let first = transitions
             .iter()
@@ -269,6 +277,18 @@ impl HistoryDb {
             found.entry(target).or_default().push(bucket);
         }
         Ok(found)
+    }
+
+    /// The start of the first minute with probe results before `until`.
+    fn first_probe_minute(&self, until: Millis) -> Result<Option<Millis>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT min(minute_ms) FROM probe_minutes WHERE minute_ms < ?1",
+                [sql(until)],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|first| first.map(|ms| ms.max(0) as Millis))
+            .map_err(|e| self.error(e))
     }
 
     /// Calls `each` with every raw probe row in `[since, until)`, in time

@@ -648,6 +648,31 @@ mod tests {
     }
 
     #[test]
+    fn without_any_transition_the_link_was_up_from_the_first_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let recorder = Recorder::start(path.clone(), &HistoryConfig::default());
+        let now = SystemClock.wall_ms();
+        let minute = now - now % MINUTE_MS - 10 * MINUTE_MS;
+        recorder.observe(&round(minute + 1_000, Some(10_000)));
+        recorder.flush();
+        let db = HistoryDb::open(&path).unwrap();
+        let since = minute - 5 * MINUTE_MS;
+        let until = minute + 5 * MINUTE_MS;
+        let stats = db.stats(since, until).unwrap();
+        assert_eq!(
+            (stats.up_ms, stats.unknown_ms, stats.up_share),
+            (5 * MINUTE_MS, 5 * MINUTE_MS, Some(1.0))
+        );
+        // Once a transition is recorded, the states are the transitions'.
+        recorder.observe(&wan(minute + 2 * MINUTE_MS, WanState::Up, WanState::Sick));
+        recorder.flush();
+        let stats = db.stats(since, until).unwrap();
+        assert_eq!(stats.sick_ms, 3 * MINUTE_MS);
+        recorder.stop();
+    }
+
+    #[test]
     fn a_locked_database_is_done_without_and_events_still_numbered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");
