@@ -12,7 +12,7 @@ pub mod shelly;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -239,6 +239,23 @@ pub fn wan_event(previous: WanState, current: WanState) -> Event {
 
 /// The daemon process; killed on drop if the test fails half-way.
 pub struct DaemonProcess(pub Child);
+
+impl DaemonProcess {
+    /// `wanwatch run --config CONFIG`, its log (stderr) going to `log`.
+    /// `binary` is the test's `env!("CARGO_BIN_EXE_wanwatch")`: only
+    /// integration tests are told where cargo built it.
+    pub fn run(binary: &str, config: &Path, log: impl Into<Stdio>) -> DaemonProcess {
+        DaemonProcess(
+            Command::new(binary)
+                .args(["run", "--config"])
+                .arg(config)
+                .stdin(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start the daemon"),
+        )
+    }
+}
 
 impl Drop for DaemonProcess {
     fn drop(&mut self) {

@@ -10,7 +10,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
@@ -86,15 +86,8 @@ listen = "{listen}"
             ),
         )
         .unwrap();
-        let process = DaemonProcess(
-            Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-                .args(["run", "--config"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
-                .spawn()
-                .expect("start the daemon"),
-        );
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let process = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, log);
         let daemon = Daemon {
             dir,
             process,

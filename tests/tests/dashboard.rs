@@ -8,7 +8,7 @@
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -51,15 +51,7 @@ port = {port}
         ),
     )
     .unwrap();
-    DaemonProcess(
-        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    )
+    DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null())
 }
 
 /// Waits until something listens on the port.

@@ -122,15 +122,7 @@ fn plugins_run_in_the_order_of_their_sections() {
         .collect();
     assert_eq!(listed, ["zeta", "alpha"], "{out}");
 
-    let daemon = DaemonProcess(
-        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let daemon = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null());
     let status = wait_for(&dir.path().join("status.json"), "the plugins", WAIT, |s| {
         s["plugins"].as_array().is_some_and(|p| p.len() == 2)
     });

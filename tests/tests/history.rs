@@ -16,15 +16,7 @@ use wanwatch_tests::{DaemonProcess, wait_for};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn daemon(config: &Path) -> DaemonProcess {
-    DaemonProcess(
-        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    )
+    DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), config, Stdio::null())
 }
 
 fn wanwatch(args: &[&str]) -> Output {

@@ -151,15 +151,7 @@ fn metrics_follow_an_outage_and_a_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), link, api, &plug);
     let status_file = dir.path().join("status.json");
-    let _daemon = DaemonProcess(
-        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let _daemon = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null());
 
     let status = wait_for(&status_file, "the WAN down, the modem cycled", WAIT, |s| {
         s["state"] == "down"

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -85,15 +85,7 @@ fn a_failing_resolver_takes_the_link_down_and_back() {
         ),
     )
     .unwrap();
-    let _daemon = DaemonProcess(
-        Command::new(env!("CARGO_BIN_EXE_wanwatch"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let _daemon = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null());
     let status_file = dir.path().join("status.json");
 
     let status = wait_for(&status_file, "every target answering", WAIT, |s| {
