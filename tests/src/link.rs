@@ -1,6 +1,7 @@
 //! A link the tests cut and restore: a TCP target on loopback.
 
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -40,6 +41,29 @@ impl Link {
                 }
             }
         });
+    }
+
+    /// The start of a daemon's config: `state_dir`, probing every 500 ms
+    /// (down after 1 s of failures), this link its one `wan` target,
+    /// `internet`. The test adds its own sections after it.
+    pub fn daemon_config(&self, state_dir: &Path) -> String {
+        format!(
+            r#"state_dir = "{state}"
+
+[probe]
+interval = "500ms"
+timeout = "300ms"
+down_after = "1s"
+
+[[targets]]
+name = "internet"
+address = "127.0.0.1"
+kind = "tcp"
+port = {port}
+"#,
+            state = state_dir.display(),
+            port = self.port,
+        )
     }
 
     pub fn cut(&self) {

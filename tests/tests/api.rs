@@ -64,25 +64,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                r#"state_dir = "{state}"
-
-[probe]
-interval = "500ms"
-timeout = "300ms"
-down_after = "1s"
-
-[[targets]]
-name = "internet"
-address = "127.0.0.1"
-kind = "tcp"
-port = {port}
-
-[http]
-listen = "{listen}"
-{extra}
-"#,
-                state = dir.path().display(),
-                port = link.port,
+                "{}\n[http]\nlisten = \"{listen}\"\n{extra}\n",
+                link.daemon_config(dir.path())
             ),
         )
         .unwrap();

@@ -30,24 +30,8 @@ fn daemon(dir: &Path, link: &Link, http_port: u16) -> DaemonProcess {
     std::fs::write(
         &config,
         format!(
-            r#"state_dir = "{state}"
-
-[probe]
-interval = "500ms"
-timeout = "300ms"
-down_after = "1s"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[[targets]]
-name = "internet"
-address = "127.0.0.1"
-kind = "tcp"
-port = {port}
-"#,
-            state = dir.display(),
-            port = link.port,
+            "{}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            link.daemon_config(dir)
         ),
     )
     .unwrap();

@@ -43,27 +43,7 @@ fn a_transition_is_in_the_database_at_once_survives_a_kill_and_makes_an_outage()
     let link = Link::up();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state_dir = "{state}"
-
-[probe]
-interval = "300ms"
-timeout = "200ms"
-down_after = "1s"
-
-[[targets]]
-name = "internet"
-address = "127.0.0.1"
-kind = "tcp"
-port = {port}
-"#,
-            state = dir.path().display(),
-            port = link.port,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, link.daemon_config(dir.path())).unwrap();
     let status_file = dir.path().join("status.json");
     let db = dir.path().join("history.db");
 

@@ -22,21 +22,9 @@ fn write_config(dir: &Path, link: &Link, plug: &Emulator, boot_wait: &str) -> Pa
     std::fs::write(
         &config,
         format!(
-            r#"state_dir = "{state}"
-
-[probe]
-interval = "500ms"
-timeout = "300ms"
-down_after = "1s"
-
+            r#"{start}
 [safety]
 max_cycles_per_hour = 20
-
-[[targets]]
-name = "internet"
-address = "127.0.0.1"
-kind = "tcp"
-port = {port}
 
 [devices.modem]
 kind = "shelly"
@@ -51,8 +39,7 @@ boot_wait = "{boot_wait}"
 max_wait = "{boot_wait}"
 max_cycles = 10
 "#,
-            state = dir.display(),
-            port = link.port,
+            start = link.daemon_config(dir),
             plug = plug.url(),
         ),
     )
