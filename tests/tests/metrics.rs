@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use wanwatch_tests::link::Link;
 use wanwatch_tests::shelly::{Emulator, Model};
 use wanwatch_tests::{DaemonProcess, skip, wait_for};
 
@@ -25,26 +26,14 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn write_config(dir: &Path, link: u16, api: u16, plug: &Emulator) -> PathBuf {
+fn write_config(dir: &Path, link: &Link, api: u16, plug: &Emulator) -> PathBuf {
     let config = dir.join("wanwatch.toml");
     std::fs::write(
         &config,
         format!(
-            r#"state_dir = "{state}"
-
-[probe]
-interval = "500ms"
-timeout = "300ms"
-down_after = "1s"
-
+            r#"{start}
 [http]
 listen = "127.0.0.1:{api}"
-
-[[targets]]
-name = "internet"
-address = "127.0.0.1"
-kind = "tcp"
-port = {link}
 
 [devices.modem]
 kind = "shelly"
@@ -59,7 +48,7 @@ off_seconds = 1
 boot_wait = "10m"
 max_wait = "10m"
 "#,
-            state = dir.display(),
+            start = link.daemon_config(dir),
             plug = plug.url(),
         ),
     )
@@ -145,11 +134,12 @@ fn assert_success(output: &std::process::Output, what: &str) {
 
 #[test]
 fn metrics_follow_an_outage_and_a_recovery() {
-    let link = free_port();
+    let link = Link::up();
+    link.cut();
     let api = free_port();
     let plug = Emulator::start(Model::PlusPlugS);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), link, api, &plug);
+    let config = write_config(dir.path(), &link, api, &plug);
     let status_file = dir.path().join("status.json");
     let _daemon = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null());
 
@@ -217,7 +207,7 @@ fn metrics_follow_an_outage_and_a_recovery() {
     );
 
     // The link comes back: the kernel completes the probes' handshakes.
-    let _listener = TcpListener::bind((Ipv4Addr::LOCALHOST, link)).unwrap();
+    link.restore();
     wait_for(&status_file, "the WAN up", WAIT, |s| s["state"] == "up");
     let (_, text) = scrape(api, OPENMETRICS);
     let up = samples(&text);
