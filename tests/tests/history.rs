@@ -5,7 +5,7 @@
 //! The link is a TCP target on 127.0.0.1 that the test opens and closes.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,11 +19,19 @@ fn daemon(config: &Path) -> DaemonProcess {
     DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), config, Stdio::null())
 }
 
-fn wanwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wanwatch"))
+/// Runs `wanwatch ARGS`, which must succeed; its standard output.
+fn wanwatch(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_wanwatch"))
         .args(args)
         .output()
-        .expect("run wanwatch")
+        .expect("run wanwatch");
+    assert!(
+        out.status.success(),
+        "wanwatch {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// The `wan` events in the database that went to `state`.
@@ -91,12 +99,7 @@ fn a_transition_is_in_the_database_at_once_survives_a_kill_and_makes_an_outage()
         "--config",
         config.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(stats["outages"], 1, "{stats:#}");
     assert_eq!(stats["outages_by_cause"]["wan"], 1, "{stats:#}");
     // From the first failed round to up again: the second of failing
@@ -110,7 +113,7 @@ fn a_transition_is_in_the_database_at_once_survives_a_kill_and_makes_an_outage()
 
     // The human table says the same.
     let out = wanwatch(&["stats", "--config", config.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     assert!(text.contains("  outages       1 ("), "{text}");
 
     // The raw rows, as the daily files `wanwatch simulate` replays.
@@ -126,12 +129,7 @@ fn a_transition_is_in_the_database_at_once_survives_a_kill_and_makes_an_outage()
         "--config",
         config.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file = String::from_utf8(out.stdout).unwrap();
+    let file = String::from_utf8(out).unwrap();
     let csv = std::fs::read_to_string(file.lines().next().unwrap()).unwrap();
     assert!(
         csv.starts_with("timestamp,datetime,status,ping_ms,target\n") && csv.contains(",ok,"),
