@@ -115,9 +115,8 @@ async fn series(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, Duration::from_secs(86_400))?;
-    let source = state.history.as_ref().ok_or_else(history::unavailable)?;
     let bucket_ms = bucket_ms(w.since_ms, w.until_ms);
-    let found = history::read(source, move |db| {
+    let found = history::read_history(&state, move |db| {
         db.buckets(w.since_ms, w.until_ms, bucket_ms)
     })
     .await?;

@@ -41,6 +41,15 @@ pub async fn read<T: Send + 'static>(
         })
 }
 
+/// Runs `query` against the daemon's history, or answers 503 when it has
+/// none.
+pub async fn read_history<T: Send + 'static>(
+    state: &AppState,
+    query: impl FnOnce(&HistoryDb) -> Result<T, HistoryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    read(state.history.as_ref().ok_or_else(unavailable)?, query).await
+}
+
 /// The events of one kind in the window, oldest first.
 async fn of_kind(
     state: &AppState,
@@ -48,8 +57,7 @@ async fn of_kind(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 7 * DAY)?;
-    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
-    let events = read(recorder, move |db| {
+    let events = read_history(state, move |db| {
         db.events(kind, w.since_ms, w.until_ms, w.limit)
     })
     .await?;
@@ -88,8 +96,7 @@ pub async fn outages(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 30 * DAY)?;
-    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
-    let mut outages = read(recorder, move |db| db.outages(w.since_ms, w.until_ms)).await?;
+    let mut outages = read_history(&state, move |db| db.outages(w.since_ms, w.until_ms)).await?;
     // The most recent ones, as with the other lists.
     let excess = outages.len().saturating_sub(w.limit);
     outages.drain(..excess);
@@ -103,7 +110,6 @@ pub async fn stats(
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let w = Window::of(query, 30 * DAY)?;
-    let recorder = state.history.as_ref().ok_or_else(unavailable)?;
-    let stats = read(recorder, move |db| db.stats(w.since_ms, w.until_ms)).await?;
+    let stats = read_history(&state, move |db| db.stats(w.since_ms, w.until_ms)).await?;
     Ok(json(&stats))
 }
