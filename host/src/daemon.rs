@@ -432,12 +432,6 @@ impl Daemon {
         }
     }
 
-    /// The history database's writer, when `[history] database` is on: its
-    /// file for readers, and the live stream of stored events.
-    pub fn recorder(&self) -> Option<&Recorder> {
-        self.recorder.as_ref()
-    }
-
     /// Runs until `shutdown` completes, then stops the plugins and flushes
     /// the status file.
     ///
