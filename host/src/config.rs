@@ -57,6 +57,10 @@ pub struct Config {
     /// The HTTP API, event stream, metrics and dashboard.
     #[serde(default)]
     pub http: crate::api::HttpConfig,
+    /// `[[heartbeat]]`: proof of life sent out of the house while the WAN
+    /// is up.
+    #[serde(default)]
+    pub heartbeat: Vec<crate::heartbeat::HeartbeatConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -706,6 +710,17 @@ pub(crate) mod human_duration {
                 "`{s}` is not a duration ({e}); write e.g. \"2s\", \"500ms\", \"3m\""
             ))
         })
+    }
+}
+
+/// `human_duration` for an optional key: `#[serde(default, with = ...)]`.
+pub(crate) mod human_duration_opt {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::human_duration::deserialize(d).map(Some)
     }
 }
 

@@ -214,7 +214,7 @@ impl<'de> Deserialize<'de> for Topic {
 
 /// An http(s) URL without credentials in it: credentials have their own
 /// keys, so that the URL can be logged.
-struct HttpUrl(Url);
+pub(crate) struct HttpUrl(pub(crate) Url);
 
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -267,7 +267,7 @@ impl<'de> Deserialize<'de> for Priority {
 
 /// The scheme, host and port of a URL, and `/…` when there is more: what
 /// logs may show of a URL whose path may be a secret.
-pub(super) fn redacted_url(url: &Url) -> String {
+pub(crate) fn redacted_url(url: &Url) -> String {
     let origin = url.origin().ascii_serialization();
     if url.path() == "/" && url.query().is_none() {
         origin

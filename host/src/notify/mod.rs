@@ -29,6 +29,7 @@ mod outbox;
 mod queue;
 pub mod webhook;
 
+pub(crate) use config::{HttpUrl, redacted_url};
 pub use config::{NotifyConfig, NtfyAuth, NtfyConfig, Secret, WebhookConfig, is_configured};
 pub use delivery::{DeliveryError, NotifyError, Tuning, http_client};
 pub use outbox::{Outbox, OutboxStatus, SinkStatus};
