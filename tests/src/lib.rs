@@ -9,6 +9,7 @@ pub mod http;
 pub mod link;
 pub mod ntfy;
 pub mod shelly;
+pub mod watcher;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};

@@ -230,7 +230,7 @@ fn migrate(path: &Path, conn: &Connection, migrations: &[&str]) -> Result<(), Hi
             sqlite(e)
         })?;
         tracing::info!(
-            "history database {}: migrated to schema version {to}",
+            "database {}: migrated to schema version {to}",
             path.display()
         );
     }

@@ -19,8 +19,10 @@ pub const DEFAULT_PORT: u16 = 8787;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatcherConfig {
-    /// The database and the notification queue. Default: as the daemon's
-    /// (`/var/lib/wanwatch` as root, else `$XDG_STATE_HOME/wanwatch`).
+    /// The database and the notification queue. Default: `watcher` in the
+    /// daemon's default (`/var/lib/wanwatch/watcher` as root, else
+    /// `$XDG_STATE_HOME/wanwatch/watcher`), apart from a daemon's files on
+    /// the same machine.
     pub state_dir: Option<PathBuf>,
     /// One address or a list.
     #[serde(
@@ -133,11 +135,12 @@ impl WatcherConfig {
         errors
     }
 
-    /// The state directory: the configured one, or the daemon's default.
+    /// The state directory: the configured one, or `watcher` in the
+    /// daemon's default.
     pub fn state_dir_or_default(&self) -> PathBuf {
         self.state_dir
             .clone()
-            .unwrap_or_else(crate::config::default_state_dir)
+            .unwrap_or_else(|| crate::config::default_state_dir().join("watcher"))
     }
 
     /// How long `site` may be silent before it is DOWN.

@@ -289,11 +289,13 @@ impl Core {
                     skewed,
                 } => {
                     let off = human::duration_ms(offset_ms.unsigned_abs());
-                    let way = if offset_ms < 0 { "behind" } else { "ahead" };
+                    let way = if offset_ms < 0 { "behind" } else { "ahead of" };
                     if skewed {
-                        tracing::warn!("{site}: its clock is {off} {way} of the watcher's");
+                        tracing::warn!("{site}: its clock is {off} {way} the watcher's");
                     } else {
-                        tracing::info!("{site}: its clock is right again ({off} {way})");
+                        tracing::info!(
+                            "{site}: its clock is right again ({off} {way} the watcher's)"
+                        );
                     }
                 }
             }
