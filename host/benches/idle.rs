@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 #[path = "support/generated_history.rs"]
 mod generated_history;
+#[path = "support/proc.rs"]
+mod proc;
+use proc::status_field;
 
 const WEEK_MS: u64 = 7 * 24 * generated_history::HOUR;
 
@@ -202,19 +205,4 @@ fn cpu_seconds(pid: u32) -> f64 {
         })
         .sum();
     nanos as f64 / 1e9
-}
-
-/// A `kB` field of /proc/PID/status.
-fn status_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }

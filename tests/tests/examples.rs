@@ -50,12 +50,9 @@ fn the_complete_example_sets_up_every_part() {
 #[test]
 fn the_watcher_example_sets_up_every_part() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/watcher.toml");
-    let config = WatcherConfig::load(&path)
-        .unwrap_or_else(|e| panic!("{}", wanwatch::config::describe(&e)));
-    assert_eq!(
-        config.sites.keys().collect::<Vec<_>>(),
-        ["cabin", "home"]
-    );
+    let config =
+        WatcherConfig::load(&path).unwrap_or_else(|e| panic!("{}", wanwatch::config::describe(&e)));
+    assert_eq!(config.sites.keys().collect::<Vec<_>>(), ["cabin", "home"]);
     assert!(config.notify.ntfy.is_some());
     assert!(config.token.is_some());
     assert!(config.remind_every.is_some());
