@@ -61,15 +61,18 @@ fn main() {
     }
     let path = dir.path().join("watcher.toml");
     std::fs::write(&path, config).unwrap();
-    let mut watcher = Command::new(&binary)
-        .args(["watcher", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the watcher");
-    let pid = watcher.id();
+    let watcher = Watcher(
+        Command::new(&binary)
+            .args(["watcher", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the watcher"),
+    );
+    let pid = watcher.0.id();
+    wanwatch::http::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -100,9 +103,7 @@ fn main() {
         (cpu1 - cpu0, elapsed, rss_kib, up, sender)
     });
     let (cpu_s, elapsed, rss_kib, up, sender) = result;
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let _ = watcher.wait();
+    drop(watcher);
     let sent = sender.sent.load(Ordering::Relaxed);
     let failed = sender.failed.load(Ordering::Relaxed);
     let mut latencies = std::mem::take(&mut *sender.latencies.lock().unwrap());
@@ -124,6 +125,17 @@ fn main() {
     if failed > 0 || up != sites {
         eprintln!("the watcher did not take every heartbeat");
         std::process::exit(1);
+    }
+}
+
+/// The watcher process, stopped (SIGTERM) when the bench ends or fails.
+struct Watcher(std::process::Child);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.0.wait();
     }
 }
 
