@@ -63,6 +63,26 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint (see docs/watcher.md)")
 }
 
+/// Why a site's request is refused.
+enum Refusal {
+    Unauthorized,
+    BadBody(serde_json::Error),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Unauthorized => unauthorized(
+                "unknown site or wrong token (`Authorization: Bearer <the site's token>`)",
+            ),
+            Refusal::BadBody(e) => {
+                ApiError::bad_request(format!("the body is not the expected JSON: {e}"))
+                    .into_response()
+            }
+        }
+    }
+}
+
 /// The site's request, authenticated before its body is read as `T`.
 fn admit<T: DeserializeOwned>(
     watcher: &Watcher,
@@ -70,18 +90,11 @@ fn admit<T: DeserializeOwned>(
     headers: &HeaderMap,
     peer: SocketAddr,
     body: &[u8],
-) -> Result<T, Response> {
-    if watcher
+) -> Result<T, Refusal> {
+    watcher
         .authenticate(site, bearer(headers), peer.ip())
-        .is_err()
-    {
-        return Err(unauthorized(
-            "unknown site or wrong token (`Authorization: Bearer <the site's token>`)",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not the expected JSON: {e}")))
-        .map_err(IntoResponse::into_response)
+        .map_err(|_| Refusal::Unauthorized)?;
+    serde_json::from_slice(body).map_err(Refusal::BadBody)
 }
 
 /// Runs blocking work of the watcher's (SQLite, the queue's fsync) off the
@@ -104,7 +117,7 @@ async fn heartbeat(
 ) -> Response {
     let heartbeat = match admit(&watcher, &site, &headers, peer, &body) {
         Ok(heartbeat) => heartbeat,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match blocking(move || watcher.heartbeat(&site, &heartbeat)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -124,7 +137,7 @@ async fn report(
     let report: super::protocol::OutageReport = match admit(&watcher, &site, &headers, peer, &body)
     {
         Ok(report) => report,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     if report.id.is_empty() || report.id.len() > 128 {
         return ApiError::bad_request("a report's id is 1 to 128 characters").into_response();
