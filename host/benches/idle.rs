@@ -16,7 +16,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,17 +29,7 @@ use proc::status_field;
 const WEEK_MS: u64 = 7 * 24 * generated_history::HOUR;
 
 fn main() {
-    let binary = std::env::var_os("WANWATCH_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch"),
-        PathBuf::from,
-    );
-    if !binary.is_file() {
-        eprintln!(
-            "no release binary at {}: run `cargo build --release` first",
-            binary.display()
-        );
-        std::process::exit(1);
-    }
+    let binary = proc::release_binary();
     let seconds: u64 = std::env::var("IDLE_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

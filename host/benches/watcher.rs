@@ -14,7 +14,6 @@
 //! over that shorter interval), `WANWATCH_BIN` (another build).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,17 +33,7 @@ use proc::status_field;
 const VIEWER: &str = "bench-viewer-token";
 
 fn main() {
-    let binary = std::env::var_os("WANWATCH_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch"),
-        PathBuf::from,
-    );
-    if !binary.is_file() {
-        eprintln!(
-            "no release binary at {}: run `cargo build --release` first",
-            binary.display()
-        );
-        std::process::exit(1);
-    }
+    let binary = proc::release_binary();
     let sites = env("WATCHER_SITES", 1000);
     let interval = Duration::from_secs(env("WATCHER_SECONDS", 60).max(1));
     let dir = tempfile::tempdir().expect("a temp dir");

@@ -17,28 +17,20 @@ pub const DEFAULT: u8 = 3;
 /// Who raised the notifications, as the webhook document names it.
 const SOURCE: &str = "watcher";
 
-/// `site` has been silent for `silent_ms` since `last_seen`.
-pub fn down(site: &str, last_seen: Millis, silent_ms: Millis, now: Millis) -> Notification {
+/// `site` has been silent for `silent_ms` since `last_seen`: DOWN, or
+/// still DOWN for a reminder.
+pub fn down(
+    site: &str,
+    last_seen: Millis,
+    silent_ms: Millis,
+    reminder: bool,
+    now: Millis,
+) -> Notification {
+    let down = if reminder { "still DOWN" } else { "DOWN" };
     notification(
-        format!("{site}: home network DOWN"),
+        format!("{site}: home network {down}"),
         format!(
-            "{site}: home network DOWN, no heartbeat for {} (last seen {})",
-            minutes(silent_ms),
-            human::timestamp(last_seen)
-        ),
-        HIGH,
-        WanState::Down,
-        last_seen,
-        now,
-    )
-}
-
-/// Still DOWN.
-pub fn reminder(site: &str, last_seen: Millis, silent_ms: Millis, now: Millis) -> Notification {
-    notification(
-        format!("{site}: home network still DOWN"),
-        format!(
-            "{site}: home network still DOWN, no heartbeat for {} (last seen {})",
+            "{site}: home network {down}, no heartbeat for {} (last seen {})",
             minutes(silent_ms),
             human::timestamp(last_seen)
         ),
@@ -114,7 +106,7 @@ mod tests {
 
     #[test]
     fn notifications_say_what_people_expect() {
-        let n = down("home", 0, 180_000, 180_000);
+        let n = down("home", 0, 180_000, false, 180_000);
         assert_eq!(n.title, "home: home network DOWN");
         assert_eq!(
             n.body,

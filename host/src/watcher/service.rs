@@ -247,7 +247,7 @@ impl Core {
                         "{site}: DOWN, no heartbeat for {}",
                         human::duration_ms(silent_ms)
                     );
-                    self.notify(&alerts::down(&site, last_seen, silent_ms, now.wall));
+                    self.notify(&alerts::down(&site, last_seen, silent_ms, false, now.wall));
                     if let Err(e) = self.store.down(&site, last_seen, now.wall) {
                         tracing::error!("cannot record that {site} is DOWN: {e}");
                     }
@@ -257,7 +257,7 @@ impl Core {
                     last_seen,
                     silent_ms,
                 } => {
-                    self.notify(&alerts::reminder(&site, last_seen, silent_ms, now.wall));
+                    self.notify(&alerts::down(&site, last_seen, silent_ms, true, now.wall));
                     if let Err(e) = self.store.reminded(&site, now.wall) {
                         tracing::error!("cannot record the reminder for {site}: {e}");
                     }

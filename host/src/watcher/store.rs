@@ -298,32 +298,25 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        match joined {
-            Some(id) => tx.execute(
-                "UPDATE outages SET report_id = ?2, report = ?3, report_start_ms = ?4,
-                     report_end_ms = ?5, cause = ?6 WHERE id = ?1",
-                params![
-                    id,
-                    report.id,
-                    json,
-                    sql(report.started_at_ms),
-                    sql(report.ended_at_ms),
-                    report.cause
-                ],
-            )?,
-            None => tx.execute(
-                "INSERT INTO outages (site, report_id, report, report_start_ms,
-                     report_end_ms, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    site,
-                    report.id,
-                    json,
-                    sql(report.started_at_ms),
-                    sql(report.ended_at_ms),
-                    report.cause
-                ],
-            )?,
+        let id = match joined {
+            Some(id) => id,
+            None => {
+                tx.execute("INSERT INTO outages (site) VALUES (?1)", [site])?;
+                tx.last_insert_rowid()
+            }
         };
+        tx.execute(
+            "UPDATE outages SET report_id = ?2, report = ?3, report_start_ms = ?4,
+                 report_end_ms = ?5, cause = ?6 WHERE id = ?1",
+            params![
+                id,
+                report.id,
+                json,
+                sql(report.started_at_ms),
+                sql(report.ended_at_ms),
+                report.cause
+            ],
+        )?;
         tx.commit()?;
         Ok(Stored::New)
     }
