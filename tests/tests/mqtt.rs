@@ -43,9 +43,8 @@ impl Broker {
             return None;
         }
         let port = free_port();
-        let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest stderr\n"
-        );
+        let mut conf =
+            format!("listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest stderr\n");
         match password {
             Some(password) => {
                 let file = dir.join("passwords");
@@ -126,7 +125,8 @@ struct Watcher {
 
 impl Watcher {
     fn connect(broker: &Broker, credentials: Option<(&str, &str)>) -> Watcher {
-        let mut options = MqttOptions::new(format!("watcher-{}", free_port()), "127.0.0.1", broker.port);
+        let mut options =
+            MqttOptions::new(format!("watcher-{}", free_port()), "127.0.0.1", broker.port);
         options.set_keep_alive(Duration::from_secs(5));
         if let Some((user, password)) = credentials {
             options.set_credentials(user, password);
@@ -232,12 +232,28 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
         return;
     };
     let watcher = Watcher::connect(&broker, None);
+    // A press left retained on the broker (by a misconfigured client): the
+    // broker hands it to every new subscription, so acting on it would
+    // cycle the modem at every reconnect.
+    watcher
+        .client
+        .publish(
+            "wanwatch/device/modem/cycle",
+            QoS::AtLeastOnce,
+            true,
+            "PRESS",
+        )
+        .unwrap();
+    watcher.wait("wanwatch/device/modem/cycle", "the retained press", |_| {
+        true
+    });
     let link = Link::up();
     let plug = Emulator::start(Model::PlusPlugS);
+    // No policy that cycles: the only cycle is the button's.
     let daemon = Daemon::start(
         &link,
         &format!(
-            "[devices.modem]\nkind = \"shelly\"\naddress = \"{}\"\n\n{}",
+            "[plugins.notify]\nnotify = true\n\n[devices.modem]\nkind = \"shelly\"\naddress = \"{}\"\n\n{}",
             plug.url(),
             mqtt_section(&broker)
         ),
@@ -254,22 +270,24 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
     assert_eq!(wan["state_topic"], "wanwatch/state");
     assert_eq!(wan["availability_topic"], "wanwatch/availability");
     assert_eq!(wan["unique_id"], "wanwatch-test_wan");
-    for (object, unit) in [
-        ("round_trip", "ms"),
-        ("loss", "%"),
-        ("last_outage", "s"),
-    ] {
+    for (object, unit) in [("round_trip", "ms"), ("loss", "%"), ("last_outage", "s")] {
         let sensor = config("sensor", object);
         assert_eq!(sensor["unit_of_measurement"], unit, "{sensor}");
         assert_eq!(sensor["state_topic"], "wanwatch/stats");
-        assert_eq!(sensor["device"]["identifiers"], wan["device"]["identifiers"]);
+        assert_eq!(
+            sensor["device"]["identifiers"],
+            wan["device"]["identifiers"]
+        );
     }
     assert_eq!(
         config("sensor", "outages_today")["value_template"],
         "{{ value_json.outages_today }}"
     );
     let button = config("button", "cycle_modem");
-    assert_eq!(button["command_topic"], "wanwatch/device/modem/cycle", "{button}");
+    assert_eq!(
+        button["command_topic"], "wanwatch/device/modem/cycle",
+        "{button}"
+    );
     assert_eq!(button["unique_id"], "wanwatch-test_cycle_modem");
 
     // The state; the figures once a round is in.
@@ -280,9 +298,15 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
 
     link.cut();
     watcher.wait_last("wanwatch/state", "down");
-    let transition = watcher.json("wanwatch/transition");
-    assert_eq!(transition["current"], "down", "{transition}");
-    assert_eq!(transition["previous"], "up");
+    let transition = watcher.wait("wanwatch/transition", "the transition to down", |m| {
+        serde_json::from_str::<Value>(&m.payload).is_ok_and(|t| t["current"] == "down")
+    });
+    let transition: Value = serde_json::from_str(&transition.payload).unwrap();
+    assert_eq!(
+        transition["evidence"][0]["target"], "internet",
+        "{transition}"
+    );
+    assert!(transition["previous_duration_ms"].is_u64(), "{transition}");
     link.restore();
     watcher.wait_last("wanwatch/state", "up");
     let stats = watcher.wait("wanwatch/stats", "the outage counted", |m| {
@@ -294,8 +318,15 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
     let late = Watcher::connect(&broker, None);
     assert!(late.wait_last("wanwatch/state", "up").retain);
     assert!(late.wait_last("wanwatch/availability", "online").retain);
-    assert!(late.wait("wanwatch/stats", "stats", |m| m.payload == stats.payload).retain);
-    late.wait("homeassistant/button/wanwatch-test/cycle_modem/config", "", |_| true);
+    assert!(
+        late.wait("wanwatch/stats", "stats", |m| m.payload == stats.payload)
+            .retain
+    );
+    late.wait(
+        "homeassistant/button/wanwatch-test/cycle_modem/config",
+        "",
+        |_| true,
+    );
     let configs: Vec<Received> = late
         .seen
         .items()
@@ -305,22 +336,34 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
     assert!(configs.len() >= 7, "{configs:?}");
     assert!(configs.iter().all(|m| m.retain), "{configs:?}");
 
-    // A retained press is ignored: it would cycle the modem at every
-    // reconnect. A plain press cycles it through the Actions gateway.
+    // The retained press was ignored, and cleared; a press cycles the
+    // modem through the Actions gateway.
+    assert!(
+        daemon.log().contains("ignoring a retained message"),
+        "{}",
+        daemon.log()
+    );
+    watcher.wait_last("wanwatch/device/modem/cycle", "");
     watcher
         .client
-        .publish("wanwatch/device/modem/cycle", QoS::AtLeastOnce, true, "PRESS")
+        .publish(
+            "wanwatch/device/modem/cycle",
+            QoS::AtLeastOnce,
+            false,
+            "PRESS",
+        )
         .unwrap();
-    watcher
-        .client
-        .publish("wanwatch/device/modem/cycle", QoS::AtLeastOnce, false, "PRESS")
-        .unwrap();
-    let status = wait_for(&daemon.status(), "the button's cycle journalled", WAIT, |s| {
-        s["actions"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|a| a["plugin"] == "mqtt" && a["action"] == "power-cycle")
-        })
-    });
+    let status = wait_for(
+        &daemon.status(),
+        "the button's cycle journalled",
+        WAIT,
+        |s| {
+            s["actions"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|a| a["plugin"] == "mqtt" && a["outcome"] == "done")
+            })
+        },
+    );
     let journal: Vec<&Value> = status["actions"]
         .as_array()
         .unwrap()
@@ -338,11 +381,6 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
     assert_eq!(off, 1, "{:?}", plug.calls());
     let action = watcher.json("wanwatch/action");
     assert_eq!(action["plugin"], "mqtt", "{action}");
-    assert!(
-        daemon.log().contains("ignoring a retained message"),
-        "{}",
-        daemon.log()
-    );
     assert_eq!(status["mqtt"]["connected"], true, "{status}");
 }
 
@@ -368,9 +406,12 @@ fn a_restarted_broker_gets_everything_again_and_a_killed_daemon_leaves_its_last_
         s["last_round_at_ms"].as_u64() > Some(rounds_then)
     });
     link.cut();
-    wait_for(&daemon.status(), "the outage seen without a broker", WAIT, |s| {
-        s["state"] == "down"
-    });
+    wait_for(
+        &daemon.status(),
+        "the outage seen without a broker",
+        WAIT,
+        |s| s["state"] == "down",
+    );
 
     // Back, without the retained messages it had (no persistence): the
     // daemon publishes them again, its state as it is now among them.
@@ -390,8 +431,9 @@ fn a_restarted_broker_gets_everything_again_and_a_killed_daemon_leaves_its_last_
     // Killed without a goodbye: the broker publishes the last will.
     daemon.process.0.kill().unwrap();
     daemon.process.0.wait().unwrap();
-    let will = watcher.wait_last("wanwatch/availability", "offline");
-    assert!(will.retain);
+    watcher.wait_last("wanwatch/availability", "offline");
+    let later = Watcher::connect(&broker, None);
+    assert!(later.wait_last("wanwatch/availability", "offline").retain);
 }
 
 #[test]
@@ -431,5 +473,16 @@ fn a_password_is_accepted_and_a_wrong_one_is_reported_without_showing_it() {
             assert!(!status.contains(secret), "{status}");
         }
     }
-    assert!(wrong.log().contains("bad user name or password") || wrong.log().contains("not authorized"));
+    assert!(
+        wrong.log().contains("bad user name or password") || wrong.log().contains("not authorized")
+    );
+
+    // Stopped: it says `offline` itself before it disconnects (a clean
+    // disconnect discards the last will), and stops promptly.
+    let mut right = right;
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(right.process.0.id() as i32, libc::SIGTERM) };
+    let exited = right.process.0.wait().unwrap();
+    assert!(exited.success(), "{exited:?}: {}", right.log());
+    watcher.wait_last("wanwatch/availability", "offline");
 }

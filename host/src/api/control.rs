@@ -60,9 +60,14 @@ pub async fn cycle(
             "off_seconds must be 1 to {MAX_OFF_SECONDS}, not {off_seconds}"
         )));
     }
-    let result = cycle_device(state.actions.clone(), REQUESTER, device.clone(), off_seconds)
-        .await
-        .map_err(|e| ApiError::internal("the power cycle did not complete", e))?;
+    let result = cycle_device(
+        state.actions.clone(),
+        REQUESTER,
+        device.clone(),
+        off_seconds,
+    )
+    .await
+    .map_err(|e| ApiError::internal("the power cycle did not complete", e))?;
     match result {
         Ok(()) => {
             let outcome = if state.status.borrow().dry_run {

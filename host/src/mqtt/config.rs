@@ -63,7 +63,9 @@ impl TryFrom<&str> for Broker {
         })?;
         if !url.username().is_empty() || url.password().is_some() {
             // Not quoted back: it holds a password.
-            return Err("the URL contains credentials; give them as `username` and `password`".into());
+            return Err(
+                "the URL contains credentials; give them as `username` and `password`".into(),
+            );
         }
         let tls = match url.scheme() {
             "mqtt" => false,
@@ -76,7 +78,10 @@ impl TryFrom<&str> for Broker {
         };
         let host = match url.host_str() {
             // An IPv6 address without its URL brackets.
-            Some(host) => host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             None => return Err(format!("`{s}` has no host")),
         };
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
@@ -196,7 +201,10 @@ pub(crate) fn topic_part(part: &str) -> Result<(), String> {
 impl MqttConfig {
     /// The checks that need the rest of the config: each configured device
     /// gets a button, its name one level of a command topic.
-    pub(crate) fn check(&self, devices: impl Iterator<Item = String>) -> Vec<(Vec<String>, String)> {
+    pub(crate) fn check(
+        &self,
+        devices: impl Iterator<Item = String>,
+    ) -> Vec<(Vec<String>, String)> {
         devices
             .filter(|name| name.contains(['/', '+', '#', '\0']))
             .map(|name| {
@@ -244,7 +252,10 @@ mod tests {
     #[test]
     fn bad_values_say_what_is_wrong_and_never_repeat_a_password() {
         let error = parse(r#"broker = "mqtt://me:hunter22@broker.lan""#).unwrap_err();
-        assert!(error.contains("credentials") && !error.contains("hunter22"), "{error}");
+        assert!(
+            error.contains("credentials") && !error.contains("hunter22"),
+            "{error}"
+        );
         let error = parse(r#"broker = "http://broker.lan""#).unwrap_err();
         assert!(error.contains("mqtts://"), "{error}");
         let error = parse(r#"broker = "mqtt://broker.lan/topic""#).unwrap_err();
@@ -266,5 +277,35 @@ mod tests {
         let config =
             parse("broker = \"mqtt://b\"\nusername = \"u\"\npassword = \"hunter22\"").unwrap();
         assert!(!format!("{config:?}").contains("hunter22"));
+    }
+}
+
+#[cfg(test)]
+mod located {
+    use std::path::Path;
+
+    use crate::config::{Config, describe};
+
+    fn error(text: &str) -> String {
+        describe(&Config::parse(Path::new("wanwatch.toml"), text).unwrap_err())
+    }
+
+    #[test]
+    fn errors_name_the_file_line_column_and_key() {
+        let e =
+            error("[probe]\nmin_ok = 1\n\n[mqtt]\nbroker = \"mqtt://b\"\nkeep_alive = \"1ms\"\n");
+        assert!(
+            e.starts_with("wanwatch.toml:4:1: mqtt: keep_alive: "),
+            "{e}"
+        );
+        let e = error("[mqtt]\nbroker = \"mqtt://b\"\nretain = true\n");
+        assert!(
+            e.starts_with("wanwatch.toml:") && e.contains("retain"),
+            "{e}"
+        );
+        let e = error(
+            "[devices.\"a/b\"]\nkind = \"shelly\"\naddress = \"10.0.0.2\"\n\n[mqtt]\nbroker = \"mqtt://b\"\n",
+        );
+        assert!(e.starts_with("wanwatch.toml:1:1: devices.a/b: "), "{e}");
     }
 }

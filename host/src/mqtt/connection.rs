@@ -19,7 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 use super::config::MqttConfig;
-use super::queue::{Queue, Request};
+use super::queue::{Message, Queue, Request};
 use super::topics::{OFFLINE, ONLINE, PRESS, Topics};
 use crate::actions::Actions;
 use crate::api::control;
@@ -57,7 +57,10 @@ impl Health {
     }
 
     pub fn get(&self) -> MqttStatus {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The connection cannot even be tried: said once, at start.
@@ -183,7 +186,7 @@ impl Driver {
     /// After a connect: `online`, the button subscription (a clean session
     /// forgets it), the discovery configs.
     fn first_requests(&self) -> Vec<Request> {
-        let online = super::queue::Message::retained(self.topics.availability(), ONLINE);
+        let online = Message::retained(self.topics.availability(), ONLINE);
         let mut first = vec![Request::Publish(online)];
         if !self.devices.is_empty() {
             first.push(Request::Subscribe(self.topics.cycle_commands()));
@@ -199,8 +202,17 @@ impl Driver {
             return;
         };
         if retained {
-            // Sent again at every reconnect: it would cycle the modem each time.
-            tracing::warn!("MQTT: ignoring a retained message on {topic}: publish presses without retain");
+            // Sent again at every reconnect: it would cycle the modem each
+            // time. An empty retained message removes it from the broker.
+            tracing::warn!(
+                "MQTT: ignoring a retained message on {topic} (and clearing it): publish presses without retain"
+            );
+            self.queue
+                .event(Message::retained(topic.to_owned(), Vec::new()));
+            return;
+        }
+        if payload.is_empty() {
+            // A retained press cleared (by us, or by whoever left it).
             return;
         }
         if payload != PRESS.as_bytes() {
@@ -226,7 +238,9 @@ impl Driver {
                 Ok(Err(reason)) => {
                     tracing::warn!("MQTT: the power cycle of {device} was not done: {reason}")
                 }
-                Err(e) => tracing::error!("MQTT: the power cycle of {device} did not complete: {e}"),
+                Err(e) => {
+                    tracing::error!("MQTT: the power cycle of {device} did not complete: {e}")
+                }
             }
         });
     }

@@ -50,7 +50,12 @@ impl Mqtt {
     /// daemon's (wall clock) as it starts. A TLS setup that fails (an
     /// unreadable `ca_file`) is logged and shown in the status; the daemon
     /// runs on without MQTT.
-    pub fn start(mqtt: &MqttConfig, config: &Config, actions: Arc<Actions>, status: &Status) -> Mqtt {
+    pub fn start(
+        mqtt: &MqttConfig,
+        config: &Config,
+        actions: Arc<Actions>,
+        status: &Status,
+    ) -> Mqtt {
         let topics = Topics::new(&mqtt.topic_prefix);
         let queue = Arc::new(Queue::default());
         let health = Arc::new(Health::new(mqtt.broker.to_string()));

@@ -21,7 +21,12 @@ pub struct Publisher {
 impl Publisher {
     /// Starts from `status` (wall clock), the daemon's as it starts: its
     /// state and power are published as soon as the broker is there.
-    pub fn new(topics: Topics, queue: Arc<Queue>, stats_every: Duration, status: &Status) -> Publisher {
+    pub fn new(
+        topics: Topics,
+        queue: Arc<Queue>,
+        stats_every: Duration,
+        status: &Status,
+    ) -> Publisher {
         queue.retain(Message::retained(topics.state(), status.state.name()));
         if let Some(power) = status.power {
             queue.retain(Message::retained(topics.power(), power.name()));

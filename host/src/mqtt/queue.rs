@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(queue.next(), publish("w/round", "r2"));
         assert_eq!(queue.next(), None);
         queue.connected(vec![Request::Subscribe("w/device/+/cycle".into())]);
-        assert_eq!(queue.next(), Some(Request::Subscribe("w/device/+/cycle".into())));
+        assert_eq!(
+            queue.next(),
+            Some(Request::Subscribe("w/device/+/cycle".into()))
+        );
         assert_eq!(queue.next(), publish("w/state", "down"));
         assert_eq!(queue.next(), None);
     }

@@ -133,7 +133,12 @@ mod tests {
         }
     }
 
-    fn transition(previous: WanState, current: WanState, at_ms: Millis, lasted: Millis) -> Transition {
+    fn transition(
+        previous: WanState,
+        current: WanState,
+        at_ms: Millis,
+        lasted: Millis,
+    ) -> Transition {
         Transition {
             previous,
             current,
@@ -157,14 +162,20 @@ mod tests {
         });
         summary.round(&Round {
             at_ms: 2,
-            results: vec![evidence(Role::Wan, Some(20_000)), evidence(Role::Wan, Some(30_000))],
+            results: vec![
+                evidence(Role::Wan, Some(20_000)),
+                evidence(Role::Wan, Some(30_000)),
+            ],
         });
         let stats = summary.take(3);
         assert_eq!(stats.rtt_ms, Some(20.0));
         assert_eq!(stats.loss_pct, Some(25.0));
         assert_eq!(stats.rounds, 2);
         let empty = summary.take(4);
-        assert_eq!((empty.rtt_ms, empty.loss_pct, empty.rounds), (None, None, 0));
+        assert_eq!(
+            (empty.rtt_ms, empty.loss_pct, empty.rounds),
+            (None, None, 0)
+        );
     }
 
     #[test]
@@ -172,15 +183,38 @@ mod tests {
         let mut status = Status::new(WanState::Up, 0, false);
         let day = 20_000 * DAY_MS;
         status.record_transition(&transition(WanState::Up, WanState::Down, day - 10, 5));
-        status.record_transition(&transition(WanState::Down, WanState::Up, day + 5_000, 5_010));
-        status.record_transition(&transition(WanState::Up, WanState::Down, day + 9_000, 4_000));
+        status.record_transition(&transition(
+            WanState::Down,
+            WanState::Up,
+            day + 5_000,
+            5_010,
+        ));
+        status.record_transition(&transition(
+            WanState::Up,
+            WanState::Down,
+            day + 9_000,
+            4_000,
+        ));
         let mut summary = Summary::resume(&status, day + 10_000);
         let stats = summary.take(day + 10_000);
         assert_eq!((stats.outages_today, stats.last_outage_s), (1, Some(5)));
-        summary.transition(&transition(WanState::Down, WanState::Up, day + 70_000, 61_000));
-        summary.transition(&transition(WanState::Up, WanState::Down, day + 80_000, 10_000));
+        summary.transition(&transition(
+            WanState::Down,
+            WanState::Up,
+            day + 70_000,
+            61_000,
+        ));
+        summary.transition(&transition(
+            WanState::Up,
+            WanState::Down,
+            day + 80_000,
+            10_000,
+        ));
         assert_eq!(summary.take(day + 90_000).outages_today, 2);
         let tomorrow = summary.take(day + DAY_MS);
-        assert_eq!((tomorrow.outages_today, tomorrow.last_outage_s), (0, Some(61)));
+        assert_eq!(
+            (tomorrow.outages_today, tomorrow.last_outage_s),
+            (0, Some(61))
+        );
     }
 }
