@@ -31,13 +31,40 @@ fn free_port() -> u16 {
 /// every retained message, as a broker restarted without a disk would.
 struct Broker {
     port: u16,
+    /// The TLS listener's, when it has one.
+    tls_port: Option<u16>,
     conf: PathBuf,
     child: Option<Child>,
 }
 
+/// Runs openssl in `dir`, or fails the test saying what it said.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA of its own in `dir` (`<name>.pem`, `<name>.key`).
+fn make_ca(dir: &Path, name: &str) {
+    let subject = format!("/CN={name}");
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject,
+            "-keyout", &key, "-out", &pem,
+        ],
+    );
+}
+
 impl Broker {
-    /// None (the test skips) when mosquitto is not installed.
-    fn start(dir: &Path, password: Option<&str>) -> Option<Broker> {
+    /// None (the test skips) when mosquitto is not installed. With `tls`,
+    /// a second listener speaks TLS with a certificate for 127.0.0.1 signed
+    /// by the CA `dir/ca.pem`.
+    fn start(dir: &Path, password: Option<&str>, tls: bool) -> Option<Broker> {
         if !Path::new(MOSQUITTO).exists() {
             skip("mosquitto is not installed (apt-get install mosquitto)");
             return None;
@@ -45,6 +72,34 @@ impl Broker {
         let port = free_port();
         let mut conf =
             format!("listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest stderr\n");
+        let tls_port = tls.then(|| {
+            make_ca(dir, "ca");
+            std::fs::write(
+                dir.join("server.ext"),
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(
+                dir,
+                &[
+                    "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+                    "server.key", "-out", "server.csr",
+                ],
+            );
+            openssl(
+                dir,
+                &[
+                    "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
+                ],
+            );
+            let tls_port = free_port();
+            conf += &format!(
+                "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n",
+                d = dir.display()
+            );
+            tls_port
+        });
         match password {
             Some(password) => {
                 let file = dir.join("passwords");
@@ -63,6 +118,7 @@ impl Broker {
         std::fs::write(&path, conf).unwrap();
         let mut broker = Broker {
             port,
+            tls_port,
             conf: path,
             child: None,
         };
@@ -228,7 +284,7 @@ fn mqtt_section(broker: &Broker) -> String {
 #[test]
 fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = Broker::start(dir.path(), None) else {
+    let Some(broker) = Broker::start(dir.path(), None, false) else {
         return;
     };
     let watcher = Watcher::connect(&broker, None);
@@ -387,7 +443,7 @@ fn home_assistant_gets_the_wan_its_figures_and_a_button_that_cycles_the_modem() 
 #[test]
 fn a_restarted_broker_gets_everything_again_and_a_killed_daemon_leaves_its_last_will() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut broker) = Broker::start(dir.path(), None) else {
+    let Some(mut broker) = Broker::start(dir.path(), None, false) else {
         return;
     };
     let link = Link::up();
@@ -439,7 +495,7 @@ fn a_restarted_broker_gets_everything_again_and_a_killed_daemon_leaves_its_last_
 #[test]
 fn a_password_is_accepted_and_a_wrong_one_is_reported_without_showing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(broker) = Broker::start(dir.path(), Some(PASSWORD)) else {
+    let Some(broker) = Broker::start(dir.path(), Some(PASSWORD), false) else {
         return;
     };
     let link = Link::up();
@@ -485,4 +541,51 @@ fn a_password_is_accepted_and_a_wrong_one_is_reported_without_showing_it() {
     let exited = right.process.0.wait().unwrap();
     assert!(exited.success(), "{exited:?}: {}", right.log());
     watcher.wait_last("wanwatch/availability", "offline");
+}
+
+#[test]
+fn tls_to_a_broker_of_its_own_ca_and_a_clear_error_for_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Broker::start(dir.path(), None, true) else {
+        return;
+    };
+    make_ca(dir.path(), "other-ca");
+    let watcher = Watcher::connect(&broker, None);
+    let link = Link::up();
+    let section = |ca: &str, client_id: &str| {
+        format!(
+            "[mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_id = \"{client_id}\"\ntopic_prefix = \"{client_id}\"\n",
+            broker.tls_port.unwrap(),
+            dir.path().join(ca).display()
+        )
+    };
+    let trusted = Daemon::start(&link, &section("ca.pem", "trusted"));
+    let stranger = Daemon::start(&link, &section("other-ca.pem", "stranger"));
+    let status = wait_for(&trusted.status(), "connected over TLS", WAIT, |s| {
+        s["mqtt"]["connected"] == true
+    });
+    assert!(
+        status["mqtt"]["broker"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("mqtts://")),
+        "{status}"
+    );
+    watcher.wait_last("trusted/availability", "online");
+    watcher.wait_last("trusted/state", "up");
+    let status = wait_for(&stranger.status(), "the certificate refused", WAIT, |s| {
+        s["mqtt"]["error"].is_string()
+    });
+    let error = status["mqtt"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("TLS: ") && error.contains("certificate"),
+        "{error}"
+    );
+    assert!(
+        !watcher
+            .seen
+            .items()
+            .iter()
+            .any(|m| m.topic.starts_with("stranger/")),
+        "nothing went out over a connection to an unknown CA's broker"
+    );
 }
