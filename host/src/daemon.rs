@@ -186,7 +186,7 @@ pub struct Daemon {
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
     interval: Duration,
-    /// History, API and exporters: told of everything as it happens.
+    /// History, API, exporters and MQTT: told of everything as it happens.
     observers: Observers,
     /// The status as last written (wall clock), for those that show it live.
     status_now: tokio::sync::watch::Sender<Status>,
@@ -196,6 +196,8 @@ pub struct Daemon {
     api: Option<crate::api::Server>,
     /// Writes the history database (`[history] database`).
     recorder: Option<Recorder>,
+    /// Publishes to an MQTT broker (`[mqtt]`).
+    mqtt: Option<crate::mqtt::Mqtt>,
 }
 
 impl Daemon {
@@ -271,6 +273,12 @@ impl Daemon {
         });
         if let Some(recorder) = &recorder {
             observers.add(Arc::new(recorder.clone()));
+        }
+        let mqtt = config.mqtt.as_ref().map(|mqtt| {
+            crate::mqtt::Mqtt::start(mqtt, config, actions.clone(), &status_now.borrow())
+        });
+        if let Some(mqtt) = &mqtt {
+            observers.add(mqtt.observer());
         }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
@@ -377,6 +385,7 @@ impl Daemon {
             probe_now,
             api,
             recorder,
+            mqtt,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -520,6 +529,9 @@ impl Daemon {
         // Commits the probe rounds gathered since the last commit.
         if let Some(recorder) = &self.recorder {
             recorder.stop();
+        }
+        if let Some(mqtt) = self.mqtt.take() {
+            mqtt.stop().await;
         }
         outcome
     }
@@ -757,6 +769,7 @@ impl Daemon {
         }
         self.status.plugins = plugins;
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
+        self.status.mqtt = self.mqtt.as_ref().map(crate::mqtt::Mqtt::status);
     }
 
     /// Queues the status for the writer thread, its times on the wall clock
