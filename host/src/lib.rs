@@ -27,6 +27,7 @@ pub mod human;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod outage_report;
 pub mod plugin;
 pub mod power;
 pub mod probe;
