@@ -74,9 +74,7 @@ pub fn evidence(cause: Cause) -> &'static str {
         Cause::LocalFault => {
             "the LAN gateway did not answer either: a fault inside the house (the router, a cable, this machine's network)"
         }
-        Cause::MainsPower => {
-            "the mains power was out: the power-detection devices went silent"
-        }
+        Cause::MainsPower => "the mains power was out: the power-detection devices went silent",
         Cause::DnsOnly => {
             "only DNS failed: the DNS probes went unanswered while other internet targets answered"
         }
@@ -223,11 +221,9 @@ impl Reporter {
                 true
             }
         };
-        if fresh {
-            if let Err(e) = write_cursor(&cursor, SystemClock.wall_ms()) {
-                tracing::error!("outage reports: {e}; none will be sent");
-                return None;
-            }
+        if fresh && let Err(e) = write_cursor(&cursor, SystemClock.wall_ms()) {
+            tracing::error!("outage reports: {e}; none will be sent");
+            return None;
         }
         let sources = Arc::new(Sources {
             recorder,
@@ -387,7 +383,11 @@ mod tests {
         );
         assert_eq!(report.duration_ms, 60_000);
         assert_eq!(report.cause, "local-fault");
-        assert!(report.evidence.contains("LAN gateway"), "{}", report.evidence);
+        assert!(
+            report.evidence.contains("LAN gateway"),
+            "{}",
+            report.evidence
+        );
         assert_eq!(
             report.power_cycles,
             [ReportedCycle {
@@ -456,5 +456,28 @@ mod tests {
         std::fs::write(&path, b"{\"reported_through_ms\": ").unwrap();
         let e = read_cursor(&path).unwrap_err();
         assert!(e.contains("not a reports cursor"), "{e}");
+    }
+
+    fn parse(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::parse(Path::new("wanwatch.toml"), text)
+            .map_err(|e| crate::config::describe(&e))
+    }
+
+    #[test]
+    fn report_config_defaults_and_errors_name_the_key() {
+        let config = parse("").unwrap();
+        assert_eq!(config.reports.stable_for, Duration::from_secs(120));
+        let config = parse("[reports]\nstable_for = \"30s\"\n").unwrap();
+        assert_eq!(config.reports.stable_for, Duration::from_secs(30));
+        let e = parse("[reports]\nstable_for = \"soon\"\n").unwrap_err();
+        assert!(
+            e.starts_with("wanwatch.toml:2:14: reports.stable_for: "),
+            "{e}"
+        );
+        let e = parse("[reports]\nstable = \"2m\"\n").unwrap_err();
+        assert!(e.contains("wanwatch.toml:2:1: reports.stable: "), "{e}");
+        let e = parse("[[notify.webhook]]\nurl = \"https://h.example\"\nreports = \"yes\"\n")
+            .unwrap_err();
+        assert!(e.contains("wanwatch.toml:3:11"), "{e}");
     }
 }

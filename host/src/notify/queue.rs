@@ -299,10 +299,7 @@ mod tests {
     }
 
     fn titles(q: &Queue) -> Vec<String> {
-        q.entries
-            .iter()
-            .map(title)
-            .collect()
+        q.entries.iter().map(title).collect()
     }
 
     fn lines(path: &std::path::Path) -> usize {
@@ -515,9 +512,10 @@ mod tests {
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.lines().nth(1).unwrap().starts_with(
-                r#"{"id":1,"done":["a"],"report":{"id":"outage-1700000000000","#
-            ),
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(r#"{"id":1,"done":["a"],"report":{"id":"outage-1700000000000","#),
             "{text}"
         );
         let mut q = Queue::open(path, 10, sinks()).unwrap();
