@@ -113,8 +113,11 @@ impl WatcherEmulator {
                     let Ok(report) = serde_json::from_slice::<OutageReport>(&request.body) else {
                         return Reply::json(400, r#"{"error":"not a report","status":400}"#);
                     };
+                    // Stored before it is seen: a test that saw the post
+                    // finds it stored.
+                    let new = ids.lock().unwrap().insert(report.id);
                     recorder.push(request.clone());
-                    if ids.lock().unwrap().insert(report.id) {
+                    if new {
                         Reply::json(201, r#"{"stored":"new"}"#)
                     } else {
                         Reply::json(200, r#"{"stored":"duplicate"}"#)
@@ -227,8 +230,8 @@ url = "{plain}/plain"
         ms(&report["duration_ms"])
     );
     // Sick for `down_after` (1 s) before down, then down until the cycle
-    // was done.
-    assert!(ms(&report["duration_ms"]) >= 2_000, "{report:#}");
+    // was done and a round answered.
+    assert!(ms(&report["duration_ms"]) > 1_000, "{report:#}");
     let cycles = report["power_cycles"].as_array().unwrap();
     assert_eq!(cycles.len(), 1, "{report:#}");
     assert_eq!(cycles[0]["device"], "modem");
