@@ -153,8 +153,12 @@ fn heartbeat_config(url: &str) -> String {
     )
 }
 
-fn reports_section(stable_for: &str) -> String {
-    format!("\n[reports]\nstable_for = \"{stable_for}\"\n")
+/// The link's daemon config with `[reports] stable_for` and `sinks`.
+fn config(link: &Link, dir: &Path, stable_for: &str, sinks: &str) -> String {
+    format!(
+        "{}\n[reports]\nstable_for = \"{stable_for}\"\n{sinks}",
+        link.daemon_config(dir)
+    )
 }
 
 fn ms(v: &Value) -> u64 {
@@ -170,8 +174,8 @@ fn a_webhook_with_reports_gets_one_report_per_outage_with_cause_cycles_and_figur
     let (plain, plain_received) = webhook();
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("status.json");
-    let config = format!(
-        r#"{base}{reports}
+    let sinks = format!(
+        r#"
 [devices.modem]
 kind = "shelly"
 address = "{plug}"
@@ -189,13 +193,11 @@ reports = true
 [[notify.webhook]]
 url = "{plain}/plain"
 "#,
-        base = link.daemon_config(dir.path()),
-        reports = reports_section("2s"),
         plug = plug.url(),
         hook = hook.url(),
         plain = plain.url(),
     );
-    let _daemon = daemon(dir.path(), &config);
+    let _daemon = daemon(dir.path(), &config(&link, dir.path(), "2s", &sinks));
     state_is(&status, "up");
 
     link.cut();
@@ -285,12 +287,11 @@ fn a_flap_shorter_than_stable_for_delays_the_report() {
     let (hook, received) = webhook();
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("status.json");
-    let config = format!(
-        "{}{}\n[[notify.webhook]]\nurl = \"{}/\"\nreports = true\n",
-        link.daemon_config(dir.path()),
-        reports_section("4s"),
+    let hook = format!(
+        "[[notify.webhook]]\nurl = \"{}/\"\nreports = true\n",
         hook.url()
     );
+    let config = config(&link, dir.path(), "4s", &hook);
     let _daemon = daemon(dir.path(), &config);
     state_is(&status, "up");
 
@@ -328,12 +329,7 @@ fn a_watcher_gets_the_report_with_its_token_and_a_restart_does_not_send_it_again
     let watcher = WatcherEmulator::start_on((Ipv4Addr::LOCALHOST, 0).into());
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("status.json");
-    let config = format!(
-        "{}{}{}",
-        link.daemon_config(dir.path()),
-        reports_section("2s"),
-        watcher.config()
-    );
+    let config = config(&link, dir.path(), "2s", &watcher.config());
     let mut first = daemon(dir.path(), &config);
     let shown = wait_for(&status, "the link up", WAIT, |s| s["state"] == "up");
     // The watcher is a sink of the queue, named without its token.
@@ -385,11 +381,11 @@ fn a_report_queued_while_the_watcher_is_away_arrives_after_a_kill_and_restart() 
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("status.json");
-    let config = format!(
-        "{}{}{}",
-        link.daemon_config(dir.path()),
-        reports_section("2s"),
-        heartbeat_config(&format!("http://{addr}"))
+    let config = config(
+        &link,
+        dir.path(),
+        "2s",
+        &heartbeat_config(&format!("http://{addr}")),
     );
     let mut first = daemon(dir.path(), &config);
     state_is(&status, "up");
