@@ -62,6 +62,9 @@ pub struct Status {
     /// actions out of view.
     #[serde(default)]
     pub refusals: Vec<RefusalCount>,
+    /// The MQTT broker connection, when `[mqtt]` is configured.
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +113,7 @@ impl Status {
             dropped_rounds: 0,
             outage_cycles: 0,
             refusals: Vec::new(),
+            mqtt: None,
         }
     }
 
@@ -258,6 +262,14 @@ impl Status {
                 }
                 out += "\n";
             }
+        }
+        if let Some(mqtt) = &self.mqtt {
+            let state = match &mqtt.error {
+                None if mqtt.connected => "connected".to_owned(),
+                None => "connecting".to_owned(),
+                Some(e) => format!("not connected: {e}"),
+            };
+            out += &format!("\nMQTT {}: {state}\n", mqtt.broker);
         }
         out
     }
