@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::{ActionRecord, RefusalCount};
+use crate::heartbeat::HeartbeatStatus;
 use crate::human;
 use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
@@ -62,6 +63,10 @@ pub struct Status {
     /// actions out of view.
     #[serde(default)]
     pub refusals: Vec<RefusalCount>,
+    /// Each `[[heartbeat]]` sink: when a heartbeat last got through, and
+    /// why they fail, while they do.
+    #[serde(default)]
+    pub heartbeats: Vec<HeartbeatStatus>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +115,7 @@ impl Status {
             dropped_rounds: 0,
             outage_cycles: 0,
             refusals: Vec::new(),
+            heartbeats: Vec::new(),
         }
     }
 
@@ -138,6 +144,9 @@ impl Status {
             p.loaded_at_ms = at(p.loaded_at_ms);
             p.last_error_at_ms = p.last_error_at_ms.map(at);
         }
+        for h in &mut status.heartbeats {
+            h.last_ok_at_ms = h.last_ok_at_ms.map(at);
+        }
         status
     }
 
@@ -148,6 +157,28 @@ impl Status {
             self.transitions.pop_front();
         }
         self.transitions.push_back(t.into());
+    }
+
+    /// How many times the WAN went down since `at_ms`; None when the
+    /// transitions kept may not reach back that far.
+    pub fn downs_since(&self, at_ms: Millis) -> Option<u32> {
+        let whole = self.transitions.len() < RECENT_TRANSITIONS
+            || self.transitions.front().is_some_and(|t| t.at_ms < at_ms);
+        whole.then(|| {
+            self.transitions
+                .iter()
+                .filter(|t| t.current == WanState::Down && t.at_ms >= at_ms)
+                .count() as u32
+        })
+    }
+
+    /// How long the WAN was down the last time it was.
+    pub fn last_down_ms(&self) -> Option<Millis> {
+        self.transitions
+            .iter()
+            .rev()
+            .find(|t| t.previous == WanState::Down)
+            .map(|t| t.previous_duration_ms)
     }
 
     /// A human summary, as `wanwatch status` prints it.
@@ -255,6 +286,19 @@ impl Status {
                         out += &format!(" at {}", human::timestamp(at));
                     }
                     out += &format!(": {e}");
+                }
+                out += "\n";
+            }
+        }
+        if !self.heartbeats.is_empty() {
+            out += "\nheartbeats:\n";
+            for h in &self.heartbeats {
+                out += &format!("  {}: {} sent", h.name, h.sent);
+                if let Some(at) = h.last_ok_at_ms {
+                    out += &format!(", the last {}", human::timestamp(at));
+                }
+                if let Some(why) = &h.failing {
+                    out += &format!(", FAILING: {why}");
                 }
                 out += "\n";
             }
