@@ -177,7 +177,7 @@ async fn run(
     // After a stall, one beat and on at the normal cadence: a burst of
     // missed beats says nothing more.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut was_up = status.borrow().state == WanState::Up;
+    let mut was_up = up(&status.borrow());
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -185,9 +185,9 @@ async fn run(
                 if changed.is_err() {
                     return;
                 }
-                let up = status.borrow_and_update().state == WanState::Up;
-                let back = up && !was_up;
-                was_up = up;
+                let is_up = up(&status.borrow_and_update());
+                let back = is_up && !was_up;
+                was_up = is_up;
                 if !back {
                     continue;
                 }
@@ -195,7 +195,7 @@ async fn run(
             }
         }
         let now = status.borrow_and_update().clone();
-        was_up = now.state == WanState::Up;
+        was_up = up(&now);
         if !was_up {
             continue;
         }
@@ -206,6 +206,12 @@ async fn run(
             clock.now_ms(),
         );
     }
+}
+
+/// Whether `status` says the WAN is up, from a probe round: a daemon that
+/// has just started says nothing before its first round.
+fn up(status: &Status) -> bool {
+    status.state == WanState::Up && status.last_round_at_ms.is_some()
 }
 
 /// Notes a beat's outcome in `shown`, and logs a change: the first failure,
