@@ -520,6 +520,35 @@ mod tests {
     }
 
     #[test]
+    fn a_status_file_without_heartbeats_loads_and_they_render() {
+        let old = r#"{"state": "up", "since_ms": 1000, "updated_at_ms": 2000, "dry_run": false}"#;
+        let mut status: Status = serde_json::from_str(old).unwrap();
+        assert!(status.heartbeats.is_empty());
+        status.heartbeats = vec![
+            HeartbeatStatus {
+                name: "heartbeat[0] healthchecks https://hc-ping.com/…".into(),
+                last_ok_at_ms: Some(1_700_000_000_000),
+                failing: None,
+                sent: 12,
+            },
+            HeartbeatStatus {
+                name: "heartbeat[1] pushgateway http://pgw:9091".into(),
+                last_ok_at_ms: None,
+                failing: Some("HTTP 502: Bad Gateway".into()),
+                sent: 0,
+            },
+        ];
+        let text = status.render(1_700_000_060_000);
+        assert!(
+            text.ends_with(
+                "\nheartbeats:\n  heartbeat[0] healthchecks https://hc-ping.com/…: 12 sent, the last 2023-11-14T22:13:20Z\n  \
+                 heartbeat[1] pushgateway http://pgw:9091: 0 sent, FAILING: HTTP 502: Bad Gateway\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_names_state_and_transitions() {
         let mut status = Status::new(WanState::Up, 0, false);
         status.record_transition(&transition(1_700_000_000_000, WanState::Down));
