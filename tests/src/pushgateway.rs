@@ -38,7 +38,10 @@ impl Pushgateway {
             .expect("start the pushgateway");
         let gateway = Pushgateway { child, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while gateway.get("/-/ready").is_none_or(|(status, _)| status != 200) {
+        while gateway
+            .get("/-/ready")
+            .is_none_or(|(status, _)| status != 200)
+        {
             assert!(Instant::now() < deadline, "the pushgateway is not ready");
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -66,6 +66,30 @@ fn group_value(scrape: &str, metric: &str) -> Option<f64> {
     })
 }
 
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// Waits until the group's `push_time_seconds` is later than `after`;
+/// returns it and the scrape that showed it.
+fn wait_for_push(gateway: &Pushgateway, after: Option<f64>, what: &str) -> (f64, String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let scrape = gateway.metrics();
+        if let Some(at) = group_value(&scrape, "push_time_seconds").filter(|&at| Some(at) > after) {
+            return (at, scrape);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{scrape}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn heartbeats_go_out_every_interval_while_the_wan_is_up_and_stop_while_it_is_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +116,10 @@ fn heartbeats_go_out_every_interval_while_the_wan_is_up_and_stop_while_it_is_dow
     assert_every_second("healthchecks", &times[1..]);
     for ping in &pings {
         // Success (not /fail: nothing is degraded), with the summary as log.
-        assert_eq!((&ping.signal, ping.method.as_str()), (&Signal::Success, "POST"));
+        assert_eq!(
+            (&ping.signal, ping.method.as_str()),
+            (&Signal::Success, "POST")
+        );
         assert!(
             ping.body.starts_with("WAN up since ") && ping.body.contains(", loss 0 %"),
             "{ping:?}"
@@ -105,22 +132,29 @@ fn heartbeats_go_out_every_interval_while_the_wan_is_up_and_stop_while_it_is_dow
         assert_eq!(push.status, "up", "{push:?}");
         assert!(push.msg.starts_with("WAN up since "), "{push:?}");
         // The round trip of the TCP probe to 127.0.0.1: a few ms at most.
-        assert!(push.ping.is_some_and(|ms| ms > 0.0 && ms < 1000.0), "{push:?}");
+        assert!(
+            push.ping.is_some_and(|ms| ms > 0.0 && ms < 1000.0),
+            "{push:?}"
+        );
         // The URL's own `status=up&msg=OK&ping=` replaced, not repeated.
         assert_eq!(push.query.matches("status=").count(), 1, "{push:?}");
     }
-    let mut scrape = gateway.metrics();
-    let first_push = loop {
-        if let Some(at) = group_value(&scrape, "push_time_seconds") {
-            break at;
-        }
-        assert!(pings.len() < 100, "never pushed");
-        std::thread::sleep(Duration::from_millis(100));
-        scrape = gateway.metrics();
-    };
-    assert_eq!(group_value(&scrape, "wanwatch_wan_up"), Some(1.0), "{scrape}");
-    assert_eq!(group_value(&scrape, "wanwatch_degraded"), Some(0.0), "{scrape}");
-    assert_eq!(group_value(&scrape, "wanwatch_wan_loss_ratio"), Some(0.0), "{scrape}");
+    let (first_push, scrape) = wait_for_push(&gateway, None, "the first push");
+    assert_eq!(
+        group_value(&scrape, "wanwatch_wan_up"),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        group_value(&scrape, "wanwatch_degraded"),
+        Some(0.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        group_value(&scrape, "wanwatch_wan_loss_ratio"),
+        Some(0.0),
+        "{scrape}"
+    );
     assert!(
         group_value(&scrape, "wanwatch_wan_rtt_seconds").is_some_and(|s| s > 0.0 && s < 1.0),
         "{scrape}"
@@ -128,34 +162,37 @@ fn heartbeats_go_out_every_interval_while_the_wan_is_up_and_stop_while_it_is_dow
     let since = group_value(&scrape, "wanwatch_wan_state_since_timestamp_seconds");
     assert!(since.is_some_and(|s| s <= first_push), "{scrape}");
     // The Pushgateway's own clock moves on with each push.
-    let pushed_again = Instant::now() + WAIT;
-    while group_value(&gateway.metrics(), "push_time_seconds") <= Some(first_push) {
-        assert!(Instant::now() < pushed_again, "pushed only once");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_push(&gateway, Some(first_push), "a second push");
 
     link.cut();
-    wait_for(&status_file, "the link down", WAIT, |s| s["state"] == "down");
+    wait_for(&status_file, "the link down", WAIT, |s| {
+        s["state"] == "down"
+    });
     // A heartbeat under way when the state changed may still arrive.
     let down = Instant::now() + Duration::from_millis(200);
-    let last_push = group_value(&gateway.metrics(), "push_time_seconds");
+    let down_wall = unix_seconds() + 0.2;
     std::thread::sleep(Duration::from_secs(3));
     let after = |times: Vec<Instant>| times.into_iter().filter(|&at| at > down).count();
     assert_eq!(after(hc.pings().items().iter().map(|p| p.at).collect()), 0);
-    assert_eq!(after(kuma.pushes().items().iter().map(|p| p.at).collect()), 0);
-    assert!(group_value(&gateway.metrics(), "push_time_seconds") <= last_push);
+    assert_eq!(
+        after(kuma.pushes().items().iter().map(|p| p.at).collect()),
+        0
+    );
+    let last_push = group_value(&gateway.metrics(), "push_time_seconds");
+    assert!(
+        last_push.is_some_and(|at| at <= down_wall),
+        "pushed while down"
+    );
 
     link.restore();
-    wait_for(&status_file, "the link up again", WAIT, |s| s["state"] == "up");
+    wait_for(&status_file, "the link up again", WAIT, |s| {
+        s["state"] == "up"
+    });
     let back = hc.pings().items().len();
     hc.pings().wait_until(WAIT, |p| p.len() >= back + 2);
     let back = kuma.pushes().items().len();
     kuma.pushes().wait_until(WAIT, |p| p.len() >= back + 2);
-    let resumed = Instant::now() + WAIT;
-    while group_value(&gateway.metrics(), "push_time_seconds") <= last_push {
-        assert!(Instant::now() < resumed, "no push after the link came back");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_push(&gateway, last_push, "a push after the link came back");
 }
 
 /// A watcher that takes the site `home`'s heartbeats with its token, and
@@ -189,7 +226,10 @@ impl Watcher {
                 || request.path != "/api/v1/sites/home/heartbeat"
                 || authorization != format!("Bearer {token}")
             {
-                return Reply::json(401, r#"{"error":"unknown site or wrong token","status":401}"#);
+                return Reply::json(
+                    401,
+                    r#"{"error":"unknown site or wrong token","status":401}"#,
+                );
             }
             match serde_json::from_slice(&request.body) {
                 Ok(heartbeat) => {
@@ -253,12 +293,23 @@ fn a_failing_sink_is_in_the_status_logged_once_and_no_secret_leaks() {
     // Several beats fail; the log says so once per sink.
     let started = Instant::now();
     while watcher.requests.load(Ordering::SeqCst) < 4 {
-        assert!(started.elapsed() < WAIT, "the watcher is not sent heartbeats");
+        assert!(
+            started.elapsed() < WAIT,
+            "the watcher is not sent heartbeats"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = log(dir.path());
-    assert_eq!(text.matches("heartbeat failed: heartbeat[0]").count(), 1, "{text}");
-    assert_eq!(text.matches("heartbeat failed: heartbeat[1]").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("heartbeat failed: heartbeat[0]").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("heartbeat failed: heartbeat[1]").count(),
+        1,
+        "{text}"
+    );
 
     // `wanwatch status` shows it too.
     let out = Command::new(env!("CARGO_BIN_EXE_wanwatch"))
@@ -284,9 +335,16 @@ fn a_failing_sink_is_in_the_status_logged_once_and_no_secret_leaks() {
     let heartbeat = watcher.heartbeats.lock().unwrap()[0].clone();
     assert_eq!(heartbeat["state"], "up", "{heartbeat}");
     assert_eq!(heartbeat["interval_s"], 1, "{heartbeat}");
-    assert_eq!(heartbeat["version"], env!("CARGO_PKG_VERSION"), "{heartbeat}");
+    assert_eq!(
+        heartbeat["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{heartbeat}"
+    );
     assert_eq!(heartbeat["summary"]["loss_percent"], 0.0, "{heartbeat}");
-    assert!(heartbeat["summary"]["rtt_ms"].as_f64().is_some(), "{heartbeat}");
+    assert!(
+        heartbeat["summary"]["rtt_ms"].as_f64().is_some(),
+        "{heartbeat}"
+    );
     let text = log(dir.path());
     assert_eq!(
         text.matches("heartbeats get through again").count(),
@@ -302,7 +360,13 @@ fn a_failing_sink_is_in_the_status_logged_once_and_no_secret_leaks() {
     let status = std::fs::read_to_string(&status_file).unwrap();
     for secret in [TOKEN, UUID] {
         assert!(!text.contains(secret), "{secret} in the log:\n{text}");
-        assert!(!status.contains(secret), "{secret} in the status:\n{status}");
-        assert!(!shown.contains(secret), "{secret} in `wanwatch status`:\n{shown}");
+        assert!(
+            !status.contains(secret),
+            "{secret} in the status:\n{status}"
+        );
+        assert!(
+            !shown.contains(secret),
+            "{secret} in `wanwatch status`:\n{shown}"
+        );
     }
 }

@@ -251,8 +251,10 @@ fn the_documented_alert_rules_are_valid_and_fire_when_they_should() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/prometheus");
     let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     for rules in ["wanwatch", "heartbeat"] {
-        let Some(output) = promtool(&["check", "rules", &file(&format!("{rules}.rules.yml"))], "")
-        else {
+        let Some(output) = promtool(
+            &["check", "rules", &file(&format!("{rules}.rules.yml"))],
+            "",
+        ) else {
             return;
         };
         assert_success(&output, &format!("the {rules} rules"));

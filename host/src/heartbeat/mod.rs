@@ -143,9 +143,7 @@ impl Sink {
                 healthchecks::request(&self.client, &self.config, status)
             }
             HeartbeatKind::UptimeKuma => uptime_kuma::request(&self.client, &self.config, status),
-            HeartbeatKind::Pushgateway => {
-                pushgateway::request(&self.client, &self.config, status)
-            }
+            HeartbeatKind::Pushgateway => pushgateway::request(&self.client, &self.config, status),
         };
         let request = request.timeout(self.config.timeout);
         crate::notify::send(&self.name, &self.secrets, request, |code, body| {

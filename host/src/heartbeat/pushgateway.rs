@@ -98,7 +98,11 @@ fn metrics(status: &Status) -> String {
     gauge(
         "degraded",
         "1 while a plugin is quarantined or a notification sink fails",
-        if troubles(status).is_empty() { 0.0 } else { 1.0 },
+        if troubles(status).is_empty() {
+            0.0
+        } else {
+            1.0
+        },
     );
     let mut text = String::new();
     // Writing to a String fails only if a metric's encoding does, which

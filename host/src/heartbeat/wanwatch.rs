@@ -78,9 +78,24 @@ mod tests {
             evidence: vec![],
         };
         status.record_transition(&transition(day - 5_000, WanState::Up, WanState::Down, 1));
-        status.record_transition(&transition(day + 5_000, WanState::Down, WanState::Up, 10_000));
-        status.record_transition(&transition(day + 9_000, WanState::Up, WanState::Down, 4_000));
-        status.record_transition(&transition(day + 69_000, WanState::Down, WanState::Up, 60_000));
+        status.record_transition(&transition(
+            day + 5_000,
+            WanState::Down,
+            WanState::Up,
+            10_000,
+        ));
+        status.record_transition(&transition(
+            day + 9_000,
+            WanState::Up,
+            WanState::Down,
+            4_000,
+        ));
+        status.record_transition(&transition(
+            day + 69_000,
+            WanState::Down,
+            WanState::Up,
+            60_000,
+        ));
         let beat = heartbeat(&config, &status, day + 100_000);
         assert_eq!(beat.state, WanState::Up);
         assert_eq!(beat.state_since_ms, day + 69_000);
