@@ -187,7 +187,7 @@ pub struct Daemon {
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
     interval: Duration,
-    /// History, API and exporters: told of everything as it happens.
+    /// History, API, exporters and MQTT: told of everything as it happens.
     observers: Observers,
     /// The status as last written (wall clock), for those that show it live.
     status_now: tokio::sync::watch::Sender<Status>,
@@ -199,6 +199,8 @@ pub struct Daemon {
     recorder: Option<Recorder>,
     /// The `[[heartbeat]]` senders; None without any (or a client).
     heartbeats: Option<Heartbeats>,
+    /// Publishes to an MQTT broker (`[mqtt]`).
+    mqtt: Option<crate::mqtt::Mqtt>,
 }
 
 impl Daemon {
@@ -274,6 +276,12 @@ impl Daemon {
         });
         if let Some(recorder) = &recorder {
             observers.add(Arc::new(recorder.clone()));
+        }
+        let mqtt = config.mqtt.as_ref().map(|mqtt| {
+            crate::mqtt::Mqtt::start(mqtt, config, actions.clone(), &status_now.borrow())
+        });
+        if let Some(mqtt) = &mqtt {
+            observers.add(mqtt.observer());
         }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
@@ -395,6 +403,7 @@ impl Daemon {
             api,
             recorder,
             heartbeats,
+            mqtt,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -542,6 +551,9 @@ impl Daemon {
         // Commits the probe rounds gathered since the last commit.
         if let Some(recorder) = &self.recorder {
             recorder.stop();
+        }
+        if let Some(mqtt) = self.mqtt.take() {
+            mqtt.stop().await;
         }
         outcome
     }
@@ -784,6 +796,7 @@ impl Daemon {
             .as_ref()
             .map(Heartbeats::status)
             .unwrap_or_default();
+        self.status.mqtt = self.mqtt.as_ref().map(crate::mqtt::Mqtt::status);
     }
 
     /// Queues the status for the writer thread, its times on the wall clock

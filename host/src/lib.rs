@@ -26,6 +26,7 @@ pub mod http;
 pub mod human;
 pub mod metrics;
 pub mod monitor;
+pub mod mqtt;
 pub mod notify;
 pub mod plugin;
 pub mod power;

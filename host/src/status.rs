@@ -67,6 +67,9 @@ pub struct Status {
     /// why they fail, while they do.
     #[serde(default)]
     pub heartbeats: Vec<HeartbeatStatus>,
+    /// The MQTT broker connection, when `[mqtt]` is configured.
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,7 @@ impl Status {
             outage_cycles: 0,
             refusals: Vec::new(),
             heartbeats: Vec::new(),
+            mqtt: None,
         }
     }
 
@@ -302,6 +306,14 @@ impl Status {
                 }
                 out += "\n";
             }
+        }
+        if let Some(mqtt) = &self.mqtt {
+            let state = match &mqtt.error {
+                None if mqtt.connected => "connected".to_owned(),
+                None => "connecting".to_owned(),
+                Some(e) => format!("not connected: {e}"),
+            };
+            out += &format!("\nMQTT {}: {state}\n", mqtt.broker);
         }
         out
     }

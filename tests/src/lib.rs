@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod link;
+pub mod netns;
 pub mod ntfy;
 pub mod pings;
 pub mod pushgateway;

@@ -1,10 +1,6 @@
 //! End to end with real ICMP: the real daemon binary in a network namespace
-//! of its own, behind a "router" namespace, with the "internet" in a third.
-//!
-//! ```text
-//!  [ww-c: daemon] --veth-- [ww-g: LAN gateway, forwards] --veth-- [ww-i: internet host]
-//!     10.77.1.2             10.77.1.1 | 10.77.2.1                    10.77.2.2
-//! ```
+//! of its own, behind a "router" namespace, with the "internet" in a third
+//! (see `wanwatch_tests::netns`).
 //!
 //! The modem's plug is the Shelly emulator, listening on the loopback of the
 //! daemon's namespace, so the built-in policy's power cycle goes through the
@@ -24,124 +20,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use wanwatch_tests::netns::{Topology, in_namespace};
 use wanwatch_tests::shelly::{Emulator, Model};
 use wanwatch_tests::{DaemonProcess, plugin_wasm, read_status, skip, wait_for};
-
-/// Runs `ip` with the arguments, failing with its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Three namespaces joined by two veth pairs; removed on drop.
-struct Topology {
-    client: String,
-    gateway: String,
-    internet: String,
-    /// The gateway's links, towards the daemon and towards the internet.
-    gateway_lan: String,
-    gateway_wan: String,
-}
-
-impl Topology {
-    fn create() -> Result<Topology, String> {
-        let id = std::process::id() % 100_000;
-        let t = Topology {
-            client: format!("ww-c{id}"),
-            gateway: format!("ww-g{id}"),
-            internet: format!("ww-i{id}"),
-            gateway_lan: format!("wwl{id}g"),
-            gateway_wan: format!("www{id}g"),
-        };
-        for ns in [&t.client, &t.gateway, &t.internet] {
-            ip(&["netns", "add", ns])?;
-        }
-        let (c, g) = (t.client.as_str(), t.gateway.as_str());
-        let i = t.internet.as_str();
-        // Each pair is created straight into its two namespaces, so nothing
-        // ever appears in the root namespace.
-        let (lan_c, lan_g) = (format!("wwl{id}c"), t.gateway_lan.as_str());
-        let (wan_g, wan_i) = (t.gateway_wan.as_str(), format!("www{id}i"));
-        ip(&[
-            "link", "add", &lan_c, "netns", c, "type", "veth", "peer", "name", lan_g, "netns", g,
-        ])?;
-        ip(&[
-            "link", "add", wan_g, "netns", g, "type", "veth", "peer", "name", &wan_i, "netns", i,
-        ])?;
-        for (ns, link, addr) in [
-            (c, lan_c.as_str(), "10.77.1.2/24"),
-            (g, lan_g, "10.77.1.1/24"),
-            (g, wan_g, "10.77.2.1/24"),
-            (i, wan_i.as_str(), "10.77.2.2/24"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", link])?;
-            ip(&["-n", ns, "link", "set", link, "up"])?;
-        }
-        for ns in [c, g, i] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        ip(&["-n", c, "route", "add", "default", "via", "10.77.1.1"])?;
-        ip(&["-n", i, "route", "add", "default", "via", "10.77.2.1"])?;
-        let forward = Command::new("ip")
-            .args(["netns", "exec", g, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if !forward.success() {
-            return Err("cannot enable forwarding in the gateway namespace".into());
-        }
-        Ok(t)
-    }
-
-    /// Takes the gateway's link towards the internet up or down: the ISP
-    /// link failing while the LAN stays fine.
-    fn wan_link(&self, up: bool) {
-        let state = if up { "up" } else { "down" };
-        ip(&["-n", &self.gateway, "link", "set", &self.gateway_wan, state]).expect("wan link");
-    }
-
-    /// Takes the gateway's LAN link up or down: a local fault.
-    fn lan_link(&self, up: bool) {
-        let state = if up { "up" } else { "down" };
-        ip(&["-n", &self.gateway, "link", "set", &self.gateway_lan, state]).expect("lan link");
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in [&self.client, &self.gateway, &self.internet] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-/// Starts the emulator on the loopback of namespace `ns`: a thread joins the
-/// namespace and binds there, and the socket stays in it whichever thread
-/// serves it.
-fn emulator_in(ns: &str) -> Emulator {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("namespace file");
-        // SAFETY: setns only changes this thread's network namespace, and
-        // the descriptor is valid for the call.
-        let joined =
-            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
-        Emulator::start(Model::PlusPlugS)
-    })
-    .join()
-    .expect("emulator thread")
-}
 
 /// The health of plugin `name` in the status file.
 fn plugin_health(status: &Value, name: &str) -> Value {
@@ -176,7 +57,7 @@ fn transitions(status: &Value) -> Vec<(String, String, bool)> {
 
 #[test]
 fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
-    let topology = match Topology::create() {
+    let topology = match Topology::create("") {
         Ok(t) => t,
         Err(e) => {
             skip(&format!(
@@ -185,7 +66,7 @@ fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
             return;
         }
     };
-    let plug = emulator_in(&topology.client);
+    let plug = in_namespace(&topology.client, || Emulator::start(Model::PlusPlugS));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wanwatch.toml");
     // A plugin whose file is replaced, while the daemon runs, by ones that
