@@ -23,6 +23,7 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
+use crate::heartbeat::Heartbeats;
 use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
@@ -211,6 +212,8 @@ pub struct Daemon {
     recorder: Option<Recorder>,
     /// Sends the outage reports; stops when dropped.
     _reporter: Option<Reporter>,
+    /// The `[[heartbeat]]` senders; None without any (or a client).
+    heartbeats: Option<Heartbeats>,
     /// Publishes to an MQTT broker (`[mqtt]`).
     mqtt: Option<crate::mqtt::Mqtt>,
 }
@@ -384,6 +387,20 @@ impl Daemon {
             outbox.clone(),
             status_now.subscribe(),
         );
+        // Proof of life, read off the published status; a client that
+        // cannot be built leaves the watchdog running, without them.
+        let heartbeats = (!config.heartbeat.is_empty())
+            .then(|| {
+                Heartbeats::start(
+                    &config.heartbeat,
+                    status_now.subscribe(),
+                    clock.clone(),
+                    &tokio::runtime::Handle::current(),
+                )
+                .inspect_err(|e| tracing::error!("heartbeats are not sent: {e}"))
+                .ok()
+            })
+            .flatten();
         let daemon = Daemon {
             clock,
             monitor,
@@ -408,6 +425,7 @@ impl Daemon {
             api,
             recorder,
             _reporter: reporter,
+            heartbeats,
             mqtt,
         };
         daemon.tell_the_state_it_starts_in();
@@ -527,6 +545,10 @@ impl Daemon {
         }
         if let Some(api) = self.api.take() {
             api.stop();
+        }
+        // No heartbeat after "stopping": the house may be going dark.
+        if let Some(heartbeats) = &self.heartbeats {
+            heartbeats.stop();
         }
         // Joins its thread, which may be compiling a new version: not
         // waited for (the runners it would send to are being stopped).
@@ -792,6 +814,11 @@ impl Daemon {
         }
         self.status.plugins = plugins;
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
+        self.status.heartbeats = self
+            .heartbeats
+            .as_ref()
+            .map(Heartbeats::status)
+            .unwrap_or_default();
         self.status.mqtt = self.mqtt.as_ref().map(crate::mqtt::Mqtt::status);
     }
 

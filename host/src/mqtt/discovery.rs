@@ -140,7 +140,9 @@ impl Discovery<'_> {
                     &mut config,
                     json!({
                         "unique_id": format!("{node}_{object}"),
-                        "object_id": format!("{node}_{object}"),
+                        // Home Assistant 2025.10 replaced `object_id`
+                        // with this; an entity id is lowercase a-z, 0-9, _.
+                        "default_entity_id": format!("{component}.{}", entity_slug(&format!("{node}_{object}"))),
                         "availability_topic": self.topics.availability(),
                         "device": device,
                         "origin": {"name": "wanwatch", "sw_version": env!("CARGO_PKG_VERSION")},
@@ -163,6 +165,18 @@ fn sanitise(s: &str) -> String {
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn entity_slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
             } else {
                 '_'
             }
@@ -211,5 +225,9 @@ mod tests {
             .1;
         assert_eq!(button["command_topic"], "wanwatch/device/the router/cycle");
         assert_eq!(button["unique_id"], "wanwatch-pi_lan_cycle_the_router");
+        assert_eq!(
+            button["default_entity_id"],
+            "button.wanwatch_pi_lan_cycle_the_router"
+        );
     }
 }

@@ -112,7 +112,7 @@ fn describe(e: reqwest::Error) -> String {
 /// handed to `refused`, with its status and the start of its body, to be
 /// explained in the sink's own terms. Either error is redacted with the
 /// sink's `secrets`: the server's words may repeat what it was sent.
-pub(super) async fn send(
+pub(crate) async fn send(
     name: &str,
     secrets: &Secrets,
     request: reqwest::RequestBuilder,
@@ -160,7 +160,7 @@ pub(super) fn refusal(name: &str, status: reqwest::StatusCode, body: &[u8]) -> D
 
 /// A short text body as one line, else the status's reason phrase: a proxy's
 /// HTML error page explains nothing in a log line.
-pub(super) fn answer_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+pub(crate) fn answer_text(status: reqwest::StatusCode, body: &[u8]) -> String {
     let reason = status.canonical_reason().unwrap_or("no reason given");
     match std::str::from_utf8(body).map(str::trim) {
         Ok(text) if !text.is_empty() && text.len() <= 200 && !text.starts_with('<') => {

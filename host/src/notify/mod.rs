@@ -41,6 +41,7 @@ pub mod webhook;
 pub(crate) use config::{HttpUrl, redacted_url};
 pub use config::{NotifyConfig, NtfyAuth, NtfyConfig, Secret, WebhookConfig, is_configured};
 pub use delivery::{DeliveryError, NotifyError, Tuning, http_client};
+pub(crate) use delivery::{answer_text, send};
 pub(crate) use outbox::hostname;
 pub use outbox::{Outbox, OutboxStatus, SinkStatus, is_wanted};
 pub use queue::FILE as QUEUE_FILE;

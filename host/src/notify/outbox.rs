@@ -346,7 +346,7 @@ async fn settle(shared: &Arc<Shared>, id: u64, sink: usize) {
 }
 
 /// This machine's name, for the webhook document (several houses may send
-/// to one webhook) and the MQTT client id.
+/// to one webhook), the MQTT client id and the Pushgateway's `instance`.
 pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the pointer and length describe `buf`, which outlives the call.
