@@ -61,6 +61,9 @@ pub struct Config {
     /// is up.
     #[serde(default)]
     pub heartbeat: Vec<crate::heartbeat::HeartbeatConfig>,
+    /// `[reports]`: when outage reports are sent.
+    #[serde(default)]
+    pub reports: crate::outage_report::ReportsConfig,
     /// `[mqtt]`: the state and figures published to an MQTT broker, with
     /// Home Assistant discovery.
     pub mqtt: Option<crate::mqtt::MqttConfig>,

@@ -23,10 +23,12 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
+use crate::heartbeat::Heartbeats;
 use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
+use crate::outage_report::Reporter;
 use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
@@ -118,15 +120,27 @@ pub fn actions(
     }
     let switch = (!config.devices.is_empty())
         .then(|| Arc::new(Plugs::new(&config.devices, handle.clone())) as Arc<dyn PowerSwitch>);
-    let outbox = if notify::is_configured(&config.notify) {
-        let outbox = Outbox::new(&config.notify, &config.state_dir_or_default(), handle)
-            .context("cannot open the notification queue")?;
+    let notifying = notify::is_configured(&config.notify);
+    if !notifying {
+        tracing::info!("no [notify] section: notifications are only logged");
+    }
+    // Also for outage reports to a watcher alone.
+    let outbox = if notify::is_wanted(&config.notify, &config.heartbeat) {
+        let outbox = Outbox::new(
+            &config.notify,
+            &config.heartbeat,
+            &config.state_dir_or_default(),
+            handle,
+        )
+        .context("cannot open the notification queue")?;
         Some(Arc::new(outbox))
     } else {
-        tracing::info!("no [notify] section: notifications are only logged");
         None
     };
-    let notifier = outbox.clone().map(|o| o as Arc<dyn Notifier>);
+    let notifier = outbox
+        .clone()
+        .filter(|_| notifying)
+        .map(|o| o as Arc<dyn Notifier>);
     Ok((Actions::new(switch, notifier, clock, cap), outbox))
 }
 
@@ -196,6 +210,10 @@ pub struct Daemon {
     api: Option<crate::api::Server>,
     /// Writes the history database (`[history] database`).
     recorder: Option<Recorder>,
+    /// Sends the outage reports; stops when dropped.
+    _reporter: Option<Reporter>,
+    /// The `[[heartbeat]]` senders; None without any (or a client).
+    heartbeats: Option<Heartbeats>,
     /// Publishes to an MQTT broker (`[mqtt]`).
     mqtt: Option<crate::mqtt::Mqtt>,
 }
@@ -362,6 +380,27 @@ impl Daemon {
                 metrics,
             },
         );
+        let reporter = Reporter::start(
+            &config.reports,
+            &config.state_dir_or_default(),
+            recorder.clone(),
+            outbox.clone(),
+            status_now.subscribe(),
+        );
+        // Proof of life, read off the published status; a client that
+        // cannot be built leaves the watchdog running, without them.
+        let heartbeats = (!config.heartbeat.is_empty())
+            .then(|| {
+                Heartbeats::start(
+                    &config.heartbeat,
+                    status_now.subscribe(),
+                    clock.clone(),
+                    &tokio::runtime::Handle::current(),
+                )
+                .inspect_err(|e| tracing::error!("heartbeats are not sent: {e}"))
+                .ok()
+            })
+            .flatten();
         let daemon = Daemon {
             clock,
             monitor,
@@ -385,6 +424,8 @@ impl Daemon {
             probe_now,
             api,
             recorder,
+            _reporter: reporter,
+            heartbeats,
             mqtt,
         };
         daemon.tell_the_state_it_starts_in();
@@ -504,6 +545,10 @@ impl Daemon {
         }
         if let Some(api) = self.api.take() {
             api.stop();
+        }
+        // No heartbeat after "stopping": the house may be going dark.
+        if let Some(heartbeats) = &self.heartbeats {
+            heartbeats.stop();
         }
         // Joins its thread, which may be compiling a new version: not
         // waited for (the runners it would send to are being stopped).
@@ -769,6 +814,11 @@ impl Daemon {
         }
         self.status.plugins = plugins;
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
+        self.status.heartbeats = self
+            .heartbeats
+            .as_ref()
+            .map(Heartbeats::status)
+            .unwrap_or_default();
         self.status.mqtt = self.mqtt.as_ref().map(crate::mqtt::Mqtt::status);
     }
 

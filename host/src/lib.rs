@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod mqtt;
 pub mod notify;
+pub mod outage_report;
 pub mod plugin;
 pub mod power;
 pub mod probe;
