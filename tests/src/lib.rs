@@ -12,6 +12,7 @@ pub mod ntfy;
 pub mod pings;
 pub mod pushgateway;
 pub mod shelly;
+pub mod watcher;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
