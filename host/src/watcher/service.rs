@@ -325,8 +325,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub async fn run(config: &WatcherConfig, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let state_dir = config.state_dir_or_default();
     let outbox = if crate::notify::is_configured(&config.notify) {
+        // No heartbeats: a watcher sends no reports to another watcher.
         let outbox = Outbox::new(
             &config.notify,
+            &[],
             &state_dir,
             tokio::runtime::Handle::current(),
         )
