@@ -16,27 +16,20 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "support/generated_history.rs"]
 mod generated_history;
+#[path = "support/proc.rs"]
+mod proc;
+use proc::status_field;
 
 const WEEK_MS: u64 = 7 * 24 * generated_history::HOUR;
 
 fn main() {
-    let binary = std::env::var_os("WANWATCH_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/wanwatch"),
-        PathBuf::from,
-    );
-    if !binary.is_file() {
-        eprintln!(
-            "no release binary at {}: run `cargo build --release` first",
-            binary.display()
-        );
-        std::process::exit(1);
-    }
+    let binary = proc::release_binary();
     let seconds: u64 = std::env::var("IDLE_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -202,19 +195,4 @@ fn cpu_seconds(pid: u32) -> f64 {
         })
         .sum();
     nanos as f64 / 1e9
-}
-
-/// A `kB` field of /proc/PID/status.
-fn status_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }

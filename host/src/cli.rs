@@ -1,5 +1,6 @@
 //! The `wanwatch` command line: `run`, `check`, `status`, `stats`,
-//! `history`, `simulate`, `plug`, `plugin`.
+//! `history`, `simulate`, `plug`, `plugin`, and `watcher`, the other half
+//! that runs outside the house.
 //!
 //! In the library rather than in main.rs so that the integration tests can
 //! build the same binary (tests/src/bin/wanwatch.rs) and run the real daemon.
@@ -22,6 +23,8 @@ use crate::plugin::Runtime;
 
 /// The config read when --config is not given, if it exists.
 const DEFAULT_CONFIG: &str = "/etc/wanwatch/wanwatch.toml";
+/// The watcher's, for `wanwatch watcher status`.
+const DEFAULT_WATCHER_CONFIG: &str = "/etc/wanwatch/watcher.toml";
 
 #[derive(Parser)]
 #[command(
@@ -122,6 +125,35 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Runs the watcher, the half on a small cloud machine: it expects the
+    /// sites' heartbeats and notifies when they stop (see docs/watcher.md).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Watcher {
+        #[command(subcommand)]
+        command: Option<WatcherCommand>,
+        /// The watcher's config file.
+        #[arg(long, short, required = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WatcherCommand {
+    /// Shows the sites and their outages (reads the watcher's database).
+    Status {
+        /// The watcher's config file [default: /etc/wanwatch/watcher.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validates a watcher config, then exits.
+    Check {
+        /// The watcher's config file.
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -288,6 +320,7 @@ pub fn main() -> ExitCode {
         } => config.load().and_then(|c| export(&c, since, until, &out)),
         Command::Plug { command } => plug(command),
         Command::Plugin { command } => return plugin(command),
+        Command::Watcher { command, config } => watcher(command, config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -512,6 +545,46 @@ fn status(config: &Config, json: bool) -> Result<(), String> {
         print!("{}", status.render(SystemClock.now_ms()));
     }
     Ok(())
+}
+
+fn watcher(command: Option<WatcherCommand>, config: Option<PathBuf>) -> Result<(), String> {
+    let load = |path: &Path| {
+        crate::watcher::WatcherConfig::load(path).map_err(|errors| config::describe(&errors))
+    };
+    match command {
+        None => {
+            let path = config.ok_or("--config is required")?;
+            let config = load(&path)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            runtime.block_on(crate::watcher::run(&config, shutdown_signal()))
+        }
+        Some(WatcherCommand::Check { config }) => {
+            let config = load(&config)?;
+            println!("config OK: {} site(s)", config.sites.len());
+            for (name, site) in &config.sites {
+                println!(
+                    "  site {name:<16} DOWN after {} of silence",
+                    humantime::format_duration(config.missed_after(site))
+                );
+            }
+            Ok(())
+        }
+        Some(WatcherCommand::Status { config, json }) => {
+            let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_WATCHER_CONFIG));
+            let report = crate::watcher::status::read(&load(&path)?)?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                print!("{}", report.render(SystemClock.wall_ms()));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `--since`, `--until`: an instant (RFC 3339) or a duration before now,

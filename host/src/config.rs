@@ -61,6 +61,12 @@ pub struct Config {
     /// is up.
     #[serde(default)]
     pub heartbeat: Vec<crate::heartbeat::HeartbeatConfig>,
+    /// `[reports]`: when outage reports are sent.
+    #[serde(default)]
+    pub reports: crate::outage_report::ReportsConfig,
+    /// `[mqtt]`: the state and figures published to an MQTT broker, with
+    /// Home Assistant discovery.
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -419,12 +425,15 @@ impl Config {
         Ok(config)
     }
 
-    /// Makes the plugin files relative to `base`.
+    /// Makes the plugin files and the MQTT CA file relative to `base`.
     pub(crate) fn resolve_files(&mut self, base: &Path) {
         for plugin in self.plugins.values_mut() {
             if let Some(file) = &mut plugin.file {
                 *file = base.join(&*file);
             }
+        }
+        if let Some(ca_file) = self.mqtt.as_mut().and_then(|m| m.ca_file.as_mut()) {
+            *ca_file = base.join(&*ca_file);
         }
     }
 
@@ -591,6 +600,9 @@ impl Config {
             }
         }
         errors.extend(self.http.check());
+        if let Some(mqtt) = &self.mqtt {
+            errors.extend(mqtt.check(self.devices.keys().cloned()));
+        }
         errors
     }
 }

@@ -23,10 +23,12 @@ use crate::config::{Config, PluginConfig, TargetAddress};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
+use crate::heartbeat::Heartbeats;
 use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
+use crate::outage_report::Reporter;
 use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
@@ -118,15 +120,27 @@ pub fn actions(
     }
     let switch = (!config.devices.is_empty())
         .then(|| Arc::new(Plugs::new(&config.devices, handle.clone())) as Arc<dyn PowerSwitch>);
-    let outbox = if notify::is_configured(&config.notify) {
-        let outbox = Outbox::new(&config.notify, &config.state_dir_or_default(), handle)
-            .context("cannot open the notification queue")?;
+    let notifying = notify::is_configured(&config.notify);
+    if !notifying {
+        tracing::info!("no [notify] section: notifications are only logged");
+    }
+    // Also for outage reports to a watcher alone.
+    let outbox = if notify::is_wanted(&config.notify, &config.heartbeat) {
+        let outbox = Outbox::new(
+            &config.notify,
+            &config.heartbeat,
+            &config.state_dir_or_default(),
+            handle,
+        )
+        .context("cannot open the notification queue")?;
         Some(Arc::new(outbox))
     } else {
-        tracing::info!("no [notify] section: notifications are only logged");
         None
     };
-    let notifier = outbox.clone().map(|o| o as Arc<dyn Notifier>);
+    let notifier = outbox
+        .clone()
+        .filter(|_| notifying)
+        .map(|o| o as Arc<dyn Notifier>);
     Ok((Actions::new(switch, notifier, clock, cap), outbox))
 }
 
@@ -186,7 +200,7 @@ pub struct Daemon {
     /// The [`Actions::generation`] the status file last showed.
     actions_shown: u64,
     interval: Duration,
-    /// History, API and exporters: told of everything as it happens.
+    /// History, API, exporters and MQTT: told of everything as it happens.
     observers: Observers,
     /// The status as last written (wall clock), for those that show it live.
     status_now: tokio::sync::watch::Sender<Status>,
@@ -196,6 +210,12 @@ pub struct Daemon {
     api: Option<crate::api::Server>,
     /// Writes the history database (`[history] database`).
     recorder: Option<Recorder>,
+    /// Sends the outage reports; stops when dropped.
+    _reporter: Option<Reporter>,
+    /// The `[[heartbeat]]` senders; None without any (or a client).
+    heartbeats: Option<Heartbeats>,
+    /// Publishes to an MQTT broker (`[mqtt]`).
+    mqtt: Option<crate::mqtt::Mqtt>,
 }
 
 impl Daemon {
@@ -271,6 +291,12 @@ impl Daemon {
         });
         if let Some(recorder) = &recorder {
             observers.add(Arc::new(recorder.clone()));
+        }
+        let mqtt = config.mqtt.as_ref().map(|mqtt| {
+            crate::mqtt::Mqtt::start(mqtt, config, actions.clone(), &status_now.borrow())
+        });
+        if let Some(mqtt) = &mqtt {
+            observers.add(mqtt.observer());
         }
         {
             let (observers, clock) = (observers.clone(), clock.clone());
@@ -354,6 +380,27 @@ impl Daemon {
                 metrics,
             },
         );
+        let reporter = Reporter::start(
+            &config.reports,
+            &config.state_dir_or_default(),
+            recorder.clone(),
+            outbox.clone(),
+            status_now.subscribe(),
+        );
+        // Proof of life, read off the published status; a client that
+        // cannot be built leaves the watchdog running, without them.
+        let heartbeats = (!config.heartbeat.is_empty())
+            .then(|| {
+                Heartbeats::start(
+                    &config.heartbeat,
+                    status_now.subscribe(),
+                    clock.clone(),
+                    &tokio::runtime::Handle::current(),
+                )
+                .inspect_err(|e| tracing::error!("heartbeats are not sent: {e}"))
+                .ok()
+            })
+            .flatten();
         let daemon = Daemon {
             clock,
             monitor,
@@ -377,6 +424,9 @@ impl Daemon {
             probe_now,
             api,
             recorder,
+            _reporter: reporter,
+            heartbeats,
+            mqtt,
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -496,6 +546,10 @@ impl Daemon {
         if let Some(api) = self.api.take() {
             api.stop();
         }
+        // No heartbeat after "stopping": the house may be going dark.
+        if let Some(heartbeats) = &self.heartbeats {
+            heartbeats.stop();
+        }
         // Joins its thread, which may be compiling a new version: not
         // waited for (the runners it would send to are being stopped).
         if let Some(hot_reload) = self.hot_reload.take() {
@@ -520,6 +574,9 @@ impl Daemon {
         // Commits the probe rounds gathered since the last commit.
         if let Some(recorder) = &self.recorder {
             recorder.stop();
+        }
+        if let Some(mqtt) = self.mqtt.take() {
+            mqtt.stop().await;
         }
         outcome
     }
@@ -757,6 +814,12 @@ impl Daemon {
         }
         self.status.plugins = plugins;
         self.status.notifications = self.outbox.as_ref().map(|o| o.status());
+        self.status.heartbeats = self
+            .heartbeats
+            .as_ref()
+            .map(Heartbeats::status)
+            .unwrap_or_default();
+        self.status.mqtt = self.mqtt.as_ref().map(crate::mqtt::Mqtt::status);
     }
 
     /// Queues the status for the writer thread, its times on the wall clock

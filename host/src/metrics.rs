@@ -335,7 +335,7 @@ impl Collector for Now {
             gauge(
                 e,
                 "notification_queue_length",
-                "Notifications not yet delivered to every sink.",
+                "Notifications and outage reports not yet delivered to every sink.",
                 None,
                 queue.queued as u64,
             )?;

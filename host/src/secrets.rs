@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 
 use crate::config::DeviceConfig;
+use crate::heartbeat::HeartbeatConfig;
 use crate::notify::{NtfyAuth, NtfyConfig, WebhookConfig};
 
 /// What a secret is replaced with: the word the configs' `Debug` uses.
@@ -50,9 +51,7 @@ impl Secrets {
     }
 
     /// A webhook's: every header value, and the credential after its scheme
-    /// (`Bearer <token>`); the URL's path and query, and the path's last
-    /// segment alone, where Slack, Discord and Home Assistant keep the
-    /// hook's token.
+    /// (`Bearer <token>`); the URL's path and query (see `add_url`).
     pub fn of_webhook(config: &WebhookConfig) -> Secrets {
         let mut secrets = Secrets::default();
         // Every value is printable ASCII: the config checks it.
@@ -62,20 +61,37 @@ impl Secrets {
                 secrets.add(credential.trim());
             }
         }
-        let url = &config.url;
+        secrets.add_url(&config.url);
+        secrets
+    }
+
+    /// A heartbeat sink's: its token, and its URL's path and query, where
+    /// Healthchecks and Uptime Kuma keep the check's secret.
+    pub fn of_heartbeat(config: &HeartbeatConfig) -> Secrets {
+        let mut secrets = Secrets::default();
+        if let Some(token) = &config.token {
+            secrets.add(token.expose());
+        }
+        secrets.add_url(&config.url);
+        secrets
+    }
+
+    /// A URL's path and query, and the path's last segment alone, where
+    /// Slack, Discord, Home Assistant, Healthchecks and Uptime Kuma keep
+    /// their token.
+    fn add_url(&mut self, url: &reqwest::Url) {
         if url.path() != "/" {
-            secrets.add(url.path());
+            self.add(url.path());
         }
         if let Some(last) = url
             .path_segments()
             .and_then(|mut s| s.rfind(|s| !s.is_empty()))
         {
-            secrets.add(last);
+            self.add(last);
         }
         if let Some(query) = url.query() {
-            secrets.add(query);
+            self.add(query);
         }
-        secrets
     }
 
     /// A Shelly plug's password, as configured and as the Basic credentials

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::{ActionRecord, RefusalCount};
+use crate::heartbeat::HeartbeatStatus;
 use crate::human;
 use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
@@ -62,6 +63,13 @@ pub struct Status {
     /// actions out of view.
     #[serde(default)]
     pub refusals: Vec<RefusalCount>,
+    /// Each `[[heartbeat]]` sink: when a heartbeat last got through, and
+    /// why they fail, while they do.
+    #[serde(default)]
+    pub heartbeats: Vec<HeartbeatStatus>,
+    /// The MQTT broker connection, when `[mqtt]` is configured.
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +118,8 @@ impl Status {
             dropped_rounds: 0,
             outage_cycles: 0,
             refusals: Vec::new(),
+            heartbeats: Vec::new(),
+            mqtt: None,
         }
     }
 
@@ -138,6 +148,9 @@ impl Status {
             p.loaded_at_ms = at(p.loaded_at_ms);
             p.last_error_at_ms = p.last_error_at_ms.map(at);
         }
+        for h in &mut status.heartbeats {
+            h.last_ok_at_ms = h.last_ok_at_ms.map(at);
+        }
         status
     }
 
@@ -148,6 +161,28 @@ impl Status {
             self.transitions.pop_front();
         }
         self.transitions.push_back(t.into());
+    }
+
+    /// How many times the WAN went down since `at_ms`; None when the
+    /// transitions kept may not reach back that far.
+    pub fn downs_since(&self, at_ms: Millis) -> Option<u32> {
+        let whole = self.transitions.len() < RECENT_TRANSITIONS
+            || self.transitions.front().is_some_and(|t| t.at_ms < at_ms);
+        whole.then(|| {
+            self.transitions
+                .iter()
+                .filter(|t| t.current == WanState::Down && t.at_ms >= at_ms)
+                .count() as u32
+        })
+    }
+
+    /// How long the WAN was down the last time it was.
+    pub fn last_down_ms(&self) -> Option<Millis> {
+        self.transitions
+            .iter()
+            .rev()
+            .find(|t| t.previous == WanState::Down)
+            .map(|t| t.previous_duration_ms)
     }
 
     /// A human summary, as `wanwatch status` prints it.
@@ -258,6 +293,27 @@ impl Status {
                 }
                 out += "\n";
             }
+        }
+        if !self.heartbeats.is_empty() {
+            out += "\nheartbeats:\n";
+            for h in &self.heartbeats {
+                out += &format!("  {}: {} sent", h.name, h.sent);
+                if let Some(at) = h.last_ok_at_ms {
+                    out += &format!(", the last {}", human::timestamp(at));
+                }
+                if let Some(why) = &h.failing {
+                    out += &format!(", FAILING: {why}");
+                }
+                out += "\n";
+            }
+        }
+        if let Some(mqtt) = &self.mqtt {
+            let state = match &mqtt.error {
+                None if mqtt.connected => "connected".to_owned(),
+                None => "connecting".to_owned(),
+                Some(e) => format!("not connected: {e}"),
+            };
+            out += &format!("\nMQTT {}: {state}\n", mqtt.broker);
         }
         out
     }
@@ -472,6 +528,35 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join("status.corrupt-77")).unwrap(),
             b"{\"state\": \"up\", \"since"
+        );
+    }
+
+    #[test]
+    fn a_status_file_without_heartbeats_loads_and_they_render() {
+        let old = r#"{"state": "up", "since_ms": 1000, "updated_at_ms": 2000, "dry_run": false}"#;
+        let mut status: Status = serde_json::from_str(old).unwrap();
+        assert!(status.heartbeats.is_empty());
+        status.heartbeats = vec![
+            HeartbeatStatus {
+                name: "heartbeat[0] healthchecks https://hc-ping.com/…".into(),
+                last_ok_at_ms: Some(1_700_000_000_000),
+                failing: None,
+                sent: 12,
+            },
+            HeartbeatStatus {
+                name: "heartbeat[1] pushgateway http://pgw:9091".into(),
+                last_ok_at_ms: None,
+                failing: Some("HTTP 502: Bad Gateway".into()),
+                sent: 0,
+            },
+        ];
+        let text = status.render(1_700_000_060_000);
+        assert!(
+            text.ends_with(
+                "\nheartbeats:\n  heartbeat[0] healthchecks https://hc-ping.com/…: 12 sent, the last 2023-11-14T22:13:20Z\n  \
+                 heartbeat[1] pushgateway http://pgw:9091: 0 sent, FAILING: HTTP 502: Bad Gateway\n"
+            ),
+            "{text}"
         );
     }
 

@@ -9,7 +9,10 @@ pub mod http;
 pub mod link;
 pub mod netns;
 pub mod ntfy;
+pub mod pings;
+pub mod pushgateway;
 pub mod shelly;
+pub mod watcher;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};

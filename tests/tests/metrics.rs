@@ -243,15 +243,23 @@ fn metrics_follow_an_outage_and_a_recovery() {
 }
 
 /// The rules are valid, and fire when they should: `promtool test rules`
-/// runs docs/prometheus/wanwatch.rules.test.yml against them.
+/// runs docs/prometheus/<name>.rules.test.yml against each
+/// <name>.rules.yml (the daemon's metrics, and the heartbeat's dead man's
+/// switch).
 #[test]
 fn the_documented_alert_rules_are_valid_and_fire_when_they_should() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/prometheus");
     let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let Some(output) = promtool(&["check", "rules", &file("wanwatch.rules.yml")], "") else {
-        return;
-    };
-    assert_success(&output, "the rules");
-    let output = promtool(&["test", "rules", &file("wanwatch.rules.test.yml")], "").unwrap();
-    assert_success(&output, "the rules' tests");
+    for rules in ["wanwatch", "heartbeat"] {
+        let Some(output) = promtool(
+            &["check", "rules", &file(&format!("{rules}.rules.yml"))],
+            "",
+        ) else {
+            return;
+        };
+        assert_success(&output, &format!("the {rules} rules"));
+        let test = file(&format!("{rules}.rules.test.yml"));
+        let output = promtool(&["test", "rules", &test], "").unwrap();
+        assert_success(&output, &format!("the {rules} rules' tests"));
+    }
 }

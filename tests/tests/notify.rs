@@ -78,7 +78,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn outbox(config: &NotifyConfig, dir: &Path, rt: &tokio::runtime::Runtime) -> Outbox {
-    Outbox::with_tuning(config, dir, rt.handle().clone(), tuning()).expect("outbox")
+    Outbox::with_tuning(config, &[], dir, rt.handle().clone(), tuning()).expect("outbox")
 }
 
 fn titles(messages: &[Message]) -> Vec<&str> {

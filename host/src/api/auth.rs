@@ -3,15 +3,19 @@
 //! protects against other users of the same host as well; the config
 //! check requires one on any other address). Without a token only
 //! loopback addresses may be configured, and nothing is asked.
+//!
+//! `wanwatch watcher` asks the same way: its viewer token for what it
+//! shows, each site's own token for what the site sends.
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
 use super::error::ApiError;
 
 /// The configured token, kept as its hash: comparing hashes in constant
@@ -23,24 +27,15 @@ impl Token {
         Token(Sha256::digest(token.as_bytes()).into())
     }
 
-    fn admits(&self, offered: &str) -> bool {
+    pub fn admits(&self, offered: &str) -> bool {
         let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
         self.0.ct_eq(&offered).into()
     }
 }
 
-/// Middleware: refuses a request without the right token (401, with
-/// `WWW-Authenticate: Bearer`). The answer never repeats what was offered.
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = &state.token else {
-        return next.run(request).await;
-    };
-    let offered = request
-        .headers()
+/// The credential of an `Authorization: Bearer <token>` header, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -48,13 +43,31 @@ pub async fn require_token(
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| credential.trim())
-        });
-    let refusal = match offered {
+        })
+}
+
+/// Middleware: refuses a request without the right token (401, with
+/// `WWW-Authenticate: Bearer`); without a token configured, admits all.
+/// The answer never repeats what was offered.
+pub async fn require_token(
+    State(token): State<Option<Arc<Token>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &token else {
+        return next.run(request).await;
+    };
+    let refusal = match bearer(request.headers()) {
         Some(offered) if token.admits(offered) => return next.run(request).await,
         Some(_) => "the bearer token is wrong",
-        None => "this server needs `Authorization: Bearer <token>` ([http] token)",
+        None => "this server needs `Authorization: Bearer <token>` (the configured token)",
     };
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, refusal).into_response();
+    unauthorized(refusal)
+}
+
+/// 401 with `WWW-Authenticate: Bearer` and `message`.
+pub fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"wanwatch\""),

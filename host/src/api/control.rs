@@ -7,10 +7,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::sync::Arc;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::actions::CAP_REFUSAL;
+use crate::actions::{Actions, CAP_REFUSAL};
 
 /// The name manual cycles are journalled under, beside the plugins'.
 pub const REQUESTER: &str = "api";
@@ -59,13 +60,14 @@ pub async fn cycle(
             "off_seconds must be 1 to {MAX_OFF_SECONDS}, not {off_seconds}"
         )));
     }
-    let actions = state.actions.clone();
-    let name = device.clone();
-    // The plug confirms its flip-back: seconds, off the server's thread.
-    let result =
-        tokio::task::spawn_blocking(move || actions.power_cycle(REQUESTER, &name, off_seconds))
-            .await
-            .map_err(|e| ApiError::internal("the power cycle did not complete", e))?;
+    let result = cycle_device(
+        state.actions.clone(),
+        REQUESTER,
+        device.clone(),
+        off_seconds,
+    )
+    .await
+    .map_err(|e| ApiError::internal("the power cycle did not complete", e))?;
     match result {
         Ok(()) => {
             let outcome = if state.status.borrow().dry_run {
@@ -93,6 +95,19 @@ pub async fn cycle(
             format!("the power cycle failed: {reason}"),
         )),
     }
+}
+
+/// A manual power cycle of `device` for `requester` (the API, a Home
+/// Assistant button over MQTT): through the plugins' gateway, so the same
+/// safety cap and journal apply. Err: the cycle's task panicked.
+pub async fn cycle_device(
+    actions: Arc<Actions>,
+    requester: &'static str,
+    device: String,
+    off_seconds: u32,
+) -> Result<Result<(), String>, tokio::task::JoinError> {
+    // The plug confirms its flip-back: seconds, off the async threads.
+    tokio::task::spawn_blocking(move || actions.power_cycle(requester, &device, off_seconds)).await
 }
 
 /// `POST /api/v1/probe`: a probe round now. Requests made while one is

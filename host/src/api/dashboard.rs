@@ -22,14 +22,14 @@ use super::{AppState, history, status};
 use crate::history::Bucket;
 
 /// A file of the page, served as is.
-struct Asset {
-    path: &'static str,
-    content_type: &'static str,
-    body: &'static str,
+pub(crate) struct Asset {
+    pub(crate) path: &'static str,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: &'static str,
     /// A strong validator, fixed when the binary is built: a browser asks
     /// again on each load (`no-cache`) and gets a body-less 304 until the
     /// daemon is upgraded.
-    etag: &'static str,
+    pub(crate) etag: &'static str,
 }
 
 /// FNV-1a: not cryptographic, only to tell versions of a file apart, and
@@ -46,7 +46,7 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// `"` + 16 hex digits of the hash + `"`, built at compile time.
-const fn etag_of(body: &str) -> [u8; 18] {
+pub(crate) const fn etag_of(body: &str) -> [u8; 18] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let hash = fnv1a(body.as_bytes());
     let mut out = [b'"'; 18];
@@ -58,11 +58,13 @@ const fn etag_of(body: &str) -> [u8; 18] {
     out
 }
 
+/// An [`Asset`] of `$body` (an `include_str!`), its ETag computed when
+/// the binary is built. The watcher's dashboard builds its own with it.
 macro_rules! asset {
-    ($path:literal, $file:literal, $content_type:literal) => {{
-        const BODY: &str = include_str!($file);
-        const ETAG: [u8; 18] = etag_of(BODY);
-        Asset {
+    ($path:literal, $body:expr, $content_type:literal) => {{
+        const BODY: &str = $body;
+        const ETAG: [u8; 18] = $crate::api::dashboard::etag_of(BODY);
+        $crate::api::dashboard::Asset {
             path: $path,
             content_type: $content_type,
             body: BODY,
@@ -74,19 +76,33 @@ macro_rules! asset {
     }};
 }
 
-static ASSETS: [Asset; 4] = [
-    asset!("/", "dashboard/index.html", "text/html; charset=utf-8"),
-    asset!(
+pub(crate) use asset;
+
+/// The style sheet and the icon, shared with the watcher's page.
+pub(crate) static STYLE: Asset = asset!(
+    "/dashboard/style.css",
+    include_str!("dashboard/style.css"),
+    "text/css; charset=utf-8"
+);
+pub(crate) static ICON: Asset = asset!(
+    "/dashboard/icon.svg",
+    include_str!("dashboard/icon.svg"),
+    "image/svg+xml"
+);
+
+static ASSETS: [&Asset; 4] = [
+    &asset!(
+        "/",
+        include_str!("dashboard/index.html"),
+        "text/html; charset=utf-8"
+    ),
+    &asset!(
         "/dashboard/app.js",
-        "dashboard/app.js",
+        include_str!("dashboard/app.js"),
         "text/javascript; charset=utf-8"
     ),
-    asset!(
-        "/dashboard/style.css",
-        "dashboard/style.css",
-        "text/css; charset=utf-8"
-    ),
-    asset!("/dashboard/icon.svg", "dashboard/icon.svg", "image/svg+xml"),
+    &STYLE,
+    &ICON,
 ];
 
 /// The page loads only what the daemon serves: no inline script, no other
@@ -97,13 +113,19 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:;
 
 /// `GET /`, the page's assets under `/dashboard/`, and the charts' data.
 pub fn routes() -> Router<AppState> {
-    let assets = ASSETS.iter().fold(Router::new(), |router, asset| {
+    asset_routes(&ASSETS).route("/dashboard/series", get(series))
+}
+
+/// A `GET` route for each of `assets`.
+pub(crate) fn asset_routes<S: Clone + Send + Sync + 'static>(
+    assets: &'static [&'static Asset],
+) -> Router<S> {
+    assets.iter().fold(Router::new(), |router, asset| {
         router.route(
             asset.path,
             get(move |headers: HeaderMap| async move { asset.serve(&headers) }),
         )
-    });
-    assets.route("/dashboard/series", get(series))
+    })
 }
 
 /// `GET /dashboard/series?since=&until=`: round trip and loss per target,

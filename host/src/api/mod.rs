@@ -72,30 +72,49 @@ impl HttpConfig {
     /// The checks serde cannot make: each is a key path under `http` and a
     /// message (see [`crate::config::Config::check`]).
     pub fn check(&self) -> Vec<(Vec<String>, String)> {
-        let key = |k: &str| vec!["http".to_owned(), k.to_owned()];
-        let mut errors = Vec::new();
-        match &self.token {
-            Some(token) if token.expose().trim().is_empty() => {
-                errors.push((key("token"), "must not be empty".to_owned()));
-            }
-            Some(_) => {}
-            None => {
-                if let Some(open) = self.listen.iter().find(|a| !a.ip().is_loopback()) {
-                    errors.push((
-                        key("listen"),
-                        format!(
-                            "{open} is not a loopback address: set [http] token, which every request must then carry as `Authorization: Bearer <token>`"
-                        ),
-                    ));
-                }
-            }
-        }
-        errors
+        check_listen(&["http"], &self.listen, self.token.as_ref(), "[http] token")
     }
 }
 
+/// The rule for every listener (the daemon's `[http]`, the watcher's): a
+/// token, when set, is not empty, and any address that is not loopback
+/// needs one. `section` is the key path of `listen` and `token`'s table;
+/// `token_name` how the message names the token.
+pub(crate) fn check_listen(
+    section: &[&str],
+    listen: &[SocketAddr],
+    token: Option<&Secret>,
+    token_name: &str,
+) -> Vec<(Vec<String>, String)> {
+    let key = |k: &str| {
+        section
+            .iter()
+            .chain([&k])
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut errors = Vec::new();
+    match token {
+        Some(token) if token.expose().trim().is_empty() => {
+            errors.push((key("token"), "must not be empty".to_owned()));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(open) = listen.iter().find(|a| !a.ip().is_loopback()) {
+                errors.push((
+                    key("listen"),
+                    format!(
+                        "{open} is not a loopback address: set {token_name}, which every request must then carry as `Authorization: Bearer <token>`"
+                    ),
+                ));
+            }
+        }
+    }
+    errors
+}
+
 /// `"127.0.0.1:8786"` or `["127.0.0.1:8786", "[::1]:8786"]`.
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+pub(crate) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -152,7 +171,11 @@ pub struct Parts {
 }
 
 impl AppState {
-    fn new(parts: Parts, config: &HttpConfig, stopping: watch::Receiver<bool>) -> AppState {
+    fn new(
+        parts: Parts,
+        token: Option<Arc<auth::Token>>,
+        stopping: watch::Receiver<bool>,
+    ) -> AppState {
         AppState {
             status: parts.status,
             actions: parts.actions,
@@ -160,13 +183,42 @@ impl AppState {
             probe_now: parts.probe_now,
             history: parts.history,
             metrics: parts.metrics,
-            token: config
-                .token
-                .as_ref()
-                .map(|t| Arc::new(auth::Token::new(t.expose()))),
+            token,
             stopping,
             streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         }
+    }
+}
+
+impl Server {
+    /// Serves the daemon's API as `config` says. None when the config
+    /// turns the server off or no address could be bound: the watchdog
+    /// does not need its API to watch, so it goes on without it, and says
+    /// why in the log.
+    pub fn start(config: &HttpConfig, parts: Parts) -> Option<Server> {
+        if config.listen.is_empty() {
+            tracing::info!("HTTP API off ([http] listen = [])");
+            return None;
+        }
+        let token = config
+            .token
+            .as_ref()
+            .map(|t| Arc::new(auth::Token::new(t.expose())));
+        let server = Server::serve("HTTP API", &config.listen, |stopping| {
+            router(AppState::new(parts, token, stopping))
+        });
+        let Some(server) = server else {
+            tracing::error!(
+                "HTTP API: no address could be bound; going on without it (change [http] listen)"
+            );
+            return None;
+        };
+        for address in server.addresses() {
+            tracing::info!(
+                "dashboard on http://{address}/, API under /api/v1/, metrics at /metrics"
+            );
+        }
+        Some(server)
     }
 }
 
@@ -192,7 +244,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.token.clone(),
             auth::require_token,
         ))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))

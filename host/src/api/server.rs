@@ -1,5 +1,6 @@
 //! The server: its listeners, its own thread and runtime, its limits, and
-//! its graceful stop.
+//! its graceful stop. The daemon's API and `wanwatch watcher` both serve
+//! their routers with it.
 //!
 //! It runs on a thread of its own with a single-threaded tokio runtime,
 //! not on the daemon's: tokio has no priorities, and a flood of
@@ -18,7 +19,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::{AppState, HttpConfig, Parts, router};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use tower::ServiceExt;
 
 /// Connections served at once; more are closed as soon as accepted. Each
 /// costs a task and its buffers; an event stream is one of them.
@@ -37,28 +40,29 @@ const BLOCKING_THREADS: usize = 4;
 
 /// The running server; [`Server::stop`] stops it.
 pub struct Server {
+    label: &'static str,
     stopping: watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
     addresses: Vec<SocketAddr>,
 }
 
 impl Server {
-    /// Binds every configured address and starts serving. None when the
-    /// config turns the server off or no address could be bound: the
-    /// watchdog does not need its API to watch, so it goes on without it,
-    /// and says why in the log.
-    pub fn start(config: &HttpConfig, parts: Parts) -> Option<Server> {
-        if config.listen.is_empty() {
-            tracing::info!("HTTP API off ([http] listen = [])");
-            return None;
-        }
+    /// Binds every address in `listen` and serves the router `app` makes
+    /// (given the receiver that turns true when the server stops, for the
+    /// answers that last, like event streams). `label` names the server in
+    /// the log ("HTTP API", "watcher"). None when no address could be
+    /// bound: each failure is logged, and the caller decides whether it can
+    /// go on without a server.
+    pub fn serve(
+        label: &'static str,
+        listen: &[SocketAddr],
+        app: impl FnOnce(watch::Receiver<bool>) -> Router,
+    ) -> Option<Server> {
         let mut listeners = Vec::new();
-        for address in &config.listen {
+        for address in listen {
             match bind(*address) {
                 Ok(listener) => listeners.push(listener),
-                Err(e) => tracing::error!(
-                    "HTTP API: cannot listen on {address}: {e}; going on without it there (change [http] listen)"
-                ),
+                Err(e) => tracing::error!("{label}: cannot listen on {address}: {e}"),
             }
         }
         if listeners.is_empty() {
@@ -69,7 +73,7 @@ impl Server {
             .filter_map(|l| l.local_addr().ok())
             .collect();
         let (stopping, stopped) = watch::channel(false);
-        let state = AppState::new(parts, config, stopped.clone());
+        let app = app(stopped.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .max_blocking_threads(BLOCKING_THREADS)
@@ -78,14 +82,14 @@ impl Server {
         let runtime = match runtime {
             Ok(runtime) => runtime,
             Err(e) => {
-                tracing::error!("HTTP API: cannot start its runtime: {e}; going on without it");
+                tracing::error!("{label}: cannot start its runtime: {e}");
                 return None;
             }
         };
         let thread = std::thread::Builder::new()
             .name("wanwatch-api".into())
             .spawn(move || {
-                runtime.block_on(serve(listeners, state, stopped));
+                runtime.block_on(serve(label, listeners, app, stopped));
                 // Blocking work under way (a power cycle waiting for its
                 // plug) is not waited for beyond the grace.
                 runtime.shutdown_timeout(STOP_GRACE);
@@ -93,16 +97,12 @@ impl Server {
         let thread = match thread {
             Ok(thread) => thread,
             Err(e) => {
-                tracing::error!("HTTP API: cannot start its thread: {e}; going on without it");
+                tracing::error!("{label}: cannot start its thread: {e}");
                 return None;
             }
         };
-        for address in &addresses {
-            tracing::info!(
-                "dashboard on http://{address}/, API under /api/v1/, metrics at /metrics"
-            );
-        }
         Some(Server {
+            label,
             stopping,
             thread,
             addresses,
@@ -119,7 +119,7 @@ impl Server {
     pub fn stop(self) {
         self.stopping.send_replace(true);
         if self.thread.join().is_err() {
-            tracing::error!("HTTP API: its thread panicked");
+            tracing::error!("{}: its thread panicked", self.label);
         }
     }
 }
@@ -131,19 +131,19 @@ fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 async fn serve(
+    label: &'static str,
     listeners: Vec<std::net::TcpListener>,
-    state: AppState,
+    app: Router,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let app = router(state);
     // Every listener's accepted connections, served by one loop.
     let (accepted, mut connections) = mpsc::channel(16);
     for listener in listeners {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                tokio::spawn(accept(listener, accepted.clone()));
+                tokio::spawn(accept(label, listener, accepted.clone()));
             }
-            Err(e) => tracing::error!("HTTP API: cannot serve a listener: {e}"),
+            Err(e) => tracing::error!("{label}: cannot serve a listener: {e}"),
         }
     }
     drop(accepted);
@@ -158,13 +158,18 @@ async fn serve(
         tokio::select! {
             _ = stopping.wait_for(|stop| *stop) => break,
             stream = connections.recv() => {
-                let Some(stream) = stream else { break };
+                let Some((stream, peer)) = stream else { break };
                 // Over the cap: closed at once, which costs the flood more
                 // than it costs the server.
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     continue;
                 };
-                let service = TowerToHyperService::new(app.clone());
+                // The peer's address, for handlers that log who was refused.
+                let app = app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+                let service = TowerToHyperService::new(app);
                 let connection = http.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -179,22 +184,26 @@ async fn serve(
         .await
         .is_err()
     {
-        tracing::debug!("HTTP API: connections still open at the stop, closed");
+        tracing::debug!("{label}: connections still open at the stop, closed");
     }
 }
 
 /// Accepts connections until the receiving loop ends.
-async fn accept(listener: tokio::net::TcpListener, accepted: mpsc::Sender<tokio::net::TcpStream>) {
+async fn accept(
+    label: &'static str,
+    listener: tokio::net::TcpListener,
+    accepted: mpsc::Sender<(tokio::net::TcpStream, SocketAddr)>,
+) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                if accepted.send(stream).await.is_err() {
+            Ok(connection) => {
+                if accepted.send(connection).await.is_err() {
                     return;
                 }
             }
             // Out of file descriptors, say: wait a little rather than spin.
             Err(e) => {
-                tracing::warn!("HTTP API: accepting a connection failed: {e}");
+                tracing::warn!("{label}: accepting a connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -147,6 +147,13 @@ impl HistoryError {
 /// Opens the database for writing: creates the file and its directory if
 /// needed, and migrates it to [`SCHEMA_VERSION`].
 pub fn open_writer(path: &Path) -> Result<Connection, HistoryError> {
+    open_migrated(path, &MIGRATIONS)
+}
+
+/// Opens an SQLite database the way the history is (WAL, `synchronous =
+/// NORMAL`, the busy timeout) and migrates it with `migrations` (step `i`
+/// takes version `i` to `i + 1`): shared with the watcher's database.
+pub(crate) fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, HistoryError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| HistoryError::Io {
             path: path.to_owned(),
@@ -161,7 +168,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, HistoryError> {
         .map_err(sqlite)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite)?;
-    migrate(path, &conn)?;
+    migrate(path, &conn, migrations)?;
     Ok(conn)
 }
 
@@ -170,6 +177,11 @@ pub fn open_writer(path: &Path) -> Result<Connection, HistoryError> {
 /// Opened read-write but `query_only`: a read-only SQLite connection cannot
 /// recover a WAL left by a daemon that was killed, and fails instead.
 pub fn open_reader(path: &Path) -> Result<Connection, HistoryError> {
+    open_reader_at(path, SCHEMA_VERSION)
+}
+
+/// [`open_reader`] for a database whose schema version must be `known`.
+pub(crate) fn open_reader_at(path: &Path, known: i64) -> Result<Connection, HistoryError> {
     let sqlite = |e| HistoryError::sqlite(path, e);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
@@ -177,17 +189,17 @@ pub fn open_reader(path: &Path) -> Result<Connection, HistoryError> {
     conn.pragma_update(None, "query_only", true)
         .map_err(sqlite)?;
     let found = version(&conn).map_err(sqlite)?;
-    match found.cmp(&SCHEMA_VERSION) {
+    match found.cmp(&known) {
         std::cmp::Ordering::Equal => Ok(conn),
         std::cmp::Ordering::Greater => Err(HistoryError::TooNew {
             path: path.to_owned(),
             found,
-            known: SCHEMA_VERSION,
+            known,
         }),
         std::cmp::Ordering::Less => Err(HistoryError::TooOld {
             path: path.to_owned(),
             found,
-            known: SCHEMA_VERSION,
+            known,
         }),
     }
 }
@@ -197,17 +209,18 @@ fn version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Runs the migration steps from the file's version up to ours.
-fn migrate(path: &Path, conn: &Connection) -> Result<(), HistoryError> {
+fn migrate(path: &Path, conn: &Connection, migrations: &[&str]) -> Result<(), HistoryError> {
     let sqlite = |e| HistoryError::sqlite(path, e);
+    let known = migrations.len() as i64;
     let found = version(conn).map_err(sqlite)?;
-    if found > SCHEMA_VERSION {
+    if found > known {
         return Err(HistoryError::TooNew {
             path: path.to_owned(),
             found,
-            known: SCHEMA_VERSION,
+            known,
         });
     }
-    for (from, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+    for (from, step) in migrations.iter().enumerate().skip(found.max(0) as usize) {
         let to = from + 1;
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {step}; PRAGMA user_version = {to}; COMMIT;"
@@ -217,7 +230,7 @@ fn migrate(path: &Path, conn: &Connection) -> Result<(), HistoryError> {
             sqlite(e)
         })?;
         tracing::info!(
-            "history database {}: migrated to schema version {to}",
+            "database {}: migrated to schema version {to}",
             path.display()
         );
     }

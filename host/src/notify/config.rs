@@ -129,6 +129,8 @@ pub struct WebhookConfig {
     /// Sent with every request; values are marked sensitive, so that not
     /// even reqwest's own debug output shows them.
     pub headers: HeaderMap,
+    /// Whether outage reports are posted here too (default false).
+    pub reports: bool,
 }
 
 /// Shows the header names only, and the URL's origin only: webhook URLs
@@ -138,6 +140,7 @@ impl fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("url", &redacted_url(&self.url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("reports", &self.reports)
             .finish()
     }
 }
@@ -148,6 +151,8 @@ struct RawWebhookConfig {
     url: HttpUrl,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    reports: bool,
 }
 
 impl TryFrom<RawWebhookConfig> for WebhookConfig {
@@ -168,6 +173,7 @@ impl TryFrom<RawWebhookConfig> for WebhookConfig {
         Ok(WebhookConfig {
             url: raw.url.0,
             headers,
+            reports: raw.reports,
         })
     }
 }

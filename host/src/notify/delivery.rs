@@ -1,12 +1,14 @@
-//! Sending one notification to one sink: the HTTP request, what counts as
-//! a refusal, and the error that says so without leaking a secret.
+//! Sending one queued item (a notification or an outage report) to one
+//! sink: the HTTP request, what counts as a refusal, and the error that
+//! says so without leaking a secret.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{ntfy, webhook};
+use super::queue::Item;
+use super::{ntfy, watcher, webhook};
 use crate::actions::Notification;
 use crate::http::Timeouts;
 use crate::human;
@@ -52,7 +54,9 @@ pub fn http_client(tuning: &Tuning) -> Result<reqwest::Client, NotifyError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("no notification sink is configured (add [notify.ntfy] or [[notify.webhook]])")]
+    #[error(
+        "no notification sink is configured (add [notify.ntfy], [[notify.webhook]] or a [[heartbeat]] kind = \"wanwatch\" for reports)"
+    )]
     NoSink,
     #[error("cannot open the notification queue {}: {source}", path.display())]
     Queue {
@@ -108,7 +112,7 @@ fn describe(e: reqwest::Error) -> String {
 /// handed to `refused`, with its status and the start of its body, to be
 /// explained in the sink's own terms. Either error is redacted with the
 /// sink's `secrets`: the server's words may repeat what it was sent.
-pub(super) async fn send(
+pub(crate) async fn send(
     name: &str,
     secrets: &Secrets,
     request: reqwest::RequestBuilder,
@@ -143,9 +147,20 @@ async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
     body
 }
 
+/// A webhook's or the watcher's refusal: rate limits, timeouts and server
+/// errors pass (as with ntfy); any other would be repeated.
+pub(super) fn refusal(name: &str, status: reqwest::StatusCode, body: &[u8]) -> DeliveryError {
+    let detail = answer_text(status, body);
+    let http = status.as_u16();
+    DeliveryError {
+        permanent: !matches!(http, 408 | 429 | 500..=599),
+        message: format!("{name}: HTTP {http}: {detail}"),
+    }
+}
+
 /// A short text body as one line, else the status's reason phrase: a proxy's
 /// HTML error page explains nothing in a log line.
-pub(super) fn answer_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+pub(crate) fn answer_text(status: reqwest::StatusCode, body: &[u8]) -> String {
     let reason = status.canonical_reason().unwrap_or("no reason given");
     match std::str::from_utf8(body).map(str::trim) {
         Ok(text) if !text.is_empty() && text.len() <= 200 && !text.starts_with('<') => {
@@ -174,6 +189,8 @@ pub(super) fn lateness(n: &Notification, delivered_at_ms: Millis) -> Option<Stri
 pub(super) enum Sink {
     Ntfy(ntfy::Ntfy),
     Webhook(webhook::Webhook),
+    /// A watcher's reports endpoint: outage reports only.
+    Watcher(watcher::Watcher),
 }
 
 impl Sink {
@@ -181,17 +198,39 @@ impl Sink {
         match self {
             Sink::Ntfy(s) => s.name(),
             Sink::Webhook(s) => s.name(),
+            Sink::Watcher(s) => s.name(),
         }
     }
 
+    /// Whether the sink takes this kind of item; for one it does not take,
+    /// it is done at once.
+    pub(super) fn takes(&self, item: &Item) -> bool {
+        match item {
+            Item::Notification(_) => !matches!(self, Sink::Watcher(_)),
+            Item::Report(_) => self.takes_reports(),
+        }
+    }
+
+    pub(super) fn takes_reports(&self) -> bool {
+        match self {
+            Sink::Ntfy(_) => false,
+            Sink::Webhook(s) => s.takes_reports(),
+            Sink::Watcher(_) => true,
+        }
+    }
+
+    /// Sends an item the sink [`takes`](Sink::takes).
     pub(super) async fn deliver(
         &self,
-        n: &Notification,
+        item: &Item,
         delivered_at_ms: Millis,
     ) -> Result<(), DeliveryError> {
-        match self {
-            Sink::Ntfy(s) => s.publish(n, delivered_at_ms).await,
-            Sink::Webhook(s) => s.post(n, delivered_at_ms).await,
+        match (self, item) {
+            (Sink::Ntfy(s), Item::Notification(n)) => s.publish(n, delivered_at_ms).await,
+            (Sink::Webhook(s), item) => s.post(item, delivered_at_ms).await,
+            (Sink::Watcher(s), Item::Report(r)) => s.post(r).await,
+            // Not taken: the outbox settles these without delivering.
+            (Sink::Ntfy(_), Item::Report(_)) | (Sink::Watcher(_), Item::Notification(_)) => Ok(()),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The on-disk queue's owner: one delivery task per sink, each with its
-//! own place in the queue, its backoff and its status.
+//! own place in the queue, its backoff and its status. The queue carries
+//! notifications and outage reports; a sink that does not take an item's
+//! kind is done with it at once.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -8,29 +11,33 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::delivery::{Sink, lateness, sink_id};
-use super::queue::Queue;
+use super::queue::{Item, Queue};
 use super::{
-    NotifyConfig, NotifyError, QUEUE_FILE, Tuning, http_client, is_configured, ntfy, webhook,
+    NotifyConfig, NotifyError, QUEUE_FILE, Tuning, http_client, is_configured, ntfy, watcher,
+    webhook,
 };
 use crate::actions::{Notification, Notifier};
 use crate::clock::{Clock, SystemClock};
+use crate::heartbeat::HeartbeatConfig;
 use crate::human;
 use crate::state::Millis;
+use crate::watcher::protocol::OutageReport;
 
 /// What the status file shows of the outbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxStatus {
-    /// Notifications not yet delivered to every sink.
+    /// Notifications and reports not yet delivered to every sink.
     pub queued: usize,
     pub sinks: Vec<SinkStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkStatus {
-    /// E.g. `ntfy https://ntfy.sh/…` or `webhook[0] https://host/…`: never
-    /// the topic or the hook's path, which are secrets.
+    /// E.g. `ntfy https://ntfy.sh/…`, `webhook[0] https://host/…` or
+    /// `heartbeat[0] wanwatch https://host/… reports`: never the topic, the
+    /// hook's path or a token, which are secrets.
     pub name: String,
-    /// Notifications this sink has yet to take.
+    /// Notifications and reports this sink has yet to take.
     pub pending: usize,
     /// Delivered since the daemon started.
     pub delivered: u64,
@@ -40,7 +47,14 @@ pub struct SinkStatus {
     pub failing: Option<String>,
 }
 
-/// Queues notifications on disk and delivers them to every configured sink.
+/// Whether there is any sink for the outbox: notifications, or outage
+/// reports for a watcher.
+pub fn is_wanted(notify: &NotifyConfig, heartbeats: &[HeartbeatConfig]) -> bool {
+    is_configured(notify) || heartbeats.iter().any(watcher::takes_reports)
+}
+
+/// Queues notifications and outage reports on disk and delivers them to
+/// every configured sink.
 pub struct Outbox {
     shared: Arc<Shared>,
     /// Bumped by `notify`: wakes the idle sink tasks.
@@ -61,23 +75,26 @@ struct Shared {
 
 impl Outbox {
     /// Opens (or creates) the queue in `state_dir` and starts one delivery
-    /// task per sink on `handle`. What an earlier run left in the queue is
-    /// delivered first.
+    /// task per sink on `handle`: those of `config`, and each watcher of
+    /// `heartbeats` that takes reports. What an earlier run left in the
+    /// queue is delivered first.
     pub fn new(
         config: &NotifyConfig,
+        heartbeats: &[HeartbeatConfig],
         state_dir: &Path,
         handle: tokio::runtime::Handle,
     ) -> Result<Outbox, NotifyError> {
-        Outbox::with_tuning(config, state_dir, handle, Tuning::default())
+        Outbox::with_tuning(config, heartbeats, state_dir, handle, Tuning::default())
     }
 
     pub fn with_tuning(
         config: &NotifyConfig,
+        heartbeats: &[HeartbeatConfig],
         state_dir: &Path,
         handle: tokio::runtime::Handle,
         tuning: Tuning,
     ) -> Result<Outbox, NotifyError> {
-        if !is_configured(config) {
+        if !is_wanted(config, heartbeats) {
             return Err(NotifyError::NoSink);
         }
         let client = http_client(&tuning)?;
@@ -96,6 +113,12 @@ impl Outbox {
                 client.clone(),
                 host.clone(),
             )));
+        }
+        for (index, heartbeat) in heartbeats.iter().enumerate() {
+            if let Some(watcher) = watcher::Watcher::of(heartbeat, index, client.clone()) {
+                ids.push(sink_id("watcher", watcher.destination()));
+                sinks.push(Sink::Watcher(watcher));
+            }
         }
         let path = state_dir.join(QUEUE_FILE);
         let queue = Queue::open(path.clone(), config.queue_max, ids.clone())
@@ -139,6 +162,31 @@ impl Outbox {
         self.wan_up.send_replace(());
     }
 
+    /// Whether any sink takes outage reports.
+    pub fn takes_reports(&self) -> bool {
+        self.shared.sinks.iter().any(Sink::takes_reports)
+    }
+
+    /// Queues an outage report for the sinks that take reports, and returns:
+    /// on Ok it is on disk. Even on an error it stays queued in memory.
+    pub fn report(&self, report: OutageReport) -> std::io::Result<()> {
+        self.queue(Item::Report(report))
+    }
+
+    fn queue(&self, item: Item) -> std::io::Result<()> {
+        let done: BTreeSet<String> = self
+            .shared
+            .sinks
+            .iter()
+            .zip(&self.shared.ids)
+            .filter(|(sink, _)| !sink.takes(&item))
+            .map(|(_, id)| id.clone())
+            .collect();
+        let written = lock(&self.shared.queue).push(item, done);
+        self.queued.send_replace(());
+        written
+    }
+
     pub fn status(&self) -> OutboxStatus {
         let queue = lock(&self.shared.queue);
         let mut sinks = lock(&self.shared.status).clone();
@@ -157,9 +205,8 @@ impl Notifier for Outbox {
     /// they can. Fails only if the queue file cannot be written, and even
     /// then the notification stays queued in memory.
     fn notify(&self, n: &Notification) -> Result<(), String> {
-        let written = lock(&self.shared.queue).push(n.clone());
-        self.queued.send_replace(());
-        written.map_err(|e| format!("queued, but only in memory: cannot write the queue file: {e}"))
+        self.queue(Item::Notification(n.clone()))
+            .map_err(|e| format!("queued, but only in memory: cannot write the queue file: {e}"))
     }
 }
 
@@ -176,8 +223,8 @@ impl Drop for Outbox {
     }
 }
 
-/// One sink's delivery task: the oldest notification the sink does not have
-/// yet, until there is none; then it waits for the next.
+/// One sink's delivery task: the oldest item the sink does not have yet,
+/// until there is none; then it waits for the next.
 async fn deliver(
     shared: Arc<Shared>,
     sink: usize,
@@ -204,14 +251,23 @@ async fn deliver(
             }
             continue;
         };
-        let n = &entry.notification;
+        // Queued before this sink was configured to leave out its kind.
+        if !shared.sinks[sink].takes(&entry.item) {
+            settle(&shared, entry.id, sink).await;
+            continue;
+        }
         let now = SystemClock.now_ms();
-        let error = match shared.sinks[sink].deliver(n, now).await {
+        let error = match shared.sinks[sink].deliver(&entry.item, now).await {
             Ok(()) => {
-                let late = lateness(n, now)
-                    .map(|l| format!(" ({l})"))
-                    .unwrap_or_default();
-                tracing::info!("{name}: delivered {:?}{late}", n.title);
+                match &entry.item {
+                    Item::Notification(n) => {
+                        let late = lateness(n, now)
+                            .map(|l| format!(" ({l})"))
+                            .unwrap_or_default();
+                        tracing::info!("{name}: delivered {:?}{late}", n.title);
+                    }
+                    Item::Report(r) => tracing::info!("{name}: delivered outage report {}", r.id),
+                }
                 settle(&shared, entry.id, sink).await;
                 let mut status = lock(&shared.status);
                 status[sink].delivered += 1;
@@ -232,9 +288,8 @@ async fn deliver(
             if count >= tuning.permanent_attempts {
                 // The error names the sink.
                 tracing::error!(
-                    "gave up on the notification raised {}, title {:?}, after {count} attempts: {error}",
-                    human::timestamp(n.raised_at_ms),
-                    n.title,
+                    "gave up on the {} after {count} attempts: {error}",
+                    entry.item.describe()
                 );
                 settle(&shared, entry.id, sink).await;
                 let mut status = lock(&shared.status);
@@ -273,7 +328,7 @@ async fn deliver(
     }
 }
 
-/// Records that `sink` is done with notification `id`, on a blocking thread:
+/// Records that `sink` is done with item `id`, on a blocking thread:
 /// the queue file is fsynced, which on an SD card can take long enough to
 /// stall the probes sharing this runtime.
 async fn settle(shared: &Arc<Shared>, id: u64, sink: usize) {
@@ -284,15 +339,15 @@ async fn settle(shared: &Arc<Shared>, id: u64, sink: usize) {
     match done {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(
-            "cannot update the notification queue file: {e}; after a restart, delivered notifications may be sent again"
+            "cannot update the notification queue file: {e}; after a restart, delivered notifications and reports may be sent again"
         ),
         Err(e) => tracing::error!("the notification queue update failed: {e}"),
     }
 }
 
-/// This machine's name, for the webhook document: several houses may send
-/// to one webhook.
-fn hostname() -> String {
+/// This machine's name, for the webhook document (several houses may send
+/// to one webhook), the MQTT client id and the Pushgateway's `instance`.
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the pointer and length describe `buf`, which outlives the call.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -1,6 +1,10 @@
-//! The on-disk queue of notifications waiting for delivery.
+//! The on-disk queue of notifications and outage reports waiting for
+//! delivery.
 //!
-//! One JSON object per line, oldest first. A new notification is appended
+//! One JSON object per line, oldest first: `{"id": 3, "done": [...],
+//! "notification": {...}}` or `{"id": 4, "report": {...}}` (a line written
+//! before reports existed is a notification's, and still loads). A new
+//! item is appended
 //! and fsynced (cheap, and what happens while the WAN is down); any other
 //! change (a sink took one, the queue overflowed) rewrites the whole file
 //! atomically. The file stays small: it never holds more than `max`
@@ -9,7 +13,7 @@
 //! A power cut in the middle of an append leaves a torn last line; it is
 //! skipped with a warning and the rest is kept. So is any other line that
 //! does not parse: a damaged queue must not stop the daemon, nor lose the
-//! notifications around the damage.
+//! items around the damage.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Write};
@@ -20,18 +24,46 @@ use serde::{Deserialize, Serialize};
 use crate::actions::Notification;
 use crate::fsutil;
 use crate::human;
+use crate::watcher::protocol::OutageReport;
 
 /// The queue's file name in the state directory.
 pub const FILE: &str = "notify-queue.jsonl";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Increasing in queue order, across restarts.
     pub id: u64,
-    /// The sinks that are done with it: delivered, or given up.
+    /// The sinks that are done with it: delivered, given up, or not taking
+    /// its kind.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub done: BTreeSet<String>,
-    pub notification: Notification,
+    /// Flattened: the item's kind is its key, as in the lines written before
+    /// there were reports.
+    #[serde(flatten)]
+    pub item: Item,
+}
+
+/// What waits in the queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Item {
+    Notification(Notification),
+    Report(OutageReport),
+}
+
+impl Item {
+    /// How logs name it: `notification raised …, title "…"` or `outage
+    /// report outage-…`.
+    pub fn describe(&self) -> String {
+        match self {
+            Item::Notification(n) => format!(
+                "notification raised {}, title {:?}",
+                human::timestamp(n.raised_at_ms),
+                n.title
+            ),
+            Item::Report(r) => format!("outage report {}", r.id),
+        }
+    }
 }
 
 pub struct Queue {
@@ -70,7 +102,7 @@ impl Queue {
         queue.load(&bytes);
         if !queue.entries.is_empty() {
             tracing::info!(
-                "{}: {} notification(s) from an earlier run to deliver",
+                "{}: {} notification(s) or report(s) from an earlier run to deliver",
                 queue.path.display(),
                 queue.entries.len()
             );
@@ -108,7 +140,7 @@ impl Queue {
                         );
                     } else {
                         tracing::warn!(
-                            "{}:{}: not a queued notification: skipped it: {e}",
+                            "{}:{}: not a queued notification or report: skipped it: {e}",
                             self.path.display(),
                             index + 1
                         );
@@ -129,16 +161,20 @@ impl Queue {
         }
     }
 
-    /// Appends a notification, dropping the oldest if the queue is full.
-    /// On a write error the notification stays queued in memory.
-    pub fn push(&mut self, notification: Notification) -> io::Result<()> {
+    /// Appends an item that the sinks in `done` do not take, dropping the
+    /// oldest if the queue is full; one that no sink takes is not queued.
+    /// On a write error the item stays queued in memory.
+    pub fn push(&mut self, item: Item, done: BTreeSet<String>) -> io::Result<()> {
+        if self.sinks.iter().all(|s| done.contains(s)) {
+            return Ok(());
+        }
         while self.entries.len() >= self.max {
             self.drop_oldest();
         }
         let entry = Entry {
             id: self.next_id,
-            done: BTreeSet::new(),
-            notification,
+            done,
+            item,
         };
         self.next_id += 1;
         let line = line(&entry);
@@ -152,10 +188,9 @@ impl Queue {
     fn drop_oldest(&mut self) {
         if let Some(old) = self.entries.pop_front() {
             tracing::warn!(
-                "notification queue full ({}): dropped the oldest, raised {}, title {:?}",
+                "notification queue full ({}): dropped the oldest, the {}",
                 self.max,
-                human::timestamp(old.notification.raised_at_ms),
-                old.notification.title
+                old.item.describe()
             );
             self.dirty = true;
         }
@@ -240,8 +275,8 @@ mod tests {
     use super::*;
     use crate::state::WanState;
 
-    fn n(title: &str) -> Notification {
-        Notification {
+    fn n(title: &str) -> Item {
+        Item::Notification(Notification {
             title: title.into(),
             body: "body".into(),
             priority: 4,
@@ -249,6 +284,13 @@ mod tests {
             plugin: "powercycle".into(),
             wan_state: WanState::Down,
             wan_since_ms: 1_699_999_990_000,
+        })
+    }
+
+    fn title(e: &Entry) -> String {
+        match &e.item {
+            Item::Notification(n) => n.title.clone(),
+            Item::Report(r) => r.id.clone(),
         }
     }
 
@@ -257,10 +299,7 @@ mod tests {
     }
 
     fn titles(q: &Queue) -> Vec<String> {
-        q.entries
-            .iter()
-            .map(|e| e.notification.title.clone())
-            .collect()
+        q.entries.iter().map(title).collect()
     }
 
     fn lines(path: &std::path::Path) -> usize {
@@ -273,7 +312,7 @@ mod tests {
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
         for t in ["one", "two", "three"] {
-            q.push(n(t)).unwrap();
+            q.push(n(t), BTreeSet::new()).unwrap();
         }
         assert_eq!(lines(&path), 3);
         let q = Queue::open(path.clone(), 10, sinks()).unwrap();
@@ -286,11 +325,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
-        q.push(n("one")).unwrap();
-        q.push(n("two")).unwrap();
+        q.push(n("one"), BTreeSet::new()).unwrap();
+        q.push(n("two"), BTreeSet::new()).unwrap();
         q.settle(0, "a").unwrap();
-        assert_eq!(q.oldest_pending("a").unwrap().notification.title, "two");
-        assert_eq!(q.oldest_pending("b").unwrap().notification.title, "one");
+        assert_eq!(title(&q.oldest_pending("a").unwrap()), "two");
+        assert_eq!(title(&q.oldest_pending("b").unwrap()), "one");
         assert_eq!((q.pending("a"), q.pending("b"), q.len()), (1, 2, 2));
         // Per-sink progress survives a restart.
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
@@ -309,7 +348,7 @@ mod tests {
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 2, sinks()).unwrap();
         for t in ["one", "two", "three"] {
-            q.push(n(t)).unwrap();
+            q.push(n(t), BTreeSet::new()).unwrap();
         }
         assert_eq!(titles(&q), ["two", "three"]);
         assert_eq!(lines(&path), 2);
@@ -324,15 +363,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
-        q.push(n("one")).unwrap();
-        q.push(n("two")).unwrap();
+        q.push(n("one"), BTreeSet::new()).unwrap();
+        q.push(n("two"), BTreeSet::new()).unwrap();
         let whole = std::fs::read(&path).unwrap();
         let mut torn = whole.clone();
         torn.extend_from_slice(
             &line(&Entry {
                 id: 2,
                 done: BTreeSet::new(),
-                notification: n("three"),
+                item: n("three"),
             })[..40],
         );
         std::fs::write(&path, &torn).unwrap();
@@ -340,7 +379,7 @@ mod tests {
         assert_eq!(titles(&q), ["one", "two"]);
         // Repaired at once, so that the next append starts a fresh line.
         assert_eq!(std::fs::read(&path).unwrap(), whole);
-        q.push(n("four")).unwrap();
+        q.push(n("four"), BTreeSet::new()).unwrap();
         let q = Queue::open(path, 10, sinks()).unwrap();
         assert_eq!(titles(&q), ["one", "two", "four"]);
     }
@@ -352,12 +391,12 @@ mod tests {
         let mut bytes = line(&Entry {
             id: 7,
             done: BTreeSet::new(),
-            notification: n("one"),
+            item: n("one"),
         });
         bytes.pop();
         std::fs::write(&path, &bytes).unwrap();
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
-        q.push(n("two")).unwrap();
+        q.push(n("two"), BTreeSet::new()).unwrap();
         let q = Queue::open(path, 10, sinks()).unwrap();
         assert_eq!(titles(&q), ["one", "two"]);
         assert_eq!(q.entries[1].id, 8);
@@ -370,7 +409,7 @@ mod tests {
         let good = line(&Entry {
             id: 3,
             done: BTreeSet::new(),
-            notification: n("good"),
+            item: n("good"),
         });
         let mut bytes = b"\xff\xfe not json\n{\"id\": \"x\"}\n\n".to_vec();
         bytes.extend_from_slice(&good);
@@ -386,8 +425,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
-        q.push(n("one")).unwrap();
-        q.push(n("two")).unwrap();
+        q.push(n("one"), BTreeSet::new()).unwrap();
+        q.push(n("two"), BTreeSet::new()).unwrap();
         q.settle(0, "a").unwrap();
         // Sink `b` was removed from the config: `one` is done.
         let q = Queue::open(path, 10, vec!["a".into()]).unwrap();
@@ -399,7 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
         let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
-        q.push(n("one")).unwrap();
+        q.push(n("one"), BTreeSet::new()).unwrap();
         q.close();
         q.settle(0, "a").unwrap();
         q.settle(0, "b").unwrap();
@@ -422,8 +461,68 @@ mod tests {
             dirty: false,
             closed: false,
         };
-        assert!(q.push(n("one")).is_err());
+        assert!(q.push(n("one"), BTreeSet::new()).is_err());
         assert_eq!(titles(&q), ["one"]);
         assert!(q.dirty);
+    }
+
+    /// A line as the version before reports wrote it, byte for byte.
+    const OLD_LINE: &str = r#"{"id":5,"done":["a"],"notification":{"title":"WAN down","body":"body","priority":4,"raised_at_ms":1700000000000,"plugin":"powercycle","wan_state":"down","wan_since_ms":1699999990000}}"#;
+
+    #[test]
+    fn notify_queue_loads_a_line_written_before_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, format!("{OLD_LINE}\n")).unwrap();
+        let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
+        assert_eq!(titles(&q), ["WAN down"]);
+        assert_eq!(q.entries[0].done, BTreeSet::from(["a".to_owned()]));
+        assert_eq!(q.next_id, 6);
+        // And a notification is written in the same form again.
+        assert_eq!(line(&q.entries[0]), format!("{OLD_LINE}\n").into_bytes());
+        q.settle(5, "b").unwrap();
+        assert_eq!(q.len(), 0);
+    }
+
+    fn report() -> Item {
+        Item::Report(OutageReport {
+            id: "outage-1700000000000".into(),
+            started_at_ms: 1_700_000_000_000,
+            down_at_ms: 1_700_000_009_000,
+            ended_at_ms: 1_700_000_060_000,
+            duration_ms: 60_000,
+            cause: "wan".into(),
+            evidence: "the internet targets did not answer".into(),
+            power_cycles: vec![],
+            fixed_by_cycle: None,
+            targets: vec![],
+        })
+    }
+
+    #[test]
+    fn notify_queue_carries_reports_beside_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let mut q = Queue::open(path.clone(), 10, sinks()).unwrap();
+        q.push(n("one"), BTreeSet::new()).unwrap();
+        // Sink `a` does not take reports: it is done with it at once.
+        q.push(report(), BTreeSet::from(["a".to_owned()])).unwrap();
+        // No sink takes it: not queued at all.
+        q.push(report(), BTreeSet::from(["a".to_owned(), "b".to_owned()]))
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(r#"{"id":1,"done":["a"],"report":{"id":"outage-1700000000000","#),
+            "{text}"
+        );
+        let mut q = Queue::open(path, 10, sinks()).unwrap();
+        assert_eq!(titles(&q), ["one", "outage-1700000000000"]);
+        assert_eq!(q.entries[1].item, report());
+        assert_eq!((q.pending("a"), q.pending("b")), (1, 2));
+        q.settle(1, "b").unwrap();
+        assert_eq!(titles(&q), ["one"]);
     }
 }

@@ -17,18 +17,41 @@
 //! notification was raised; `delivered_at` later than `raised_at` tells a
 //! notification that waited in the queue. Times are RFC 3339 UTC to the
 //! second, with `_ms` twins in milliseconds since the Unix epoch.
+//!
+//! A webhook with `reports = true` also gets each outage report (see
+//! [`crate::outage_report`] and docs/outage-reports.md): the fields of
+//! [`OutageReport`], with the event's name, the times for people and the
+//! host:
+//!
+//! ```json
+//! {"event": "outage-report", "id": "outage-1795483780000",
+//!  "started_at": "2026-11-24T01:29:40Z", "started_at_ms": 1795483780000,
+//!  "down_at_ms": 1795483789000,
+//!  "ended_at": "2026-11-24T02:16:40Z", "ended_at_ms": 1795486600000,
+//!  "duration_ms": 2820000, "cause": "wan", "evidence": "...",
+//!  "power_cycles": [{"at_ms": 1795484080000, "device": "modem", "outcome": "done"}],
+//!  "fixed_by_cycle": 1,
+//!  "targets": [{"name": "cloudflare", "before": {"sent": 300, "answered": 300,
+//!    "loss_percent": 0.0, "rtt_mean_ms": 11.2}, "during": {...}, "after": {...}}],
+//!  "delivered_at_ms": 1795486800000, "host": "gateway-pi"}
+//! ```
+//!
+//! A report may arrive twice (delivery is at least once): its `id` is the
+//! same each time.
 
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::config::redacted_url;
-use super::delivery::{answer_text, send};
+use super::delivery::{refusal, send};
+use super::queue::Item;
 use super::{DeliveryError, WebhookConfig};
 use crate::actions::Notification;
 use crate::human;
 use crate::secrets::Secrets;
 use crate::state::Millis;
+use crate::watcher::protocol::OutageReport;
 
 pub struct Webhook {
     client: reqwest::Client,
@@ -39,6 +62,8 @@ pub struct Webhook {
     name: String,
     /// The headers' values and the URL's path, to redact from the answers.
     secrets: Secrets,
+    /// `reports = true`: outage reports come here too.
+    reports: bool,
 }
 
 impl Webhook {
@@ -57,6 +82,7 @@ impl Webhook {
             host,
             name: format!("webhook[{index}] {}", redacted_url(&config.url)),
             secrets: Secrets::of_webhook(config),
+            reports: config.reports,
         }
     }
 
@@ -64,27 +90,23 @@ impl Webhook {
         &self.name
     }
 
-    pub async fn post(
-        &self,
-        n: &Notification,
-        delivered_at_ms: Millis,
-    ) -> Result<(), DeliveryError> {
+    pub fn takes_reports(&self) -> bool {
+        self.reports
+    }
+
+    pub async fn post(&self, item: &Item, delivered_at_ms: Millis) -> Result<(), DeliveryError> {
+        let document = match item {
+            Item::Notification(n) => document(n, delivered_at_ms, &self.host),
+            Item::Report(r) => report_document(r, delivered_at_ms, &self.host),
+        };
         let request = self
             .client
             .post(self.url.clone())
-            .json(&document(n, delivered_at_ms, &self.host))
+            .json(&document)
             // After `json`: a configured Content-Type replaces its.
             .headers(self.headers.clone());
         send(&self.name, &self.secrets, request, |status, body| {
-            let detail = answer_text(status, body);
-            let http = status.as_u16();
-            // As with ntfy: rate limits, timeouts and server errors pass;
-            // any other refusal would be repeated.
-            let permanent = !matches!(http, 408 | 429 | 500..=599);
-            DeliveryError {
-                permanent,
-                message: format!("{}: HTTP {http}: {detail}", self.name),
-            }
+            refusal(&self.name, status, body)
         })
         .await
     }
@@ -107,6 +129,23 @@ fn document(n: &Notification, delivered_at_ms: Millis, host: &str) -> Value {
         "delivered_at_ms": delivered_at_ms,
         "host": host,
     })
+}
+
+fn report_document(r: &OutageReport, delivered_at_ms: Millis, host: &str) -> Value {
+    // A struct of plain fields always serializes to an object.
+    let mut document = serde_json::to_value(r).unwrap_or_default();
+    if let Value::Object(fields) = &mut document {
+        for (key, value) in [
+            ("event", json!("outage-report")),
+            ("started_at", json!(human::timestamp(r.started_at_ms))),
+            ("ended_at", json!(human::timestamp(r.ended_at_ms))),
+            ("delivered_at_ms", json!(delivered_at_ms)),
+            ("host", json!(host)),
+        ] {
+            fields.insert(key.into(), value);
+        }
+    }
+    document
 }
 
 #[cfg(test)]
@@ -141,6 +180,42 @@ mod tests {
                 "raised_at_ms": 1_700_000_000_000u64,
                 "delivered_at": "2023-11-14T22:20:28Z",
                 "delivered_at_ms": 1_700_000_428_000u64,
+                "host": "pi",
+            })
+        );
+    }
+
+    #[test]
+    fn notify_webhook_report_document_is_the_report_with_event_and_host() {
+        let report = OutageReport {
+            id: "outage-1700000000000".into(),
+            started_at_ms: 1_700_000_000_000,
+            down_at_ms: 1_700_000_009_000,
+            ended_at_ms: 1_700_000_060_000,
+            duration_ms: 60_000,
+            cause: "wan".into(),
+            evidence: "e".into(),
+            power_cycles: vec![],
+            fixed_by_cycle: None,
+            targets: vec![],
+        };
+        assert_eq!(
+            report_document(&report, 1_700_000_200_000, "pi"),
+            json!({
+                "event": "outage-report",
+                "id": "outage-1700000000000",
+                "started_at": "2023-11-14T22:13:20Z",
+                "started_at_ms": 1_700_000_000_000u64,
+                "down_at_ms": 1_700_000_009_000u64,
+                "ended_at": "2023-11-14T22:14:20Z",
+                "ended_at_ms": 1_700_000_060_000u64,
+                "duration_ms": 60_000,
+                "cause": "wan",
+                "evidence": "e",
+                "power_cycles": [],
+                "fixed_by_cycle": null,
+                "targets": [],
+                "delivered_at_ms": 1_700_000_200_000u64,
                 "host": "pi",
             })
         );
