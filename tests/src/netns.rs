@@ -19,6 +19,32 @@ pub const GATEWAY: &str = "10.77.1.1";
 /// The host beyond the router, in `internet`.
 pub const INTERNET: &str = "10.77.2.2";
 
+/// The start of the config of a daemon in `client`: `state_dir`, probing
+/// every 200 ms (down after 1 s of failures), the LAN gateway its `lan`
+/// target and the internet host its `wan` target, both by ICMP. The test
+/// adds its own sections after it.
+pub fn daemon_config(state_dir: &std::path::Path) -> String {
+    format!(
+        r#"state_dir = "{state}"
+
+[probe]
+interval = "200ms"
+timeout = "150ms"
+down_after = "1s"
+
+[[targets]]
+name = "gateway"
+address = "{GATEWAY}"
+role = "lan"
+
+[[targets]]
+name = "internet"
+address = "{INTERNET}"
+"#,
+        state = state_dir.display()
+    )
+}
+
 /// Runs `ip` with the arguments, failing with its stderr.
 pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")

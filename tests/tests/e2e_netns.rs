@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use wanwatch_tests::netns::{Topology, in_namespace};
+use wanwatch_tests::netns::{Topology, daemon_config, in_namespace};
 use wanwatch_tests::shelly::{Emulator, Model};
 use wanwatch_tests::{DaemonProcess, plugin_wasm, read_status, skip, wait_for};
 
@@ -76,23 +76,7 @@ fn wan_outage_goes_up_sick_down_up_with_one_power_cycle() {
     std::fs::write(
         &config,
         format!(
-            r#"
-state_dir = "{state}"
-
-[probe]
-interval = "200ms"
-timeout = "150ms"
-down_after = "1s"
-
-[[targets]]
-name = "gateway"
-address = "10.77.1.1"
-role = "lan"
-
-[[targets]]
-name = "internet"
-address = "10.77.2.2"
-
+            r#"{start}
 [devices.modem]
 kind = "shelly"
 address = "{plug}"
@@ -141,7 +125,7 @@ on-wan-down = {{ report = false }}
 [history]
 dir = "{history}"
 "#,
-            state = dir.path().join("state").display(),
+            start = daemon_config(&dir.path().join("state")),
             plug = plug.url(),
             probe = plugin_wasm("probe-plugin").display(),
             swapped = swapped.display(),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wanwatch_tests::http::{Reply, Request, Server};
-use wanwatch_tests::netns::{GATEWAY, INTERNET, Topology, in_namespace};
+use wanwatch_tests::netns::{INTERNET, Topology, daemon_config, in_namespace};
 use wanwatch_tests::ntfy::NtfyServer;
 use wanwatch_tests::{DaemonProcess, Recorder, skip, wait_for};
 
@@ -367,27 +367,11 @@ token = "{CABIN_TOKEN}"
     let watcher_log = dir.path().join("watcher.log");
     let mut watcher = Watcher::start(&topology.internet, &watcher_config, &watcher_log);
 
-    let daemon_config = dir.path().join("wanwatch.toml");
+    let house_config = dir.path().join("wanwatch.toml");
     std::fs::write(
-        &daemon_config,
+        &house_config,
         format!(
-            r#"
-state_dir = "{state}"
-
-[probe]
-interval = "200ms"
-timeout = "150ms"
-down_after = "1s"
-
-[[targets]]
-name = "gateway"
-address = "{GATEWAY}"
-role = "lan"
-
-[[targets]]
-name = "internet"
-address = "{INTERNET}"
-
+            r#"{start}
 [[heartbeat]]
 kind = "wanwatch"
 url = "http://{INTERNET}:{PROXY_PORT}"
@@ -399,14 +383,14 @@ timeout = "{beat}s"
 [reports]
 stable_for = "2s"
 "#,
-            state = dir.path().join("state").display(),
+            start = daemon_config(&dir.path().join("state")),
             beat = HEARTBEAT.as_secs(),
         ),
     )
     .unwrap();
     let daemon_log = dir.path().join("daemon.log");
     let status_path = dir.path().join("state/status.json");
-    let mut daemon = start_daemon(&topology.client, &daemon_config, &daemon_log);
+    let mut daemon = start_daemon(&topology.client, &house_config, &daemon_log);
     let stop_cabin = Arc::new(AtomicBool::new(false));
     let cabin = cabin_heartbeats(&topology.internet, stop_cabin.clone());
     let minute = Duration::from_secs(60);
@@ -493,7 +477,7 @@ stable_for = "2s"
     );
     let _ = daemon.0.wait();
     proxy.hold.store(false, Ordering::SeqCst);
-    daemon = start_daemon(&topology.client, &daemon_config, &daemon_log);
+    daemon = start_daemon(&topology.client, &house_config, &daemon_log);
     let again = proxy
         .reports
         .wait_until(minute, |r| r.iter().any(|r| !r.held && r.id == held.id));

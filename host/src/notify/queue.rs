@@ -485,18 +485,12 @@ mod tests {
     }
 
     fn report() -> Item {
-        Item::Report(OutageReport {
-            id: "outage-1700000000000".into(),
-            started_at_ms: 1_700_000_000_000,
-            down_at_ms: 1_700_000_009_000,
-            ended_at_ms: 1_700_000_060_000,
-            duration_ms: 60_000,
-            cause: "wan".into(),
-            evidence: "the internet targets did not answer".into(),
-            power_cycles: vec![],
-            fixed_by_cycle: None,
-            targets: vec![],
-        })
+        Item::Report(OutageReport::plain(
+            "outage-1700000000000",
+            1_700_000_000_000,
+            1_700_000_060_000,
+            "wan",
+        ))
     }
 
     #[test]

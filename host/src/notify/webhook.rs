@@ -187,18 +187,12 @@ mod tests {
 
     #[test]
     fn notify_webhook_report_document_is_the_report_with_event_and_host() {
-        let report = OutageReport {
-            id: "outage-1700000000000".into(),
-            started_at_ms: 1_700_000_000_000,
-            down_at_ms: 1_700_000_009_000,
-            ended_at_ms: 1_700_000_060_000,
-            duration_ms: 60_000,
-            cause: "wan".into(),
-            evidence: "e".into(),
-            power_cycles: vec![],
-            fixed_by_cycle: None,
-            targets: vec![],
-        };
+        let report = OutageReport::plain(
+            "outage-1700000000000",
+            1_700_000_000_000,
+            1_700_000_060_000,
+            "wan",
+        );
         assert_eq!(
             report_document(&report, 1_700_000_200_000, "pi"),
             json!({
@@ -206,12 +200,12 @@ mod tests {
                 "id": "outage-1700000000000",
                 "started_at": "2023-11-14T22:13:20Z",
                 "started_at_ms": 1_700_000_000_000u64,
-                "down_at_ms": 1_700_000_009_000u64,
+                "down_at_ms": 1_700_000_000_000u64,
                 "ended_at": "2023-11-14T22:14:20Z",
                 "ended_at_ms": 1_700_000_060_000u64,
                 "duration_ms": 60_000,
                 "cause": "wan",
-                "evidence": "e",
+                "evidence": "wan evidence",
                 "power_cycles": [],
                 "fixed_by_cycle": null,
                 "targets": [],

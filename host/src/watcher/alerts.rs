@@ -113,18 +113,7 @@ mod tests {
             "home: home network DOWN, no heartbeat for 3 min (last seen 1970-01-01T00:00:00Z)"
         );
         assert_eq!(n.priority, 4);
-        let report = OutageReport {
-            id: "outage-1".into(),
-            started_at_ms: 1,
-            down_at_ms: 2,
-            ended_at_ms: 3,
-            duration_ms: 2,
-            cause: "local-fault".into(),
-            evidence: "the LAN gateway did not answer either".into(),
-            power_cycles: Vec::new(),
-            fixed_by_cycle: None,
-            targets: Vec::new(),
-        };
+        let report = OutageReport::plain("outage-1", 1, 3, "local-fault");
         let record = OutageRecord {
             id: 1,
             site: "home".into(),
@@ -136,7 +125,7 @@ mod tests {
         assert_eq!(n.title, "home: home network RESTORED after 47 min");
         assert!(
             n.body
-                .ends_with("\ncause: local-fault (the LAN gateway did not answer either)"),
+                .ends_with("\ncause: local-fault (local-fault evidence)"),
             "{}",
             n.body
         );

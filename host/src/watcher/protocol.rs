@@ -85,6 +85,26 @@ pub struct OutageReport {
     pub targets: Vec<ReportedTarget>,
 }
 
+#[cfg(test)]
+impl OutageReport {
+    /// The report of a `cause` outage from `start` to `end`, down at once,
+    /// with no power cycle and no figures: for tests.
+    pub(crate) fn plain(id: &str, start: Millis, end: Millis, cause: &str) -> OutageReport {
+        OutageReport {
+            id: id.into(),
+            started_at_ms: start,
+            down_at_ms: start,
+            ended_at_ms: end,
+            duration_ms: end - start,
+            cause: cause.into(),
+            evidence: format!("{cause} evidence"),
+            power_cycles: Vec::new(),
+            fixed_by_cycle: None,
+            targets: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedCycle {
     pub at_ms: Millis,

@@ -425,18 +425,7 @@ mod tests {
     use crate::state::WanState;
 
     fn report(id: &str, start: Millis, end: Millis) -> OutageReport {
-        OutageReport {
-            id: id.into(),
-            started_at_ms: start,
-            down_at_ms: start + 10,
-            ended_at_ms: end,
-            duration_ms: end - start,
-            cause: "wan".into(),
-            evidence: "the LAN gateway answered".into(),
-            power_cycles: Vec::new(),
-            fixed_by_cycle: None,
-            targets: Vec::new(),
-        }
+        OutageReport::plain(id, start, end, "wan")
     }
 
     fn heartbeat() -> Heartbeat {
