@@ -16,21 +16,25 @@ pub struct Link {
 impl Link {
     /// A link that answers, on a free port.
     pub fn up() -> Link {
+        // Kept, not dropped and bound again: another test could take a
+        // port released in between.
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let link = Link {
-            port,
+            port: listener.local_addr().unwrap().port(),
             open: Arc::new(AtomicBool::new(false)),
         };
-        drop(listener);
-        link.restore();
+        link.serve(listener);
         link
     }
 
-    /// Listens until cut: a closed port refuses, which a TCP probe counts
-    /// as no answer.
+    /// Listens again on the link's port after [`Link::cut`].
     pub fn restore(&self) {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).unwrap();
+        self.serve(TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).unwrap());
+    }
+
+    /// Accepts on `listener` until cut: a closed port refuses, which a TCP
+    /// probe counts as no answer.
+    fn serve(&self, listener: TcpListener) {
         listener.set_nonblocking(true).unwrap();
         self.open.store(true, Ordering::SeqCst);
         let open = self.open.clone();
