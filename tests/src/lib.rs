@@ -249,8 +249,14 @@ impl DaemonProcess {
     /// `binary` is the test's `env!("CARGO_BIN_EXE_wanwatch")`: only
     /// integration tests are told where cargo built it.
     pub fn run(binary: &str, config: &Path, log: impl Into<Stdio>) -> DaemonProcess {
+        DaemonProcess::spawn(Command::new(binary), config, log)
+    }
+
+    /// The same, run by `launcher` (e.g. `ip netns exec NS BINARY`), which
+    /// must exec the daemon so that the child is the daemon.
+    pub fn spawn(mut launcher: Command, config: &Path, log: impl Into<Stdio>) -> DaemonProcess {
         DaemonProcess(
-            Command::new(binary)
+            launcher
                 .args(["run", "--config"])
                 .arg(config)
                 .stdin(Stdio::null())

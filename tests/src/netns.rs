@@ -45,6 +45,20 @@ address = "{INTERNET}"
     )
 }
 
+/// `wanwatch run --config CONFIG` in namespace `ns`, its log (stderr) going
+/// to `log`. `binary` is the test's `env!("CARGO_BIN_EXE_wanwatch")`.
+/// `ip netns exec` execs the daemon: the child's pid is the daemon's.
+pub fn run_daemon(
+    ns: &str,
+    binary: &str,
+    config: &std::path::Path,
+    log: impl Into<std::process::Stdio>,
+) -> crate::DaemonProcess {
+    let mut launcher = Command::new("ip");
+    launcher.args(["netns", "exec", ns, binary]);
+    crate::DaemonProcess::spawn(launcher, config, log)
+}
+
 /// Runs `ip` with the arguments, failing with its stderr.
 pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")

@@ -16,13 +16,13 @@
 //! nothing is sent anywhere else. Needs root (CI runs as root); without it
 //! the test says so and is skipped (fails under CI, see `skip`).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use wanwatch_tests::netns::{Topology, daemon_config, in_namespace};
+use wanwatch_tests::netns::{Topology, daemon_config, in_namespace, run_daemon};
 use wanwatch_tests::shelly::{Emulator, Model};
-use wanwatch_tests::{DaemonProcess, plugin_wasm, read_status, skip, wait_for};
+use wanwatch_tests::{plugin_wasm, read_status, skip, wait_for};
 
 /// The health of plugin `name` in the status file.
 fn plugin_health(status: &Value, name: &str) -> Value {
@@ -135,19 +135,12 @@ dir = "{history}"
     .unwrap();
     let status_path = dir.path().join("state/status.json");
 
-    let daemon = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &topology.client,
-            env!("CARGO_BIN_EXE_wanwatch"),
-        ])
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let mut daemon = DaemonProcess(daemon);
+    let mut daemon = run_daemon(
+        &topology.client,
+        env!("CARGO_BIN_EXE_wanwatch"),
+        &config,
+        Stdio::inherit(),
+    );
     let minute = Duration::from_secs(60);
 
     wait_for(&status_path, "both targets answering", minute, |s| {

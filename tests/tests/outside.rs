@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wanwatch_tests::http::{Reply, Request, Server};
-use wanwatch_tests::netns::{INTERNET, Topology, daemon_config, in_namespace};
+use wanwatch_tests::netns::{INTERNET, Topology, daemon_config, in_namespace, run_daemon};
 use wanwatch_tests::ntfy::NtfyServer;
 use wanwatch_tests::{DaemonProcess, Recorder, skip, wait_for};
 
@@ -254,16 +254,7 @@ fn start_daemon(ns: &str, config: &Path, log: &Path) -> DaemonProcess {
         .append(true)
         .open(log)
         .unwrap();
-    DaemonProcess(
-        Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_wanwatch")])
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon"),
-    )
+    run_daemon(ns, env!("CARGO_BIN_EXE_wanwatch"), config, log)
 }
 
 /// A second site, heartbeating from beside the watcher for as long as the
