@@ -70,12 +70,20 @@ impl Systemd {
 
     /// Waits for a message that `want` accepts; returns it and those
     /// before it. Fails after `timeout`, showing what came.
-    fn wait(&self, what: &str, timeout: Duration, want: impl Fn(&Message) -> bool) -> (Message, Vec<Message>) {
+    fn wait(
+        &self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&Message) -> bool,
+    ) -> (Message, Vec<Message>) {
         let deadline = Instant::now() + timeout;
         let mut before = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no {what} within {timeout:?}; received: {before:#?}");
+            assert!(
+                !left.is_zero(),
+                "no {what} within {timeout:?}; received: {before:#?}"
+            );
             match self.next(left) {
                 Some(m) if want(&m) => return (m, before),
                 Some(m) => before.push(m),
@@ -87,7 +95,10 @@ impl Systemd {
 
 fn signal(daemon: &DaemonProcess, signal: libc::c_int) {
     // SAFETY: kill has no memory effects; the pid is our child's.
-    assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, signal) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(daemon.0.id() as libc::pid_t, signal) },
+        0
+    );
 }
 
 /// The daemon run as systemd runs it: `NOTIFY_SOCKET` set, `env` added.
@@ -127,7 +138,8 @@ fn http_target(mode: Arc<AtomicU8>, first: Arc<OnceLock<Instant>>) -> u16 {
                 ANSWER => {
                     let mut buf = [0u8; 1024];
                     let _ = stream.read(&mut buf);
-                    let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
                 }
                 // The listener is dropped: the next probes are refused.
                 _ => return,
@@ -180,11 +192,13 @@ fn ready_follows_the_first_round_and_status_reload_and_stop_are_told() {
     // The target answers: up. Then it is gone: down, each said once.
     mode.store(ANSWER, Ordering::SeqCst);
     let (up, _) = systemd.wait("STATUS=WAN up", WAIT, |m| {
-        m.value("STATUS").is_some_and(|s| s.starts_with("WAN up since "))
+        m.value("STATUS")
+            .is_some_and(|s| s.starts_with("WAN up since "))
     });
     mode.store(CLOSE, Ordering::SeqCst);
     let (down, between) = systemd.wait("STATUS=WAN down", WAIT, |m| {
-        m.value("STATUS").is_some_and(|s| s.starts_with("WAN down since "))
+        m.value("STATUS")
+            .is_some_and(|s| s.starts_with("WAN down since "))
     });
     assert_ne!(up.value("STATUS"), down.value("STATUS"));
     let statuses: Vec<&str> = between.iter().filter_map(|m| m.value("STATUS")).collect();
@@ -229,7 +243,11 @@ impl LogPipe {
                 4096,
             )
         };
-        assert!(size >= 4096, "F_SETPIPE_SZ: {}", std::io::Error::last_os_error());
+        assert!(
+            size >= 4096,
+            "F_SETPIPE_SZ: {}",
+            std::io::Error::last_os_error()
+        );
         let draining = Arc::new((Mutex::new(true), Condvar::new()));
         let gate = draining.clone();
         std::thread::spawn(move || {
@@ -333,7 +351,9 @@ fn watchdog_pings_come_while_rounds_are_handled_and_stop_when_they_stop() {
 
     // The log flows again: so do the rounds, and the pings.
     log.drain(true);
-    systemd.wait("WATCHDOG=1 after the log flows again", WAIT, |m| m.has("WATCHDOG=1"));
+    systemd.wait("WATCHDOG=1 after the log flows again", WAIT, |m| {
+        m.has("WATCHDOG=1")
+    });
 }
 
 /// The watcher is ready once it listens, and says it stops.
