@@ -317,10 +317,10 @@ fn watchdog_pings_come_while_rounds_are_handled_and_stop_when_they_stop() {
     let mut pings = Vec::new();
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
-        if let Some(m) = systemd.next(until.saturating_duration_since(Instant::now())) {
-            if m.has("WATCHDOG=1") {
-                pings.push(m.at);
-            }
+        if let Some(m) = systemd.next(until.saturating_duration_since(Instant::now()))
+            && m.has("WATCHDOG=1")
+        {
+            pings.push(m.at);
         }
     }
     assert!(pings.len() >= 4, "{} pings in 4 s", pings.len());
