@@ -15,6 +15,37 @@ const OLD_TEMP_PREFIX: &str = ".tmp";
 /// for the state directory's `cache/last-good`.
 const TEMP_DEPTH: usize = 2;
 
+/// Whether writing one thing (a file, a database) has been failing, so that
+/// a full or broken disk is logged once per change, not at every attempt:
+/// the first failure, then the first success after it ("writing … again").
+/// Each writer keeps its own, and simply tries again next time: writing
+/// resumes by itself once there is room.
+#[derive(Debug, Default)]
+pub struct Failing(bool);
+
+impl Failing {
+    /// Logs `result` of writing `what` ("the status file /var/lib/…") if it
+    /// changes the picture; the value on success.
+    pub fn outcome<T, E: std::fmt::Display>(&mut self, what: &str, result: Result<T, E>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                if std::mem::take(&mut self.0) {
+                    tracing::info!("writing {what} again");
+                }
+                Some(value)
+            }
+            Err(e) => {
+                if std::mem::replace(&mut self.0, true) {
+                    tracing::debug!("still cannot write {what}: {e}");
+                } else {
+                    tracing::error!("cannot write {what}: {e}");
+                }
+                None
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: write a temp file beside it,
 /// fsync, rename over the target, fsync the directory. A crash or power cut
 /// leaves either the old file or the new one, never a torn mix, and a

@@ -293,7 +293,7 @@ topic = "chaos"
         let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
         let (name, mut aim) = match rng.random_range(0..100) {
             // Start-up: resume, queue repair, stale temp files, history open.
-            0..20 => ("start-up", Aim::At(spawned + ms(&mut rng, 0, 600))),
+            0..20 => ("start-up", Aim::At(spawned + ms(&mut rng, 0, 400))),
             // Status, stores, queue and history written for a transition.
             20..55 => ("transition", Aim::After("WAN ", ms(&mut rng, 0, 40))),
             // The powercycle plugin's store, the cap's record.
@@ -301,11 +301,11 @@ topic = "chaos"
             // The queue's rewrite once ntfy took one.
             65..75 => ("delivery", Aim::After(": delivered", ms(&mut rng, 0, 15))),
             // The status file's cadence, history commits, anything.
-            _ => ("any moment", Aim::At(spawned + ms(&mut rng, 300, 3000))),
+            _ => ("any moment", Aim::At(spawned + ms(&mut rng, 200, 2000))),
         };
         *aims.entry(name).or_default() += 1;
         // An aimed kill that sees no such line in time happens anyway.
-        let give_up = spawned + Duration::from_secs(6);
+        let give_up = spawned + Duration::from_secs(4);
         loop {
             let now = Instant::now();
             let kill_at = match aim {
@@ -318,11 +318,13 @@ topic = "chaos"
             if now >= next_flap {
                 flaps += 1;
                 link_up = !link_up;
+                // Times taken before the change: the daemon may see it
+                // before `ip` returns.
                 if link_up {
+                    outages.last_mut().unwrap().up_ms = Some(wall_ms());
                     topology.wan_link(true);
                     ntfy.fail(None);
-                    outages.last_mut().unwrap().up_ms = Some(wall_ms());
-                    next_flap = now + ms(&mut rng, 1200, 3500);
+                    next_flap = now + ms(&mut rng, 1000, 2500);
                 } else {
                     outages.push(Outage {
                         down_ms: wall_ms(),
@@ -338,7 +340,7 @@ topic = "chaos"
                         + if rng.random_bool(0.3) {
                             ms(&mut rng, 200, 800)
                         } else {
-                            ms(&mut rng, 1500, 4000)
+                            ms(&mut rng, 1400, 3000)
                         };
                 }
                 continue;
@@ -372,9 +374,9 @@ topic = "chaos"
 
     // The link comes back for good: the last start delivers what is left.
     if !link_up {
+        outages.last_mut().unwrap().up_ms = Some(wall_ms());
         topology.wan_link(true);
         ntfy.fail(None);
-        outages.last_mut().unwrap().up_ms = Some(wall_ms());
     }
     let started = wall_ms();
     let (mut daemon, lines) = start(&topology, &config, &log, kills);
@@ -447,6 +449,23 @@ topic = "chaos"
                 }
             }
             _ => {}
+        }
+    }
+    // One "up" per link-up period (from the link coming up to its next
+    // outage): a second one means the daemon resumed "down" after the link
+    // was back, and came "up" again.
+    let mut ups_in: BTreeMap<usize, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.data["current"] == "up") {
+        let after = outages
+            .iter()
+            .rposition(|o| o.up_ms.is_some_and(|up| up <= e.at_ms));
+        if let Some(i) = after {
+            *ups_in.entry(i).or_default() += 1;
+        }
+    }
+    for (i, n) in ups_in {
+        if n > 1 {
+            spurious.push(format!("{n} ups after the outage at {}", outages[i].down_ms));
         }
     }
     for (i, n) in downs_in {
