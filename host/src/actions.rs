@@ -8,8 +8,8 @@
 //! simulated world in the simulator.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -210,10 +210,16 @@ impl Actions {
                         .collect();
                     cap.recent.make_contiguous().sort_unstable();
                 }
-                Err(e) => tracing::warn!("{} is not valid ({e}): the safety cap counts the cycles of the status file", path.display()),
+                Err(e) => tracing::warn!(
+                    "{} is not valid ({e}): the safety cap counts the cycles of the status file",
+                    path.display()
+                ),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("cannot read {}: {e}: the safety cap counts the cycles of the status file", path.display()),
+            Err(e) => tracing::warn!(
+                "cannot read {}: {e}: the safety cap counts the cycles of the status file",
+                path.display()
+            ),
         }
         *lock(&self.cap_file) = Some((path, crate::fsutil::Failing::default()));
     }

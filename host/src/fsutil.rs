@@ -24,9 +24,18 @@ const TEMP_DEPTH: usize = 2;
 pub struct Failing(bool);
 
 impl Failing {
+    /// Whether the last write failed.
+    pub fn is_failing(&self) -> bool {
+        self.0
+    }
+
     /// Logs `result` of writing `what` ("the status file /var/lib/…") if it
     /// changes the picture; the value on success.
-    pub fn outcome<T, E: std::fmt::Display>(&mut self, what: &str, result: Result<T, E>) -> Option<T> {
+    pub fn outcome<T, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => {
                 if std::mem::take(&mut self.0) {
@@ -140,6 +149,18 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn failing_tracks_the_last_outcome_and_passes_values_on() {
+        let mut failing = Failing::default();
+        assert_eq!(failing.outcome("x", Ok::<_, String>(1)), Some(1));
+        assert!(!failing.is_failing());
+        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
+        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
+        assert!(failing.is_failing());
+        assert_eq!(failing.outcome("x", Ok::<_, String>(2)), Some(2));
+        assert!(!failing.is_failing());
     }
 
     #[test]

@@ -290,14 +290,18 @@ topic = "chaos"
     for life in 0..kills {
         let (mut daemon, lines) = start(&topology, &config, &log, life);
         let spawned = Instant::now();
-        let ms = |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
+        let ms =
+            |rng: &mut StdRng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..hi));
         let (name, mut aim) = match rng.random_range(0..100) {
             // Start-up: resume, queue repair, stale temp files, history open.
             0..20 => ("start-up", Aim::At(spawned + ms(&mut rng, 0, 400))),
             // Status, stores, queue and history written for a transition.
             20..55 => ("transition", Aim::After("WAN ", ms(&mut rng, 0, 40))),
             // The powercycle plugin's store, the cap's record.
-            55..65 => ("power cycle", Aim::After("power-cycled", ms(&mut rng, 0, 15))),
+            55..65 => (
+                "power cycle",
+                Aim::After("power-cycled", ms(&mut rng, 0, 15)),
+            ),
             // The queue's rewrite once ntfy took one.
             65..75 => ("delivery", Aim::After(": delivered", ms(&mut rng, 0, 15))),
             // The status file's cadence, history commits, anything.
@@ -382,11 +386,16 @@ topic = "chaos"
     let (mut daemon, lines) = start(&topology, &config, &log, kills);
     // Drained so that the pipe never fills up.
     std::thread::spawn(move || lines.iter().for_each(drop));
-    wait_for(&status_path, "up with an empty queue", Duration::from_secs(60), |s| {
-        s["updated_at_ms"].as_u64() > Some(started)
-            && s["state"] == "up"
-            && s["notifications"]["queued"] == 0
-    });
+    wait_for(
+        &status_path,
+        "up with an empty queue",
+        Duration::from_secs(60),
+        |s| {
+            s["updated_at_ms"].as_u64() > Some(started)
+                && s["state"] == "up"
+                && s["notifications"]["queued"] == 0
+        },
+    );
     // SAFETY: as in `kill`.
     unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
     assert!(daemon.0.wait().unwrap().success());
@@ -440,13 +449,11 @@ topic = "chaos"
                 Some(i) => *downs_in.entry(i).or_default() += 1,
                 None => spurious.push(format!("down at {at} with the link up")),
             },
-            "up" => {
-                if outages
-                    .iter()
-                    .any(|o| o.down_ms + slack < at && at < o.up_ms.unwrap_or(u64::MAX))
-                {
-                    spurious.push(format!("up at {at} with the link down"));
-                }
+            "up" if outages
+                .iter()
+                .any(|o| o.down_ms + slack < at && at < o.up_ms.unwrap_or(u64::MAX)) =>
+            {
+                spurious.push(format!("up at {at} with the link down"));
             }
             _ => {}
         }
@@ -465,7 +472,10 @@ topic = "chaos"
     }
     for (i, n) in ups_in {
         if n > 1 {
-            spurious.push(format!("{n} ups after the outage at {}", outages[i].down_ms));
+            spurious.push(format!(
+                "{n} ups after the outage at {}",
+                outages[i].down_ms
+            ));
         }
     }
     for (i, n) in downs_in {
@@ -473,7 +483,10 @@ topic = "chaos"
             spurious.push(format!("{n} downs in the outage at {}", outages[i].down_ms));
         }
     }
-    let downs = events.iter().filter(|e| e.data["current"] == "down").count();
+    let downs = events
+        .iter()
+        .filter(|e| e.data["current"] == "down")
+        .count();
 
     let notifications = received.len();
     eprintln!(
@@ -488,13 +501,24 @@ topic = "chaos"
     );
     let failed = format!("seed {seed}, log {}", log.display());
     assert_eq!(lost, 0, "{failed}");
-    assert!(repeated.is_empty(), "repeated cycles {repeated:?}; {failed}");
-    assert!(offs <= CAP, "{offs} cycles, more than the cap {CAP}; {failed}");
+    assert!(
+        repeated.is_empty(),
+        "repeated cycles {repeated:?}; {failed}"
+    );
+    assert!(
+        offs <= CAP,
+        "{offs} cycles, more than the cap {CAP}; {failed}"
+    );
     assert!(spurious.is_empty(), "{spurious:#?}; {failed}");
     // The run did exercise what it checks.
     assert!(offs > 0 && notifications > 0 && downs > 0, "{failed}");
     let text = std::fs::read_to_string(&log).unwrap();
-    for sign in ["corrupt", "is incomplete", "not a queued notification", "panicked"] {
+    for sign in [
+        "corrupt",
+        "is incomplete",
+        "not a queued notification",
+        "panicked",
+    ] {
         assert!(!text.contains(sign), "the log says {sign:?}; {failed}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

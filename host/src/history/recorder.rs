@@ -40,8 +40,8 @@ use super::aggregate::Aggregate;
 use super::db::{self, HistoryError};
 use super::{HistoryConfig, StoredEvent};
 use crate::clock::{Clock, SystemClock};
-use crate::fsutil::Failing;
 use crate::events::{Observed, Observer};
+use crate::fsutil::Failing;
 use crate::state::{Millis, Round};
 
 /// How often gathered probe rounds are committed.

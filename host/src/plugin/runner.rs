@@ -56,7 +56,6 @@ impl Mailbox {
         let _ = self.0.send(Message::Event(event));
     }
 
-
     pub(super) fn swap(&self, next: Prepared) {
         let _ = self.0.send(Message::Swap(Box::new(next)));
     }
