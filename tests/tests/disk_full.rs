@@ -75,6 +75,10 @@ fn a_full_disk_is_logged_once_and_writing_resumes_by_itself() {
         &config,
         format!(
             r#"{start}
+# Not needed here, and the default port may be taken.
+[http]
+listen = []
+
 [devices.modem]
 kind = "shelly"
 address = "{plug}"
