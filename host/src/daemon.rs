@@ -36,6 +36,7 @@ use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
 use crate::state::{Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary};
+use crate::systemd::{self, Supervisor};
 
 /// How often the status file is rewritten when nothing changes (it is
 /// written at once after every transition and action, and at the next
@@ -221,6 +222,9 @@ pub struct Daemon {
     heartbeats: Option<Heartbeats>,
     /// Publishes to an MQTT broker (`[mqtt]`).
     mqtt: Option<crate::mqtt::Mqtt>,
+    /// systemd, told when the daemon is ready, reloads and stops, and fed
+    /// its watchdog by the rounds this loop handles.
+    supervisor: Supervisor,
 }
 
 impl Daemon {
@@ -433,6 +437,7 @@ impl Daemon {
             _reporter: reporter,
             heartbeats,
             mqtt,
+            supervisor: Supervisor::from_env(Some(config.probe.interval)),
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -542,6 +547,7 @@ impl Daemon {
                 },
             }
         };
+        self.supervisor.stopping();
         match &outcome {
             Ok(()) => tracing::info!("stopping"),
             Err(e) => tracing::error!("{e:#}; stopping, so that the supervisor restarts wanwatch"),
@@ -606,6 +612,7 @@ impl Daemon {
             return;
         }
         tracing::info!("reloading {} ({trigger:?})", path.display());
+        self.supervisor.reloading();
         self.reload.running = true;
         let running = self.plugins.configs.clone();
         let runtime = self.plugins.runtime.clone();
@@ -624,6 +631,9 @@ impl Daemon {
     /// starts, so that its last key-value writes are on disk first.
     fn apply_reload(&mut self, validated: Option<Validated>) {
         self.reload.running = false;
+        // Rejected or not, the daemon runs on a config, and is ready. Told
+        // before the plugins change: nothing below waits.
+        self.supervisor.reloaded();
         let Some(Validated {
             wanted,
             mut loaded,
@@ -767,6 +777,15 @@ impl Daemon {
                 }
             }
         }
+        // Only here, once a round has gone all the way through: the pings
+        // stop when rounds stop reaching this loop, whatever the cause.
+        let (state, since_ms) = (self.status.state, self.status.since_ms);
+        let describe = || {
+            let since = human::timestamp(clock::wall_of(&*self.clock, since_ms));
+            systemd::wan_status(state, &since, self.targets.len(), self.status.dry_run)
+        };
+        self.supervisor
+            .round_handled(std::time::Instant::now(), state, since_ms, describe);
     }
 
     fn on_power_transition(&mut self, t: &PowerTransition) {
