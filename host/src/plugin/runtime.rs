@@ -113,6 +113,12 @@ impl Runtime {
         if winch_suits_this_cpu() {
             config.strategy(wasmtime::Strategy::Winch);
         }
+        // 32-bit ARM (Raspberry Pi OS 32-bit): wasmtime generates no native
+        // code there; Cranelift compiles plugins to Pulley bytecode, which
+        // wasmtime interprets. The compile cache's key (below) includes the
+        // target, so Pulley code and native code never mix.
+        #[cfg(target_arch = "arm")]
+        config.target("pulley32").map_err(anyhow_error)?;
         let engine = Engine::new(&config).map_err(anyhow_error)?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(anyhow_error)?;
