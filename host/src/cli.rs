@@ -498,13 +498,25 @@ fn run(config: &Config, path: Option<&Path>, dry_run: bool) -> Result<(), String
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed at the call,
+/// not when the future is first polled: a SIGTERM right after READY=1 must
+/// stop the service cleanly, not kill it. Call it within the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let signals = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
+    );
+    on_signals(signals)
+}
+
+async fn on_signals(
+    signals: (
+        std::io::Result<tokio::signal::unix::Signal>,
+        std::io::Result<tokio::signal::unix::Signal>,
+    ),
+) {
+    match signals {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -601,6 +613,7 @@ fn watcher(command: Option<WatcherCommand>, config: Option<PathBuf>) -> Result<(
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            let _entered = runtime.enter();
             runtime.block_on(crate::watcher::run(&config, shutdown_signal()))
         }
         Some(WatcherCommand::Check { config }) => {

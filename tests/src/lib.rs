@@ -274,6 +274,15 @@ impl Drop for DaemonProcess {
     }
 }
 
+/// A loopback TCP port nothing listens on (bound, then released): a probe
+/// to it is refused, or a server started later can take it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 pub fn read_status(path: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }

@@ -7,13 +7,13 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use wanwatch_tests::DaemonProcess;
+use wanwatch_tests::{DaemonProcess, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wanwatch");
 /// Starting includes compiling the built-in plugins (a debug build).
@@ -52,7 +52,7 @@ impl Systemd {
         Systemd { socket, dir }
     }
 
-    fn path(&self) -> std::path::PathBuf {
+    fn path(&self) -> PathBuf {
         self.dir.path().join("notify")
     }
 
@@ -91,6 +91,14 @@ impl Systemd {
             }
         }
     }
+}
+
+/// A temporary directory with a daemon config: its state there, then `rest`.
+fn daemon_config(rest: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wanwatch.toml");
+    std::fs::write(&config, format!("state_dir = {:?}\n{rest}", dir.path())).unwrap();
+    (dir, config)
 }
 
 fn signal(daemon: &DaemonProcess, signal: libc::c_int) {
@@ -154,22 +162,14 @@ fn ready_follows_the_first_round_and_status_reload_and_stop_are_told() {
     let mode = Arc::new(AtomicU8::new(HOLD));
     let first = Arc::new(OnceLock::new());
     let port = http_target(mode.clone(), first.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wanwatch.toml");
     // The first round takes the whole timeout: its probe is held unanswered.
     let timeout = Duration::from_millis(1000);
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[probe]\ninterval = \"1500ms\"\ntimeout = \"1s\"\ndown_after = \"1s\"\n\
-             [[targets]]\nname = \"web\"\naddress = \"127.0.0.1\"\nkind = \"http\"\nport = {port}\n",
-            dir.path()
-        ),
-    )
-    .unwrap();
+    let (_dir, config) = daemon_config(&format!(
+        "[probe]\ninterval = \"1500ms\"\ntimeout = \"1s\"\ndown_after = \"1s\"\n\
+         [[targets]]\nname = \"web\"\naddress = \"127.0.0.1\"\nkind = \"http\"\nport = {port}\n"
+    ));
     let systemd = Systemd::new();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let daemon = start(&config, &systemd, &[], &[], log);
+    let daemon = start(&config, &systemd, &[], &[], Stdio::null());
 
     let (ready, before) = systemd.wait("READY=1", START, |m| m.has("READY=1"));
     assert!(before.is_empty(), "sent before READY=1: {before:?}");
@@ -285,22 +285,11 @@ impl LogPipe {
 #[test]
 fn watchdog_pings_come_while_rounds_are_handled_and_stop_when_they_stop() {
     // A port nobody listens on: every probe fails at once, logged.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wanwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[probe]\ninterval = \"100ms\"\ntimeout = \"50ms\"\n\
-             [[targets]]\nname = \"web\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = {port}\n",
-            dir.path()
-        ),
-    )
-    .unwrap();
+    let port = free_port();
+    let (_dir, config) = daemon_config(&format!(
+        "[probe]\ninterval = \"100ms\"\ntimeout = \"50ms\"\n\
+             [[targets]]\nname = \"web\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = {port}\n"
+    ));
     let systemd = Systemd::new();
     let (log, stderr) = LogPipe::new();
     let period = Duration::from_millis(1500);
@@ -360,11 +349,7 @@ fn watchdog_pings_come_while_rounds_are_handled_and_stop_when_they_stop() {
 #[test]
 fn the_watcher_is_ready_once_listening_and_says_it_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("watcher.toml");
     std::fs::write(
         &config,
@@ -405,16 +390,9 @@ fn the_watcher_is_ready_once_listening_and_says_it_stops() {
 /// start them (and says so), which is what the unit's comment claims.
 #[test]
 fn the_daemon_cannot_run_its_plugins_with_memory_deny_write_execute() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wanwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[[targets]]\nname = \"lo\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = 9\n",
-            dir.path()
-        ),
-    )
-    .unwrap();
+    let (_dir, config) = daemon_config(
+        "[[targets]]\nname = \"lo\"\naddress = \"127.0.0.1\"\nkind = \"tcp\"\nport = 9\n",
+    );
     let mut command = Command::new(BIN);
     command.args(["run", "--config"]).arg(&config);
     if !memory_deny_write_execute(&mut command) {
