@@ -19,7 +19,7 @@ const MAX_ANSWER: usize = 256 * 1024;
 /// A device answer, read to its end.
 pub(super) struct Answer {
     pub(super) status: u16,
-    challenges: Vec<String>,
+    pub(super) challenges: Vec<String>,
     pub(super) body: Vec<u8>,
 }
 
@@ -226,7 +226,7 @@ pub(super) fn client(timeouts: Timeouts) -> Result<reqwest::Client, String> {
 }
 
 /// Picks the Digest challenge among the `WWW-Authenticate` headers.
-fn pick_challenge(headers: &[String]) -> Result<Challenge, String> {
+pub(super) fn pick_challenge(headers: &[String]) -> Result<Challenge, String> {
     let mut why = "the plug answered 401 without a challenge".to_owned();
     for header in headers {
         match Challenge::parse(header) {
