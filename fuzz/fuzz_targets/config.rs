@@ -9,7 +9,6 @@ fuzz_target!(|text: &str| {
         // What the daemon derives from a config it accepted.
         Ok(config) => {
             let _ = config.probe.thresholds();
-            let _ = config.probe.probe();
             let _ = config.target_evidence();
             let _ = config.plugins();
             let _ = config.state_dir_or_default();
