@@ -37,9 +37,10 @@ fuzz_target!(|data: &[u8]| {
         None => (Vec::new(), rest),
     };
     // The password's start: an answer that holds the password, cut short,
-    // must not show its start either (when nothing else in it begins so).
+    // must not show its start either (when nothing else in the challenge or
+    // the body begins so).
     let start = &PASSWORD[..8];
-    let text = String::from_utf8_lossy(body);
+    let text = String::from_utf8_lossy(rest);
     let once = text.contains(PASSWORD) && text.matches(start).count() == 1;
     for shown in PLUG.read_answer(status, challenges, body) {
         assert!(!shown.contains(PASSWORD), "{shown}");
