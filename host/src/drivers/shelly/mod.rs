@@ -644,11 +644,12 @@ impl Shelly {
             ),
             shown(
                 self.rpc_answer::<SwitchConfig>(&gen2, "Switch.GetConfig", &answer)
-                    .map(|c| format!("{:?}", c.initial_state)),
+                    .map(|c| format!("{:?}", c.initial_state.map(|v| self.scrub(&v)))),
             ),
             shown(
+                // The driver only needs a result, and shows none.
                 self.rpc_answer::<Value>(&gen2, "Switch.Set", &answer)
-                    .map(|v| v.to_string()),
+                    .map(|_| "switched".into()),
             ),
             shown(
                 transport::pick_challenge(&answer.challenges)
