@@ -8,6 +8,7 @@
 //! simulated world in the simulator.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -162,6 +163,9 @@ pub struct Actions {
     /// Told of every journalled request as it happens (the daemon's
     /// observers: history, event stream, metrics).
     on_record: OnceLock<RecordHook>,
+    /// Where the cap's cycles are kept across restarts (see
+    /// [`Actions::keep_cap_in`]).
+    cap_file: Mutex<Option<(PathBuf, crate::fsutil::Failing)>>,
 }
 
 impl Actions {
@@ -185,7 +189,55 @@ impl Actions {
             generation: AtomicU64::new(0),
             cycles_done: AtomicU32::new(0),
             on_record: OnceLock::new(),
+            cap_file: Mutex::new(None),
         }
+    }
+
+    /// Keeps the cycles the safety cap counts in `path` (their times on the
+    /// wall clock, a JSON array), written before each cycle, and takes
+    /// back those it holds: a daemon killed right after a cycle, before
+    /// its status file showed it, must not get a fresh cap. The status
+    /// file's journal (see [`Actions::resume`]) stands in when there is no
+    /// such file yet; an unreadable one is logged and the journal kept.
+    pub fn keep_cap_in(&self, path: PathBuf) {
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Vec<Millis>>(&bytes) {
+                Ok(walls) => {
+                    let mut cap = lock(&self.cap);
+                    cap.recent = walls
+                        .into_iter()
+                        .map(|wall| crate::clock::timeline_of(&*self.clock, wall))
+                        .collect();
+                    cap.recent.make_contiguous().sort_unstable();
+                }
+                Err(e) => tracing::warn!(
+                    "{} is not valid ({e}): the safety cap counts the cycles of the status file",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                "cannot read {}: {e}: the safety cap counts the cycles of the status file",
+                path.display()
+            ),
+        }
+        *lock(&self.cap_file) = Some((path, crate::fsutil::Failing::default()));
+    }
+
+    /// Writes the cap's cycles to its file, if it has one; a failure is
+    /// logged once per change and the cycle goes on.
+    fn save_cap(&self, recent: &[Millis]) {
+        let mut file = lock(&self.cap_file);
+        let Some((path, failing)) = file.as_mut() else {
+            return;
+        };
+        let walls: Vec<Millis> = recent
+            .iter()
+            .map(|&at| crate::clock::wall_of(&*self.clock, at))
+            .collect();
+        let json = serde_json::to_vec(&walls).unwrap_or_default();
+        let what = format!("the safety cap's record {}", path.display());
+        failing.outcome(&what, crate::fsutil::write_atomic(path, &json));
     }
 
     /// Performs nothing at all (see [`Actions::new`]).
@@ -216,8 +268,16 @@ impl Actions {
     pub fn power_cycle(&self, plugin: &str, device: &str, off_seconds: u32) -> Result<(), String> {
         let now = self.clock.now_ms();
         let switch: &dyn PowerSwitch = self.switch.as_deref().unwrap_or(&DryRun);
-        let admitted = lock(&self.cap).admit(now);
-        let result = admitted.and_then(|()| switch.power_cycle(device, off_seconds));
+        let admitted = {
+            let mut cap = lock(&self.cap);
+            cap.admit(now)
+                .map(|()| cap.recent.iter().copied().collect::<Vec<_>>())
+        };
+        // On disk before the modem goes dark.
+        let result = admitted.and_then(|recent| {
+            self.save_cap(&recent);
+            switch.power_cycle(device, off_seconds)
+        });
         if result.is_ok() {
             self.cycles_done.fetch_add(1, Ordering::AcqRel);
         }

@@ -28,14 +28,15 @@ const DEFAULT_WATCHER_CONFIG: &str = "/etc/wanwatch/watcher.toml";
 
 #[derive(Parser)]
 #[command(
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WANWATCH_GIT_COMMIT"), ")"),
     about = "WAN watchdog: probes the link and power-cycles a stuck modem, as WebAssembly policy plugins decide"
 )]
 struct Cli {
     /// Log level or filter (overrides RUST_LOG), e.g. "debug" or "wanwatch=trace".
     #[arg(long, global = true)]
     log_level: Option<String>,
-    /// Log format: text for people, json for log shippers.
+    /// Log format: text for people, json for log shippers. Started by
+    /// systemd, text goes to the journal, with priorities.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -398,7 +399,47 @@ fn init_logging(level: Option<&str>, format: LogFormat) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    logger(filter, format, std::io::stderr, in_colour()).init();
+    // Text on the journal's stream: its native protocol instead, so that
+    // each line keeps its priority and fields (json is for log shippers,
+    // who asked for it on stderr).
+    let journal = match format {
+        LogFormat::Text if crate::systemd::stderr_is_journal() => tracing_journald::layer()
+            .inspect_err(|e| {
+                eprintln!("cannot log to the journal ({e}): logging to stderr instead")
+            })
+            .ok(),
+        _ => None,
+    };
+    match journal {
+        Some(journal) => journal_logger(filter, journal).init(),
+        None => logger(filter, format, std::io::stderr, in_colour()).init(),
+    }
+}
+
+/// The subscriber that sends the log lines `filter` lets through to the
+/// journal, each with its priority: error 3, warning 4, info 6, debug and
+/// trace 7 (the crate's default puts info at "notice", 5, which would make
+/// every routine line stand out in `journalctl -p notice`).
+fn journal_logger(
+    filter: tracing_subscriber::EnvFilter,
+    journal: tracing_journald::Layer,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    use tracing_journald::{Priority, PriorityMappings};
+    use tracing_subscriber::layer::SubscriberExt;
+    let journal = journal
+        .with_syslog_identifier("wanwatch".into())
+        .with_priority_mappings(PriorityMappings {
+            info: Priority::Informational,
+            debug: Priority::Debug,
+            ..PriorityMappings::new()
+        });
+    let quiet = tracing_subscriber::filter::filter_fn(not_per_file_event);
+    Box::new(
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(quiet)
+            .with(journal),
+    )
 }
 
 /// Colour codes only on a terminal, and not even there when `NO_COLOR` asks

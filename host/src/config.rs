@@ -26,7 +26,8 @@ use crate::state::{Evidence, ProbeKind, Role, Thresholds};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the status file and the plugins' key-value stores live.
-    /// Default: /var/lib/wanwatch as root, else $XDG_STATE_HOME/wanwatch.
+    /// Default: the unit's `StateDirectory=` under systemd, else
+    /// /var/lib/wanwatch as root, else $XDG_STATE_HOME/wanwatch.
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub probe: ProbeConfig,
@@ -333,6 +334,11 @@ pub const DEFAULT_WAN_TARGETS: [(&str, [u8; 4]); 2] =
 
 /// The state directory when the config does not set one.
 pub fn default_state_dir() -> PathBuf {
+    // Under systemd the daemon runs as its own user, not root: the
+    // directory the unit made for it is the one it may write.
+    if let Some(dir) = systemd_state_directory() {
+        return dir;
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/wanwatch");
@@ -342,6 +348,14 @@ pub fn default_state_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("wanwatch")
+}
+
+/// The directory systemd made for the unit (`StateDirectory=`): the first
+/// of `$STATE_DIRECTORY`, a colon-separated list (systemd.exec(5)).
+pub fn systemd_state_directory() -> Option<PathBuf> {
+    let dirs = std::env::var_os("STATE_DIRECTORY")?;
+    let first = dirs.to_str()?.split(':').next()?;
+    (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
 // What the config leaves out, filled in. Pure functions of the config:

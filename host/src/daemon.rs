@@ -29,16 +29,22 @@ use crate::human;
 use crate::monitor::Monitor;
 use crate::notify::{self, Outbox};
 use crate::outage_report::Reporter;
-use crate::plugin::{Event, HostContext, HotReload, Plugin, PluginSpec, Runner, Runtime, WanEvent};
+use crate::plugin::{
+    Event, HostContext, HotReload, Mailbox, Plugin, PluginSpec, Runner, Runtime, WanEvent,
+};
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
 use crate::state::{Role, Round, StateMachine, Transition, WanState};
 use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary};
+use crate::systemd::{self, Supervisor};
 
 /// How often the status file is rewritten when nothing changes (it is
 /// written at once after every transition and action, and at the next
 /// round after a plugin's health changed).
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// The safety cap's record of recent cycles, in the state directory.
+const CAP_FILE: &str = "power-cycles.json";
 
 pub fn status_file(config: &Config) -> StatusFile {
     StatusFile::new(config.state_dir_or_default().join("status.json"))
@@ -216,6 +222,9 @@ pub struct Daemon {
     heartbeats: Option<Heartbeats>,
     /// Publishes to an MQTT broker (`[mqtt]`).
     mqtt: Option<crate::mqtt::Mqtt>,
+    /// systemd, told when the daemon is ready, reloads and stops, and fed
+    /// its watchdog by the rounds this loop handles.
+    supervisor: Supervisor,
 }
 
 impl Daemon {
@@ -275,6 +284,7 @@ impl Daemon {
         let mut status = resumed.unwrap_or_else(|| Status::new(machine.state(), now, true));
         status.dry_run = reason.is_some();
         actions.resume(std::mem::take(&mut status.actions));
+        actions.keep_cap_in(config.state_dir_or_default().join(CAP_FILE));
 
         let status_now = tokio::sync::watch::Sender::new(status.shifted(clock::offset(&*clock)));
         let metrics = Arc::new(crate::metrics::Metrics::new(status_now.subscribe()));
@@ -427,6 +437,7 @@ impl Daemon {
             _reporter: reporter,
             heartbeats,
             mqtt,
+            supervisor: Supervisor::from_env(Some(config.probe.interval)),
         };
         daemon.tell_the_state_it_starts_in();
         Ok(daemon)
@@ -536,6 +547,7 @@ impl Daemon {
                 },
             }
         };
+        self.supervisor.stopping();
         match &outcome {
             Ok(()) => tracing::info!("stopping"),
             Err(e) => tracing::error!("{e:#}; stopping, so that the supervisor restarts wanwatch"),
@@ -600,6 +612,7 @@ impl Daemon {
             return;
         }
         tracing::info!("reloading {} ({trigger:?})", path.display());
+        self.supervisor.reloading();
         self.reload.running = true;
         let running = self.plugins.configs.clone();
         let runtime = self.plugins.runtime.clone();
@@ -618,6 +631,9 @@ impl Daemon {
     /// starts, so that its last key-value writes are on disk first.
     fn apply_reload(&mut self, validated: Option<Validated>) {
         self.reload.running = false;
+        // Rejected or not, the daemon runs on a config, and is ready. Told
+        // before the plugins change: nothing below waits.
+        self.supervisor.reloaded();
         let Some(Validated {
             wanted,
             mut loaded,
@@ -734,15 +750,14 @@ impl Daemon {
                     outbox.wan_up();
                 }
                 // With its evidence: the history tells causes by it.
-                self.observers.observe(&Observed::Wan(WanEvent {
+                let observed = Observed::Wan(WanEvent {
                     transition: Transition {
                         at_ms: clock::wall_of(&*self.clock, transition.at_ms),
                         ..transition.clone()
                     },
                     ..event.clone()
-                }));
-                self.broadcast(&Event::Wan(event));
-                self.write_status();
+                });
+                self.write_status_then_tell(observed, Event::Wan(event));
             }
             None => {
                 let stale = self
@@ -762,6 +777,15 @@ impl Daemon {
                 }
             }
         }
+        // Only here, once a round has gone all the way through: the pings
+        // stop when rounds stop reaching this loop, whatever the cause.
+        let (state, since_ms) = (self.status.state, self.status.since_ms);
+        let describe = || {
+            let since = human::timestamp(clock::wall_of(&*self.clock, since_ms));
+            systemd::wan_status(state, &since, self.targets.len(), self.status.dry_run)
+        };
+        self.supervisor
+            .round_handled(std::time::Instant::now(), state, since_ms, describe);
     }
 
     fn on_power_transition(&mut self, t: &PowerTransition) {
@@ -777,9 +801,7 @@ impl Daemon {
             if silent.is_empty() { "none".to_string() } else { silent.join(", ") }
         );
         self.status.power = Some(t.current);
-        self.observers.observe(&Observed::Power(shown));
-        self.broadcast(&Event::Power(t.clone()));
-        self.write_status();
+        self.write_status_then_tell(Observed::Power(shown), Event::Power(t.clone()));
     }
 
     fn broadcast(&self, event: &Event) {
@@ -791,6 +813,30 @@ impl Daemon {
     fn write_status(&mut self) {
         self.refresh_status();
         self.flush_status();
+    }
+
+    /// Writes the status with a transition, and only then tells the
+    /// observers (`observed`: history, MQTT...) and the plugins (`event`):
+    /// a daemon killed in between resumes from a status that is never
+    /// behind what they recorded or acted on, and tells the plugins the
+    /// transition again (see `tell_the_state_it_starts_in`). Told first, a
+    /// policy could act on a "down" (power-cycle), or record an "up", that
+    /// the restarted daemon then knows nothing of, and act again; and the
+    /// history would show the transition twice.
+    fn write_status_then_tell(&mut self, observed: Observed, event: Event) {
+        self.refresh_status();
+        let shown = self.shown_status();
+        let observers = self.observers.clone();
+        let mailboxes: Vec<Mailbox> = self.runners.iter().map(Runner::mailbox).collect();
+        self.status_writer.write_then(
+            shown,
+            Box::new(move || {
+                observers.observe(&observed);
+                for mailbox in &mailboxes {
+                    mailbox.send(event.clone());
+                }
+            }),
+        );
     }
 
     /// Gathers what the status file shows from the parts that know it.
@@ -825,11 +871,17 @@ impl Daemon {
     /// Queues the status for the writer thread, its times on the wall clock
     /// (people read them; the daemon's own timeline is for durations).
     fn flush_status(&mut self) {
+        let shown = self.shown_status();
+        self.status_writer.write(shown);
+    }
+
+    /// The status as published and written, on the wall clock; published.
+    fn shown_status(&mut self) -> Status {
         let offset = clock::offset(&*self.clock);
         let shown = self.status.shifted(offset);
         self.status_now.send_replace(shown.clone());
-        self.status_writer.write(shown);
         self.last_status_write_ms = self.status.updated_at_ms;
+        shown
     }
 }
 

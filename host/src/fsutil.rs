@@ -15,6 +15,46 @@ const OLD_TEMP_PREFIX: &str = ".tmp";
 /// for the state directory's `cache/last-good`.
 const TEMP_DEPTH: usize = 2;
 
+/// Whether writing one thing (a file, a database) has been failing, so that
+/// a full or broken disk is logged once per change, not at every attempt:
+/// the first failure, then the first success after it ("writing … again").
+/// Each writer keeps its own, and simply tries again next time: writing
+/// resumes by itself once there is room.
+#[derive(Debug, Default)]
+pub struct Failing(bool);
+
+impl Failing {
+    /// Whether the last write failed.
+    pub fn is_failing(&self) -> bool {
+        self.0
+    }
+
+    /// Logs `result` of writing `what` ("the status file /var/lib/…") if it
+    /// changes the picture; the value on success.
+    pub fn outcome<T, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => {
+                if std::mem::take(&mut self.0) {
+                    tracing::info!("writing {what} again");
+                }
+                Some(value)
+            }
+            Err(e) => {
+                if std::mem::replace(&mut self.0, true) {
+                    tracing::debug!("still cannot write {what}: {e}");
+                } else {
+                    tracing::error!("cannot write {what}: {e}");
+                }
+                None
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: write a temp file beside it,
 /// fsync, rename over the target, fsync the directory. A crash or power cut
 /// leaves either the old file or the new one, never a torn mix, and a
@@ -109,6 +149,18 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn failing_tracks_the_last_outcome_and_passes_values_on() {
+        let mut failing = Failing::default();
+        assert_eq!(failing.outcome("x", Ok::<_, String>(1)), Some(1));
+        assert!(!failing.is_failing());
+        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
+        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
+        assert!(failing.is_failing());
+        assert_eq!(failing.outcome("x", Ok::<_, String>(2)), Some(2));
+        assert!(!failing.is_failing());
     }
 
     #[test]

@@ -39,4 +39,5 @@ pub mod secrets;
 pub mod sim;
 pub mod state;
 pub mod status;
+pub mod systemd;
 pub mod watcher;

@@ -385,28 +385,31 @@ impl StatusFile {
 /// and must not hold up the daemon's event loop. Writes queued faster than
 /// the disk takes them are coalesced: only the newest status is written.
 pub struct StatusWriter {
-    queue: Option<std::sync::mpsc::Sender<Status>>,
+    queue: Option<std::sync::mpsc::Sender<(Status, Option<AfterWrite>)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What must happen only once a status is on disk (or its write failed).
+pub type AfterWrite = Box<dyn FnOnce() + Send>;
+
 impl StatusWriter {
     pub fn start(file: StatusFile) -> std::io::Result<StatusWriter> {
-        let (queue, queued) = std::sync::mpsc::channel::<Status>();
+        let (queue, queued) = std::sync::mpsc::channel::<(Status, Option<AfterWrite>)>();
         let thread = std::thread::Builder::new()
             .name("status-writer".into())
             .spawn(move || {
-                while let Ok(mut status) = queued.recv() {
-                    while let Ok(newer) = queued.try_recv() {
+                let mut failing = crate::fsutil::Failing::default();
+                while let Ok((mut status, then)) = queued.recv() {
+                    let mut after: Vec<AfterWrite> = then.into_iter().collect();
+                    while let Ok((newer, then)) = queued.try_recv() {
                         status = newer;
+                        after.extend(then);
                     }
-                    // Disk trouble must not stop the watchdog: log it and
-                    // carry on; the next write tries again.
-                    if let Err(e) = file.write(&status) {
-                        tracing::error!(
-                            "cannot write the status file {}: {e}",
-                            file.path().display()
-                        );
-                    }
+                    // Disk trouble must not stop the watchdog: log it once
+                    // and carry on; the next write tries again.
+                    let what = format!("the status file {}", file.path().display());
+                    failing.outcome(&what, file.write(&status));
+                    after.into_iter().for_each(|then| then());
                 }
             })?;
         Ok(StatusWriter {
@@ -417,8 +420,18 @@ impl StatusWriter {
 
     /// Queues `status` to be written; never blocks.
     pub fn write(&self, status: Status) {
+        self.send(status, None);
+    }
+
+    /// Queues `status` to be written, and `then` to run once it has been
+    /// (or could not be); never blocks.
+    pub fn write_then(&self, status: Status, then: AfterWrite) {
+        self.send(status, Some(then));
+    }
+
+    fn send(&self, status: Status, then: Option<AfterWrite>) {
         if let Some(queue) = &self.queue {
-            let _ = queue.send(status);
+            let _ = queue.send((status, then));
         }
     }
 

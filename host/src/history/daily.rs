@@ -23,6 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Chain, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::Failing;
 use crate::human;
 use crate::state::{Millis, Round};
 
@@ -219,9 +220,8 @@ pub struct History {
     dir: PathBuf,
     /// The open file and the UTC date it is for.
     file: Option<(String, csv::Writer<File>)>,
-    /// Whether the last write failed, so that a full disk is logged once,
-    /// not every round.
-    failing: bool,
+    /// So that a full disk is logged once, not every round.
+    failing: Failing,
 }
 
 impl History {
@@ -229,31 +229,20 @@ impl History {
         History {
             dir,
             file: None,
-            failing: false,
+            failing: Failing::default(),
         }
     }
 
     /// Appends the round's probes. Disk trouble is logged, never returned:
     /// losing history must not stop the watchdog.
     pub fn record(&mut self, round: &Round) {
-        match self.append(round) {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                tracing::info!("writing the probe history in {} again", self.dir.display());
-            }
-            Ok(()) => {}
-            Err(e) => {
-                // Reopen on the next round: the file may have been moved.
-                self.file = None;
-                if !self.failing {
-                    self.failing = true;
-                    tracing::error!(
-                        "cannot write the probe history in {}: {e}",
-                        self.dir.display()
-                    );
-                }
-            }
+        let appended = self.append(round);
+        if appended.is_err() {
+            // Reopen on the next round: the file may have been moved.
+            self.file = None;
         }
+        let what = format!("the probe history in {}", self.dir.display());
+        self.failing.outcome(&what, appended);
     }
 
     fn append(&mut self, round: &Round) -> std::io::Result<()> {
@@ -366,7 +355,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut history = History::new(dir.path().to_owned());
         history.record(&round(human::LAST_MS + 1));
-        assert!(history.failing);
+        assert!(history.failing.is_failing());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -41,6 +41,7 @@ use super::db::{self, HistoryError};
 use super::{HistoryConfig, StoredEvent};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Observed, Observer};
+use crate::fsutil::Failing;
 use crate::state::{Millis, Round};
 
 /// How often gathered probe rounds are committed.
@@ -311,9 +312,8 @@ struct Store {
     /// By (minute or hour start, target).
     minutes: BTreeMap<(Millis, String), Aggregate>,
     hours: BTreeMap<(Millis, String), Aggregate>,
-    /// Whether the last write failed, so that a failing disk is logged
-    /// once, not every 5 s.
-    failing: bool,
+    /// So that a failing disk is logged once, not every 5 s.
+    failing: Failing,
 }
 
 impl Store {
@@ -349,7 +349,7 @@ impl Store {
             raw: Vec::new(),
             minutes: BTreeMap::new(),
             hours: BTreeMap::new(),
-            failing: false,
+            failing: Failing::default(),
         })
     }
 
@@ -373,7 +373,7 @@ impl Store {
             })
             .map(|_| conn.last_insert_rowid());
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        self.outcome("record an event in", result)
+        self.outcome(result)
     }
 
     fn gather(&mut self, round: &Round) {
@@ -401,7 +401,7 @@ impl Store {
         self.raw.clear();
         self.minutes.clear();
         self.hours.clear();
-        self.outcome("write probe rounds to", result);
+        self.outcome(result);
     }
 
     fn write_rounds(&mut self) -> rusqlite::Result<()> {
@@ -435,24 +435,9 @@ impl Store {
     }
 
     /// Logs the first failure and the recovery; the value on success.
-    fn outcome<T>(&mut self, doing: &str, result: rusqlite::Result<T>) -> Option<T> {
-        match result {
-            Ok(value) => {
-                if std::mem::take(&mut self.failing) {
-                    tracing::info!("writing the history database {} again", self.path.display());
-                }
-                Some(value)
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut self.failing, true) {
-                    tracing::error!(
-                        "cannot {doing} the history database {}: {e}",
-                        self.path.display()
-                    );
-                }
-                None
-            }
-        }
+    fn outcome<T>(&mut self, result: rusqlite::Result<T>) -> Option<T> {
+        let what = format!("the history database {}", self.path.display());
+        self.failing.outcome(&what, result)
     }
 }
 

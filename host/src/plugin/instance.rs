@@ -277,10 +277,8 @@ impl Plugin {
     /// callback tries again.
     fn persist(&mut self) {
         let state = self.store.data_mut();
-        let clock = &*state.plugin.host.clock;
-        let saved = [state.kept.kv.save(), state.kept.timers.save(clock)];
-        for e in saved.into_iter().filter_map(Result::err) {
-            tracing::error!(plugin = %self.health.name, "{e}");
+        let clock = state.plugin.host.clock.clone();
+        if let Err(e) = state.kept.save(&self.health.name, &*clock) {
             self.note_error(e);
         }
     }

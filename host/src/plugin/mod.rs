@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use self::error::{CallError, CallErrorKind, PluginError};
 pub use self::hot_reload::{DEBOUNCE, HotReload, RENAMED};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
-pub use self::runner::Runner;
+pub use self::runner::{Mailbox, Runner};
 pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
 
 // The monitor makes it; plugin code and tests name it with the events it

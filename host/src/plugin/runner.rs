@@ -46,14 +46,21 @@ pub const STOP_WAIT: Duration = Duration::from_secs(1);
 /// Sends new versions to a [`Runner`]'s plugin; outlives nothing: once the
 /// runner is shut down, what is sent is dropped.
 #[derive(Clone)]
-pub(super) struct Mailbox(mpsc::Sender<Message>);
+pub struct Mailbox(mpsc::Sender<Message>);
 
 impl Mailbox {
-    pub fn swap(&self, next: Prepared) {
+    /// Queues `event` for the plugin; never blocks.
+    pub fn send(&self, event: Event) {
+        // Fails only once the thread is gone, and then there is no one to
+        // deliver to anyway.
+        let _ = self.0.send(Message::Event(event));
+    }
+
+    pub(super) fn swap(&self, next: Prepared) {
         let _ = self.0.send(Message::Swap(Box::new(next)));
     }
 
-    pub fn reload_failed(&self, message: String) {
+    pub(super) fn reload_failed(&self, message: String) {
         let _ = self.0.send(Message::ReloadFailed(message));
     }
 }
@@ -112,15 +119,14 @@ impl Runner {
         self.file.as_deref()
     }
 
-    pub(super) fn mailbox(&self) -> Mailbox {
+    /// Where events for the plugin go, for a sender that outlives a borrow.
+    pub fn mailbox(&self) -> Mailbox {
         Mailbox(self.mailbox.clone())
     }
 
     /// Queues `event` for the plugin; never blocks.
     pub fn send(&self, event: Event) {
-        // Fails only once the thread is gone, and then there is no one to
-        // deliver to anyway.
-        let _ = self.mailbox.send(Message::Event(event));
+        self.mailbox().send(event);
     }
 
     /// The plugin's health as of its last call.

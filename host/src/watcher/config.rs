@@ -19,8 +19,9 @@ pub const DEFAULT_PORT: u16 = 8787;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatcherConfig {
-    /// The database and the notification queue. Default: `watcher` in the
-    /// daemon's default (`/var/lib/wanwatch/watcher` as root, else
+    /// The database and the notification queue. Default: the unit's
+    /// `StateDirectory=` under systemd, else `watcher` in the daemon's
+    /// default (`/var/lib/wanwatch/watcher` as root, else
     /// `$XDG_STATE_HOME/wanwatch/watcher`), apart from a daemon's files on
     /// the same machine.
     pub state_dir: Option<PathBuf>,
@@ -135,12 +136,13 @@ impl WatcherConfig {
         errors
     }
 
-    /// The state directory: the configured one, or `watcher` in the
-    /// daemon's default.
+    /// The state directory: the configured one, the unit's, or `watcher`
+    /// in the daemon's default.
     pub fn state_dir_or_default(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| crate::config::default_state_dir().join("watcher"))
+        self.state_dir.clone().unwrap_or_else(|| {
+            crate::config::systemd_state_directory()
+                .unwrap_or_else(|| crate::config::default_state_dir().join("watcher"))
+        })
     }
 
     /// How long `site` may be silent before it is DOWN.

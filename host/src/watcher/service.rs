@@ -356,6 +356,9 @@ pub async fn run(config: &WatcherConfig, shutdown: impl Future<Output = ()>) -> 
         watcher.names.len(),
         humantime::format_duration(config.missed_after)
     );
+    // Listening: heartbeats that come now are taken.
+    let mut supervisor = crate::systemd::Supervisor::from_env(None);
+    supervisor.ready(&format!("watching {} site(s)", watcher.names.len()));
     let mut ticks = tokio::time::interval(watcher.tick_every());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -370,6 +373,7 @@ pub async fn run(config: &WatcherConfig, shutdown: impl Future<Output = ()>) -> 
             }
         }
     }
+    supervisor.stopping();
     tracing::info!("stopping");
     tokio::task::spawn_blocking(move || server.stop())
         .await

@@ -176,23 +176,31 @@ fn cycle(settings: &Settings) -> Result {
         return Ok(());
     }
     let attempt = memory::attempt() + 1;
+    let wait = wait_after(settings, attempt);
+    // Recorded before the cycle, which the host saves first: a daemon
+    // killed while the modem is off resumes knowing of this cycle, rather
+    // than cycling again; at worst a cycle that never happened is counted.
+    let tried = cycles.len();
+    cycles.push(now);
+    memory::set_cycles(&cycles)?;
+    memory::set_attempt(attempt)?;
+    timers::set(RECHECK, Seconds(wait).as_duration())?;
     if let Err(e) = power_cycle(&settings.device, settings.off_seconds) {
+        cycles.truncate(tried);
+        memory::set_cycles(&cycles)?;
+        memory::set_attempt(attempt - 1)?;
         // Tried again at the next recheck: a plug that did not answer, or
         // was still finishing the last cycle, may well do next time.
         timers::set(RECHECK, settings.boot_wait.as_duration())?;
         return Err(e);
     }
-    cycles.push(now);
-    memory::set_cycles(&cycles)?;
-    memory::set_attempt(attempt)?;
-    let wait = wait_after(settings, attempt);
     info!(
         "power-cycled {} for {} s (cycle {attempt}); checking again in {}",
         settings.device,
         settings.off_seconds,
         human_duration(wait * 1000)
     );
-    timers::set(RECHECK, Seconds(wait).as_duration())
+    Ok(())
 }
 
 impl Policy for Powercycle {

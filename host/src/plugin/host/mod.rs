@@ -71,6 +71,22 @@ pub(super) struct Kept {
     pub kv: Kv,
     pub timers: Timers,
     pub log: LogBudget,
+    /// So that a full disk is logged once, not at every callback.
+    pub saving: crate::fsutil::Failing,
+}
+
+impl Kept {
+    /// Saves what changed of the key-value store and the timers of
+    /// `plugin`; a failure is logged once per change (see
+    /// [`Failing`](crate::fsutil::Failing)) and returned.
+    pub fn save(&mut self, plugin: &str, clock: &dyn crate::clock::Clock) -> Result<(), String> {
+        let kv = self.kv.save();
+        let timers = self.timers.save(clock);
+        let saved = kv.and(timers);
+        let what = format!("what plugin `{plugin}` keeps (key-value store, timers)");
+        self.saving.outcome(&what, saved.clone());
+        saved
+    }
 }
 
 /// The data of a plugin's `Store`: one per instance.

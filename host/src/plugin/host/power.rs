@@ -17,6 +17,13 @@ impl Host for PluginState {
             return Err(reason);
         }
         self.admit_action()?;
+        // Written ahead: what the plugin has recorded so far (that the
+        // WAN is down, that it cycles now) is on disk before the modem goes
+        // dark, so that a daemon killed during the cycle does not cycle
+        // again once restarted. A failure is logged and the cycle goes on.
+        let clock = self.plugin.host.clock.clone();
+        let name = self.plugin.name.clone();
+        let _ = self.kept.save(&name, &*clock);
         // A cycle waits for the device to confirm, which can take seconds.
         self.blocking(|state| {
             let plugin = &state.plugin;
