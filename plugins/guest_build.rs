@@ -10,7 +10,14 @@
 /// each package's component, in the order given.
 fn build_guests(workspace: &std::path::Path, packages: &[&str]) -> Vec<std::path::PathBuf> {
     const TARGET: &str = "wasm32-wasip2";
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Under rustup, the guests build with the toolchain rust-toolchain.toml
+    // pins, whichever one builds the host: the fuzz builds' nightly has no
+    // wasm32-wasip2 standard library.
+    let rustup = std::env::var_os("RUSTUP_TOOLCHAIN").is_some();
+    let cargo = match std::env::var_os("CARGO") {
+        Some(cargo) if !rustup => cargo,
+        _ => "cargo".into(),
+    };
     let target_dir = workspace.join("target");
     let mut command = std::process::Command::new(cargo);
     command
@@ -21,7 +28,8 @@ fn build_guests(workspace: &std::path::Path, packages: &[&str]) -> Vec<std::path
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let leaks = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS";
-        if leaks || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" || key == "RUSTC_WORKSPACE_WRAPPER" {
+        let toolchain = rustup && (key == "RUSTUP_TOOLCHAIN" || key == "RUSTC" || key == "RUSTDOC");
+        if leaks || toolchain || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" || key == "RUSTC_WORKSPACE_WRAPPER" {
             command.env_remove(&*key);
         }
     }

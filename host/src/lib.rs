@@ -20,6 +20,9 @@ pub mod devkit;
 pub mod drivers;
 pub mod events;
 pub mod fsutil;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod heartbeat;
 pub mod history;
 pub mod http;

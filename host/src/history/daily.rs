@@ -43,7 +43,7 @@ pub struct Row {
 /// A history file's writer: fields quoted only when they must be (a comma,
 /// quote or line break in a target name), so that plain rows stay as the
 /// original wan-monitor wrote them.
-pub(super) fn writer<W: Write>(out: W) -> csv::Writer<W> {
+pub fn writer<W: Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out)
@@ -51,7 +51,7 @@ pub(super) fn writer<W: Write>(out: W) -> csv::Writer<W> {
 
 impl Row {
     /// Writes the row as one CSV record.
-    pub(super) fn write(&self, out: &mut csv::Writer<impl Write>) -> std::io::Result<()> {
+    pub fn write(&self, out: &mut csv::Writer<impl Write>) -> std::io::Result<()> {
         let datetime = rfc3339_millis(self.at_ms)?;
         let (status, ping) = match (self.ok, self.rtt_us) {
             (true, Some(us)) => ("ok", format!("{}.{:03}", us / 1000, us % 1000)),

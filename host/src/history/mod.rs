@@ -16,7 +16,7 @@
 //! HTTP API) open a [`HistoryDb`] of their own.
 
 pub mod aggregate;
-mod daily;
+pub(crate) mod daily;
 pub mod db;
 pub mod export;
 pub mod outages;

@@ -34,7 +34,7 @@ mod config;
 mod delivery;
 pub mod ntfy;
 mod outbox;
-mod queue;
+pub(crate) mod queue;
 pub mod watcher;
 pub mod webhook;
 

@@ -30,7 +30,7 @@
 pub mod builtin;
 mod cache;
 mod error;
-mod host;
+pub(crate) mod host;
 mod hot_reload;
 mod instance;
 mod runner;

@@ -80,7 +80,7 @@ async fn exchange(server: SocketAddr, message: &[u8], id: u16) -> Result<(), Str
 
 /// A query message for the A records of `name`, checked as the config
 /// checks it (so every label is 1 to 63 bytes).
-fn encode(id: u16, name: &str) -> Result<Vec<u8>, String> {
+pub fn encode(id: u16, name: &str) -> Result<Vec<u8>, String> {
     valid_name(name)?;
     let mut m = Vec::with_capacity(18 + name.len());
     for word in [id, RD, 1, 0, 0, 0] {
@@ -97,13 +97,13 @@ fn encode(id: u16, name: &str) -> Result<Vec<u8>, String> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Judgement {
+pub enum Judgement {
     Answer,
     Failed(u8),
     Other,
 }
 
-fn judge(answer: &[u8], id: u16) -> Judgement {
+pub fn judge(answer: &[u8], id: u16) -> Judgement {
     let [hi, lo, flags, rflags, ..] = *answer else {
         return Judgement::Other;
     };

@@ -11,7 +11,7 @@
 //! captive portal answers pings), `dns` whether the resolver works, which is
 //! what most people mean by "the internet is down".
 
-mod dns;
+pub(crate) mod dns;
 pub mod gateway;
 mod http;
 mod icmp;

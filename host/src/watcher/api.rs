@@ -179,11 +179,11 @@ async fn site(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Limit {
+pub struct Limit {
     limit: Option<usize>,
 }
 
-fn limit(query: Result<Query<Limit>, QueryRejection>) -> Result<usize, ApiError> {
+pub fn limit(query: Result<Query<Limit>, QueryRejection>) -> Result<usize, ApiError> {
     let Query(Limit { limit }) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match limit.unwrap_or(DEFAULT_LIMIT) {
         n @ 1..=MAX_LIMIT => Ok(n),

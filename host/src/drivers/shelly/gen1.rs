@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::transport::Auth;
+use super::transport::{Answer, Auth};
 use super::{ErrorKind, Identity, PowerOn, RelayState, Shelly, Timer, seconds};
 
 impl Shelly {
@@ -28,23 +28,39 @@ impl Shelly {
         let answer = self
             .exchange(Method::GET, target, None, Auth::Basic)
             .await?;
+        self.gen1_relay_answer(target, identity, &answer)
+    }
+
+    /// Gen1: the relay object in the answer to a `/relay/<n>` request.
+    pub(super) fn gen1_relay_answer(
+        &self,
+        target: &str,
+        identity: &Identity,
+        answer: &Answer,
+    ) -> Result<RelayState, ErrorKind> {
         if answer.status == 404 {
             return Err(ErrorKind::NoSuchRelay {
                 relay: self.relay,
                 outputs: identity.outputs,
             });
         }
-        let relay: Gen1Relay = self.typed(self.json(&answer, target)?, &answer.body)?;
+        let relay: Gen1Relay = self.typed(self.json(answer, target)?, &answer.body)?;
         Ok(relay.into())
     }
 
     /// Gen1: the power-on setting of the relay, from `GET /settings`.
     pub(super) async fn gen1_power_on(&self) -> Result<PowerOn, ErrorKind> {
-        const KEY: &str = "default_state";
         let answer = self
             .exchange(Method::GET, "/settings", None, Auth::Basic)
             .await?;
-        let settings: Gen1Settings = self.typed(self.json(&answer, "/settings")?, &answer.body)?;
+        self.gen1_power_on_answer(&answer)
+    }
+
+    /// Gen1: the power-on setting of the relay in the answer to
+    /// `GET /settings`.
+    pub(super) fn gen1_power_on_answer(&self, answer: &Answer) -> Result<PowerOn, ErrorKind> {
+        const KEY: &str = "default_state";
+        let settings: Gen1Settings = self.typed(self.json(answer, "/settings")?, &answer.body)?;
         // Without a list there is nothing to check the relay against:
         // `/relay/<n>` does that.
         let Some(relays) = settings.relays else {

@@ -63,7 +63,7 @@ use gen1::Gen1Info;
 #[cfg(test)]
 use rpc::rpc_timer;
 use rpc::{RpcInfo, SwitchConfig, SwitchStatus};
-use transport::{Auth, client};
+use transport::{Answer, Auth, client};
 
 /// The user name Shelly devices use when none is configured; the only one
 /// Gen2+ devices know.
@@ -492,7 +492,12 @@ impl Shelly {
         let answer = self
             .exchange(Method::GET, "/shelly", None, Auth::None)
             .await?;
-        let value: Value = self.json(&answer, "/shelly")?;
+        self.identity_answer(&answer)
+    }
+
+    /// The identity in the answer to `GET /shelly`.
+    fn identity_answer(&self, answer: &Answer) -> Result<Identity, ErrorKind> {
+        let value: Value = self.json(answer, "/shelly")?;
         let identity = parse_identity(value).map_err(|why| self.not_expected(why, &answer.body))?;
         let scrub = |text: Option<String>| text.map(|t| self.scrub(&t));
         Ok(Identity {
@@ -595,6 +600,64 @@ fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s)
         .unwrap_or(Duration::ZERO)
         .min(MAX_TIMER)
+}
+
+/// The fuzz target's way in (fuzz/fuzz_targets/shelly_answer.rs): one
+/// answer read by every parse of a device answer, each outcome as the text
+/// a log or the status would show.
+#[cfg(fuzzing)]
+impl Shelly {
+    pub fn read_answer(&self, status: u16, challenges: Vec<String>, body: &[u8]) -> Vec<String> {
+        let answer = Answer {
+            status,
+            challenges,
+            body: body.to_vec(),
+        };
+        let gen1 = Identity {
+            generation: 1,
+            model: None,
+            firmware: None,
+            auth: true,
+            outputs: Some(1),
+        };
+        let gen2 = Identity {
+            generation: 2,
+            outputs: None,
+            ..gen1.clone()
+        };
+        let shown = |outcome: Result<String, ErrorKind>| {
+            outcome.unwrap_or_else(|kind| self.error(kind).to_string())
+        };
+        vec![
+            shown(self.identity_answer(&answer).map(|i| format!("{i:?}"))),
+            shown(
+                self.gen1_relay_answer("/relay/0", &gen1, &answer)
+                    .map(|r| format!("{r:?}")),
+            ),
+            shown(
+                self.gen1_power_on_answer(&answer)
+                    .map(|p| format!("{p:?} {:?}", p.danger())),
+            ),
+            shown(
+                self.rpc_answer::<SwitchStatus>(&gen2, "Switch.GetStatus", &answer)
+                    .map(|s| format!("{:?}", RelayState::from(s))),
+            ),
+            shown(
+                self.rpc_answer::<SwitchConfig>(&gen2, "Switch.GetConfig", &answer)
+                    .map(|c| format!("{:?}", c.initial_state.map(|v| self.scrub(&v)))),
+            ),
+            shown(
+                // The driver only needs a result, and shows none.
+                self.rpc_answer::<Value>(&gen2, "Switch.Set", &answer)
+                    .map(|_| "switched".into()),
+            ),
+            shown(
+                transport::pick_challenge(&answer.challenges)
+                    .map(|c| format!("{c:?}"))
+                    .map_err(|e| ErrorKind::Authentication(self.scrub(&e))),
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::transport::Auth;
+use super::transport::{Answer, Auth};
 use super::{ErrorKind, Identity, RelayState, Shelly, Timer, seconds};
 
 impl Shelly {
@@ -25,12 +25,23 @@ impl Shelly {
         let answer = self
             .exchange(Method::POST, "/rpc", Some(body), Auth::Digest)
             .await?;
+        self.rpc_answer(identity, method, &answer)
+    }
+
+    /// Gen2+: the result of a JSON-RPC call from the plug's answer, or the
+    /// error it reports.
+    pub(super) fn rpc_answer<T: DeserializeOwned>(
+        &self,
+        identity: &Identity,
+        method: &'static str,
+        answer: &Answer,
+    ) -> Result<T, ErrorKind> {
         let request = format!("{method} (POST /rpc)");
         // Errors come as a frame with `error`, or as a non-200 answer whose
         // body is `{code, message}`; anything else non-200 is plain HTTP.
         let value: Value = match serde_json::from_slice(&answer.body) {
             Ok(value) => value,
-            Err(_) if answer.status != 200 => return Err(self.http_error(&answer, &request)),
+            Err(_) if answer.status != 200 => return Err(self.http_error(answer, &request)),
             Err(e) => return Err(self.not_expected(e.to_string(), &answer.body)),
         };
         let error = value
@@ -41,7 +52,7 @@ impl Shelly {
             let message = error.get("message").and_then(Value::as_str);
             let (Some(code), Some(message)) = (code, message) else {
                 return Err(if answer.status != 200 {
-                    self.http_error(&answer, &request)
+                    self.http_error(answer, &request)
                 } else {
                     self.not_expected("an `error` without code and message".into(), &answer.body)
                 });

@@ -24,7 +24,7 @@ const MAX_KEYS: usize = 256;
 const MAX_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
-pub(in crate::plugin) struct Kv {
+pub struct Kv {
     entries: BTreeMap<String, String>,
     /// The size of the saved file: its `{` and each entry's [`entry_size`]
     /// (an empty store, `{}`, is one byte more).
@@ -156,6 +156,14 @@ impl Kv {
             .map_err(|e| format!("cannot save the store to {}: {e}", file.display()))?;
         self.dirty = false;
         Ok(())
+    }
+}
+
+#[cfg(fuzzing)]
+impl Kv {
+    /// The entries, and the size counted for their saved file.
+    pub fn contents(&self) -> (&BTreeMap<String, String>, usize) {
+        (&self.entries, self.bytes)
     }
 }
 

@@ -6,7 +6,7 @@
 //! linker of the process.
 
 mod clock;
-mod kv;
+pub(crate) mod kv;
 mod log;
 mod notify;
 mod power;
