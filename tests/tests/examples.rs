@@ -47,6 +47,20 @@ fn the_complete_example_sets_up_every_part() {
     );
 }
 
+/// The package's /etc/wanwatch/wanwatch.toml: the daemon starts on install,
+/// so the config it starts with switches nothing and notifies nobody until
+/// the user fills it in (a dry run on the built-in defaults).
+#[test]
+fn the_packaged_config_is_the_safe_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../debian/wanwatch.toml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(config.devices.is_empty());
+    assert!(config.notify.ntfy.is_none());
+    assert!(config.notify.webhook.is_empty());
+    assert!(wanwatch::daemon::dry_run_reason(&config, false).is_some());
+    assert!(config.targets.is_empty(), "the built-in targets");
+}
+
 #[test]
 fn the_watcher_example_sets_up_every_part() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/watcher.toml");

@@ -229,8 +229,7 @@ fn installs_upgrades_and_purges_in_a_scratch_root() {
     // did not change, and with --force-confold (what an unattended upgrade
     // passes) when it did, the package's new one put beside it.
     let shipped = std::fs::read_to_string(&conf).unwrap();
-    let edited = shipped.replace("interval = \"2s\"", "interval = \"3s\"  # edited");
-    assert_ne!(edited, shipped);
+    let edited = format!("{shipped}\n[probe]\ninterval = \"3s\"  # edited\n");
     std::fs::write(&conf, &edited).unwrap();
     let upgrade = later_version(&deb, dir.path(), None);
     dpkg(&root, &["--install", upgrade.to_str().unwrap()]);
