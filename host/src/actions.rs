@@ -236,8 +236,10 @@ impl Actions {
             .map(|&at| crate::clock::wall_of(&*self.clock, at))
             .collect();
         let json = serde_json::to_vec(&walls).unwrap_or_default();
-        let what = format!("the safety cap's record {}", path.display());
-        failing.outcome(&what, crate::fsutil::write_atomic(path, &json));
+        failing.outcome(
+            format_args!("the safety cap's record {}", path.display()),
+            crate::fsutil::write_atomic(path, &json),
+        );
     }
 
     /// Performs nothing at all (see [`Actions::new`]).

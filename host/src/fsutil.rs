@@ -30,10 +30,11 @@ impl Failing {
     }
 
     /// Logs `result` of writing `what` ("the status file /var/lib/…") if it
-    /// changes the picture; the value on success.
+    /// changes the picture; the value on success. `what` is formatted only
+    /// when logged: writers call this at every round or callback.
     pub fn outcome<T, E: std::fmt::Display>(
         &mut self,
-        what: &str,
+        what: std::fmt::Arguments<'_>,
         result: Result<T, E>,
     ) -> Option<T> {
         match result {
@@ -154,12 +155,24 @@ mod tests {
     #[test]
     fn failing_tracks_the_last_outcome_and_passes_values_on() {
         let mut failing = Failing::default();
-        assert_eq!(failing.outcome("x", Ok::<_, String>(1)), Some(1));
+        assert_eq!(
+            failing.outcome(format_args!("x"), Ok::<_, String>(1)),
+            Some(1)
+        );
         assert!(!failing.is_failing());
-        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
-        assert_eq!(failing.outcome("x", Err::<u8, _>("full")), None);
+        assert_eq!(
+            failing.outcome(format_args!("x"), Err::<u8, _>("full")),
+            None
+        );
+        assert_eq!(
+            failing.outcome(format_args!("x"), Err::<u8, _>("full")),
+            None
+        );
         assert!(failing.is_failing());
-        assert_eq!(failing.outcome("x", Ok::<_, String>(2)), Some(2));
+        assert_eq!(
+            failing.outcome(format_args!("x"), Ok::<_, String>(2)),
+            Some(2)
+        );
         assert!(!failing.is_failing());
     }
 

@@ -407,8 +407,10 @@ impl StatusWriter {
                     }
                     // Disk trouble must not stop the watchdog: log it once
                     // and carry on; the next write tries again.
-                    let what = format!("the status file {}", file.path().display());
-                    failing.outcome(&what, file.write(&status));
+                    failing.outcome(
+                        format_args!("the status file {}", file.path().display()),
+                        file.write(&status),
+                    );
                     after.into_iter().for_each(|then| then());
                 }
             })?;

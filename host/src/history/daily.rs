@@ -241,8 +241,10 @@ impl History {
             // Reopen on the next round: the file may have been moved.
             self.file = None;
         }
-        let what = format!("the probe history in {}", self.dir.display());
-        self.failing.outcome(&what, appended);
+        self.failing.outcome(
+            format_args!("the probe history in {}", self.dir.display()),
+            appended,
+        );
     }
 
     fn append(&mut self, round: &Round) -> std::io::Result<()> {

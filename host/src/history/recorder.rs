@@ -436,8 +436,10 @@ impl Store {
 
     /// Logs the first failure and the recovery; the value on success.
     fn outcome<T>(&mut self, result: rusqlite::Result<T>) -> Option<T> {
-        let what = format!("the history database {}", self.path.display());
-        self.failing.outcome(&what, result)
+        self.failing.outcome(
+            format_args!("the history database {}", self.path.display()),
+            result,
+        )
     }
 }
 

@@ -83,8 +83,10 @@ impl Kept {
         let kv = self.kv.save();
         let timers = self.timers.save(clock);
         let saved = kv.and(timers);
-        let what = format!("what plugin `{plugin}` keeps (key-value store, timers)");
-        self.saving.outcome(&what, saved.clone());
+        self.saving.outcome(
+            format_args!("what plugin `{plugin}` keeps (key-value store, timers)"),
+            saved.clone(),
+        );
         saved
     }
 }
