@@ -378,6 +378,7 @@ impl Config {
             kind,
             ok: true,
             rtt_us: None,
+            https: None,
         };
         if self.targets.is_empty() {
             let wan = DEFAULT_WAN_TARGETS

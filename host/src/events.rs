@@ -18,6 +18,7 @@ use crate::actions::ActionRecord;
 use crate::monitor::WanEvent;
 use crate::plugin::PluginHealth;
 use crate::power::PowerTransition;
+use crate::quality::QualityChange;
 use crate::state::Round;
 
 /// One thing that happened, its times on the wall clock.
@@ -30,6 +31,8 @@ pub enum Observed {
     Wan(WanEvent),
     /// A change of mains power.
     Power(PowerTransition),
+    /// The link became degraded, or is back to normal.
+    Quality(QualityChange),
     /// A request a plugin (or the API) made, with its outcome.
     Action(ActionRecord),
     /// A plugin whose health changed (a failure, a recovery, a new version,
@@ -44,6 +47,7 @@ impl Observed {
             Observed::Round(_) => "round",
             Observed::Wan(_) => "wan",
             Observed::Power(_) => "power",
+            Observed::Quality(_) => "quality",
             Observed::Action(_) => "action",
             Observed::Plugin(_) => "plugin",
         }

@@ -35,6 +35,7 @@ pub mod outage_report;
 pub mod plugin;
 pub mod power;
 pub mod probe;
+pub mod quality;
 pub mod secrets;
 pub mod sim;
 pub mod state;

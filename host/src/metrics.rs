@@ -268,7 +268,7 @@ impl Observer for Metrics {
             Observed::Action(record) => self.action(record),
             // Plugin health is read from the status at scrape time: its
             // counts are whole there, where events come only on a change.
-            Observed::Plugin(_) => {}
+            Observed::Plugin(_) | Observed::Quality(_) => {}
         }
     }
 }
@@ -515,6 +515,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok: rtt_us.is_some(),
             rtt_us,
+            https: None,
         }
     }
 

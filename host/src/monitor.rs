@@ -7,10 +7,11 @@
 //! drive this one type, so neither has a copy of the logic.
 
 use crate::power::{PowerMonitor, PowerRound, PowerState, PowerTransition};
+use crate::quality::LinkQuality;
 use crate::state::{Round, StateMachine, Transition, WanState};
 
 /// A WAN transition with what the host knows around it, as the plugins get it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct WanEvent {
     #[serde(flatten)]
     pub transition: Transition,
@@ -18,6 +19,8 @@ pub struct WanEvent {
     pub power: PowerState,
     /// Power cycles performed since the WAN was last up.
     pub power_cycles: u32,
+    /// The link's quality when it happened.
+    pub quality: LinkQuality,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +83,7 @@ impl Monitor {
             transition,
             power: self.power_state(),
             power_cycles,
+            quality: LinkQuality::default(),
         })
     }
 
@@ -104,6 +108,7 @@ mod tests {
                 kind: ProbeKind::Icmp,
                 ok,
                 rtt_us: None,
+                https: None,
             }],
         }
     }

@@ -73,6 +73,7 @@ pub enum ProbeKind {
     Dns,
     Http,
     Tcp,
+    Https,
 }
 
 impl std::fmt::Display for ProbeKind {
@@ -82,6 +83,7 @@ impl std::fmt::Display for ProbeKind {
             ProbeKind::Dns => "dns",
             ProbeKind::Http => "http",
             ProbeKind::Tcp => "tcp",
+            ProbeKind::Https => "https",
         })
     }
 }
@@ -95,6 +97,36 @@ pub struct Evidence {
     pub ok: bool,
     /// Round-trip time in microseconds, when the target answered.
     pub rtt_us: Option<u32>,
+    /// For `https` targets, how each step went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsEvidence>,
+}
+
+/// The steps of an `https` probe, in the order they run (see `https-step`
+/// in `wit/since_v0.2.0/policy.wit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpsStep {
+    Resolve,
+    Connect,
+    Tls,
+    Http,
+}
+
+/// How an `https` probe went, step by step: which step failed and how long
+/// each took.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsEvidence {
+    /// The step that failed; None when an HTTP status came back.
+    pub failed: Option<HttpsStep>,
+    pub resolve_us: Option<u32>,
+    pub connect_us: Option<u32>,
+    pub tls_us: Option<u32>,
+    pub http_us: Option<u32>,
+    /// The HTTP status of the answer.
+    pub status: Option<u16>,
+    /// Why the failed step failed, for people.
+    pub error: Option<String>,
 }
 
 /// One probe round: every target probed once.
@@ -248,6 +280,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok,
             rtt_us: ok.then_some(1200),
+            https: None,
         }
     }
 

@@ -489,6 +489,7 @@ mod tests {
                 kind: ProbeKind::Icmp,
                 ok: true,
                 rtt_us: Some(40),
+                https: None,
             },
             at_ms: 5_000,
         });

@@ -75,6 +75,7 @@ impl World {
                     kind: ProbeKind::Icmp,
                     ok: !local_fault,
                     rtt_us: None,
+                    https: None,
                 }],
             },
             power,

@@ -103,6 +103,7 @@ fn transition(previous: WanState, current: WanState) -> Transition {
                 kind: ProbeKind::Icmp,
                 ok: current == WanState::Up,
                 rtt_us: (current == WanState::Up).then_some(250),
+                https: None,
             },
             Evidence {
                 target: "cloudflare".into(),
@@ -110,6 +111,7 @@ fn transition(previous: WanState, current: WanState) -> Transition {
                 kind: ProbeKind::Dns,
                 ok: false,
                 rtt_us: None,
+                https: None,
             },
             Evidence {
                 target: "example".into(),
@@ -117,6 +119,7 @@ fn transition(previous: WanState, current: WanState) -> Transition {
                 kind: ProbeKind::Http,
                 ok: true,
                 rtt_us: Some(u32::MAX),
+                https: None,
             },
             Evidence {
                 target: "ssh".into(),
@@ -124,6 +127,7 @@ fn transition(previous: WanState, current: WanState) -> Transition {
                 kind: ProbeKind::Tcp,
                 ok: true,
                 rtt_us: Some(0),
+                https: None,
             },
         ],
     }

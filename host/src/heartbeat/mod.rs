@@ -325,6 +325,7 @@ mod tests {
                 kind: ProbeKind::Icmp,
                 ok: rtt_us.is_some(),
                 rtt_us,
+                https: None,
             },
             at_ms: 1_700_000_000_000,
         }

@@ -294,6 +294,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok,
             rtt_us,
+            https: None,
         };
         Round {
             at_ms,

@@ -94,6 +94,7 @@ mod tests {
                 kind: ProbeKind::Icmp,
                 ok,
                 rtt_us: ok.then_some(9_412),
+                https: None,
             };
             recorder.observe(&Observed::Round(Round {
                 at_ms: START + i * 2_000,

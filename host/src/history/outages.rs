@@ -355,6 +355,7 @@ pub(crate) mod tests {
                     kind,
                     ok,
                     rtt_us: None,
+                    https: None,
                 })
                 .collect(),
         })

@@ -200,6 +200,7 @@ impl Observer for Recorder {
             Observed::Round(round) => Message::Round(round.clone()),
             Observed::Wan(e) => Message::Event(e.transition.at_ms, event.clone()),
             Observed::Power(t) => Message::Event(t.at_ms, event.clone()),
+            Observed::Quality(q) => Message::Event(q.at_ms, event.clone()),
             Observed::Action(a) => Message::Event(a.at_ms, event.clone()),
             // A health change carries no time of its own.
             Observed::Plugin(_) => Message::Event(SystemClock.wall_ms(), event.clone()),
@@ -546,6 +547,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok: rtt_us.is_some(),
             rtt_us,
+            https: None,
         };
         Observed::Round(Round {
             at_ms,

@@ -92,7 +92,7 @@ impl Observer for Publisher {
             Observed::Action(record) => self
                 .queue
                 .event(Message::event(self.topics.action(), json(record))),
-            Observed::Plugin(_) => {}
+            Observed::Plugin(_) | Observed::Quality(_) => {}
         }
     }
 }

@@ -130,6 +130,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok: rtt_us.is_some(),
             rtt_us,
+            https: None,
         }
     }
 

@@ -312,6 +312,8 @@ impl Plugin {
                 }
             }
             Event::Timer(name) => instance.call_on_timer(store, name),
+            // Contract 0.1 has no `on-link-quality` (stub until 0.2 is loaded).
+            Event::Quality(_) => Ok(Ok(())),
         };
         match outcome {
             Ok(result) => {
@@ -421,6 +423,7 @@ fn callback(event: &Event) -> &'static str {
             PowerState::On => "on-power-restored",
         },
         Event::Timer(_) => "on-timer",
+        Event::Quality(_) => "on-link-quality",
     }
 }
 

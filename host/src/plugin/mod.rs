@@ -58,6 +58,7 @@ use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
 use crate::power::{PowerState, PowerTransition};
+use crate::quality::QualityChange;
 use crate::state::{Millis, Transition};
 
 /// What a plugin may do beyond computing: from its config section.
@@ -172,7 +173,7 @@ pub struct HostContext {
 }
 
 /// What a plugin is called for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A change of WAN state: `on-wan-up`, `-sick` or `-down` by the new state.
     Wan(WanEvent),
@@ -180,6 +181,9 @@ pub enum Event {
     Power(PowerTransition),
     /// A timer the plugin armed is due: `on-timer`.
     Timer(String),
+    /// The link became degraded or is back to normal: `on-link-quality`
+    /// (not delivered to plugins built for contract 0.1).
+    Quality(QualityChange),
 }
 
 impl Event {
@@ -189,6 +193,7 @@ impl Event {
             transition,
             power: PowerState::On,
             power_cycles: 0,
+            quality: Default::default(),
         })
     }
 }

@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_the_wit() {
-        let wit = include_str!("../../../wit/policy.wit");
+        let wit = include_str!("../../../wit/since_v0.1.0/policy.wit");
         assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
         assert_eq!(supported_versions(), "0.1.x");
         assert!(compatible("0.1.0") && compatible("0.1.7"));

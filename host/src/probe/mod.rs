@@ -280,6 +280,7 @@ fn evidence(target: &Target, outcome: Option<Result<Duration, String>>) -> Evide
         kind: target.probe.kind(),
         ok: rtt.is_some(),
         rtt_us: rtt.map(|rtt| u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX)),
+        https: None,
     }
 }
 

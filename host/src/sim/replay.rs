@@ -110,6 +110,7 @@ impl Replay {
             kind,
             ok: row.ok,
             rtt_us: row.rtt_us,
+            https: None,
         });
     }
 
@@ -188,6 +189,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok: true,
             rtt_us: None,
+            https: None,
         }];
         let replay = Replay::open(&[dir.path().to_owned()], &targets, 2_000).unwrap();
         (dir, replay)
@@ -241,6 +243,7 @@ mod tests {
             kind: ProbeKind::Icmp,
             ok,
             rtt_us,
+            https: None,
         };
         let rounds = [1_764_030_612_123, 1_764_030_614_123].map(|at_ms| Round {
             at_ms,

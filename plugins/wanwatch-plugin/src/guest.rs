@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "policy",
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         // The export macro is invoked from the plugin's crate, by
         // `register_policy!`.
         pub_export_macro: true,

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_the_wit() {
-        let wit = include_str!("../../../wit/policy.wit");
+        let wit = include_str!("../../../wit/since_v0.1.0/policy.wit");
         assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
     }
 

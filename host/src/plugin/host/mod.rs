@@ -29,7 +29,7 @@ use super::{Grants, HostContext};
 /// Rust bindings of `wit/policy.wit`, generated at compile time.
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "policy",
     });
 }

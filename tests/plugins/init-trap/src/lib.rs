@@ -6,7 +6,7 @@
 //! the host must refuse the plugin at load time and, as a new version, keep
 //! the running one.
 
-wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
+wit_bindgen::generate!({ world: "policy", path: "../../../wit/since_v0.1.0" });
 
 use wanwatch::policy::log::{Level, log};
 

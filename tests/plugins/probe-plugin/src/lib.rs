@@ -32,7 +32,7 @@
 
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
+wit_bindgen::generate!({ world: "policy", path: "../../../wit/since_v0.1.0" });
 
 use wanwatch::policy::types::{Evidence, PowerState, ProbeKind, Role, WanState};
 use wanwatch::policy::{clock, kv, log, notify, power, settings, timers};
