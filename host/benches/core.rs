@@ -14,6 +14,7 @@ fn round(at_ms: u64, wan_ok: bool) -> Round {
         kind: ProbeKind::Icmp,
         ok,
         rtt_us: ok.then_some(9_000),
+        https: None,
     };
     Round {
         at_ms,

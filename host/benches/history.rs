@@ -77,6 +77,7 @@ fn round(at_ms: u64) -> Observed {
                 kind: ProbeKind::Icmp,
                 ok: true,
                 rtt_us: Some(9_412),
+                https: None,
             })
             .collect(),
     })

@@ -25,6 +25,7 @@ fn round(at_ms: u64) -> Round {
         kind: ProbeKind::Icmp,
         ok: true,
         rtt_us: Some(rtt_us),
+        https: None,
     };
     Round {
         at_ms,
@@ -77,6 +78,7 @@ fn busy() -> (Metrics, watch::Sender<Status>) {
             },
             power: PowerState::On,
             power_cycles: 0,
+            quality: Default::default(),
         }));
     }
     metrics.observe(&Observed::Action(ActionRecord {

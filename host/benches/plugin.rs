@@ -38,6 +38,7 @@ fn sick() -> Event {
         kind: ProbeKind::Icmp,
         ok: false,
         rtt_us: None,
+        https: None,
     };
     Event::wan(Transition {
         previous: WanState::Up,

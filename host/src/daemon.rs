@@ -481,6 +481,7 @@ impl Daemon {
             transition,
             power: self.monitor.power_state(),
             power_cycles: self.status.outage_cycles,
+            quality: Default::default(),
         }));
     }
 

@@ -536,6 +536,7 @@ mod tests {
             },
             power,
             power_cycles: 0,
+            quality: Default::default(),
         })
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::{Millis, Role, WanState};
 
 /// One target's window, as status, history, API and plugins show it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetQuality {
     pub target: String,
     pub role: Role,

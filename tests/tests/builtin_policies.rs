@@ -80,6 +80,7 @@ impl World {
             },
             power,
             power_cycles: cycles - self.cycles_before_outage,
+            quality: Default::default(),
         };
         if current == WanState::Up {
             self.cycles_before_outage = cycles;

@@ -46,6 +46,7 @@ pub fn wan(
         },
         power: PowerState::On,
         power_cycles: 0,
+        quality: Default::default(),
     })
 }
 

@@ -537,6 +537,7 @@ mod tests {
             },
             power: PowerState::On,
             power_cycles: 0,
+            quality: Default::default(),
         })
     }
 

@@ -480,6 +480,8 @@ fn wan_to_wit(e: &WanEvent, wall: i64) -> wit::Transition {
                     ProbeKind::Dns => wit::ProbeKind::Dns,
                     ProbeKind::Http => wit::ProbeKind::Http,
                     ProbeKind::Tcp => wit::ProbeKind::Tcp,
+                    // Contract 0.1 has no `https`; the closest is `http`.
+                    ProbeKind::Https => wit::ProbeKind::Http,
                 },
                 ok: e.ok,
                 rtt_us: e.rtt_us,

@@ -79,6 +79,7 @@ impl Probe {
     pub fn default_port(kind: ProbeKind) -> Option<u16> {
         match kind {
             ProbeKind::Http => Some(80),
+            ProbeKind::Https => Some(443),
             ProbeKind::Dns => Some(53),
             ProbeKind::Icmp | ProbeKind::Tcp => None,
         }
