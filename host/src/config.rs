@@ -1049,7 +1049,7 @@ query = "wanwatch.example."
         );
         assert_eq!(
             error(&target("kind = \"smtp\"\n")),
-            "wanwatch.toml:4:8: targets[0].kind: unknown variant `smtp`, expected one of `icmp`, `dns`, `http`, `tcp`"
+            "wanwatch.toml:4:8: targets[0].kind: unknown variant `smtp`, expected one of `icmp`, `dns`, `http`, `tcp`, `https`"
         );
     }
 
