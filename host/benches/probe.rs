@@ -93,8 +93,9 @@ fn bench_wanwatch(c: &mut Criterion, name: &str, runtime: Runtime, history: Opti
         .map(|a| Target {
             name: a.to_string(),
             role: Role::Wan,
-            address: IpAddr::V4(a),
-            probe: Probe::Icmp,
+            probe: Probe::Icmp {
+                address: IpAddr::V4(a),
+            },
         })
         .collect();
     let mut prober = match runtime.block_on(async { Prober::new(targets, INTERVAL, TIMEOUT) }) {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::http::{AddressError, base_url};
 use crate::plugin::builtin;
-use crate::probe::Probe;
+use crate::probe::{HttpsProbe, Probe};
 use crate::state::{Evidence, ProbeKind, Role, Thresholds};
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -111,7 +111,8 @@ impl ProbeConfig {
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub name: String,
-    pub address: TargetAddress,
+    /// Every kind but `https` (which has its `url` instead).
+    pub address: Option<TargetAddress>,
     #[serde(default = "default_role")]
     pub role: Role,
     #[serde(default = "default_kind")]
@@ -120,28 +121,81 @@ pub struct TargetConfig {
     pub port: Option<u16>,
     /// `dns` only: the name whose A records are asked for.
     pub query: Option<String>,
+    /// `https` only: what is fetched, e.g. "https://example.com/".
+    pub url: Option<String>,
+    /// `https` only: a PEM file of roots trusted besides the webpki roots;
+    /// relative to the config file.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl TargetConfig {
-    /// How this target is probed, once the config is valid.
-    pub fn probe(&self) -> Probe {
+    /// Whether the target says where it goes as its kind needs: an
+    /// `address`, or for https a `url` (and maybe a `ca_file`) instead.
+    fn check_destination(
+        &self,
+        key: &dyn Fn(&str) -> Vec<String>,
+        errors: &mut Vec<(Vec<String>, String)>,
+    ) {
+        let https = self.kind == ProbeKind::Https;
+        match (&self.address, https) {
+            (Some(_), true) => errors.push((
+                key("address"),
+                "an https target goes where its `url` says: remove `address`".into(),
+            )),
+            (None, false) => errors.push((
+                key("address"),
+                "needs an `address` (an IP address, or \"gateway\"); only https targets go by `url`".into(),
+            )),
+            _ => {}
+        }
+        match (&self.url, https) {
+            (Some(url), true) => {
+                if let Err(e) = crate::probe::parse_https_url(url) {
+                    errors.push((key("url"), e));
+                }
+            }
+            (None, true) => errors.push((
+                key("kind"),
+                "an https target needs a `url` (e.g. \"https://example.com/\")".into(),
+            )),
+            (Some(_), false) => errors.push((key("url"), "only https targets take a `url`".into())),
+            (None, false) => {}
+        }
+        if self.ca_file.is_some() && !https {
+            errors.push((key("ca_file"), "only https targets take a `ca_file`".into()));
+        }
+    }
+
+    /// How this target is probed, once the config is valid: `"gateway"`
+    /// becomes `gateway` (the autodetected one, if any), and an https
+    /// target reads its `ca_file`.
+    pub fn probe(&self, gateway: Option<IpAddr>) -> Result<Probe, String> {
         let port = self
             .port
             .or(Probe::default_port(self.kind))
             .unwrap_or_default();
-        match self.kind {
-            ProbeKind::Icmp => Probe::Icmp,
-            ProbeKind::Tcp => Probe::Tcp { port },
-            ProbeKind::Http => Probe::Http { port },
-            ProbeKind::Https => todo!("groundwork: the https probe is being written"),
+        let address = || match self.address {
+            Some(TargetAddress::Ip(ip)) => Ok(ip),
+            Some(TargetAddress::Gateway) => gateway.ok_or_else(|| "address is \"gateway\" but no default gateway was found in /proc/net/route or /proc/net/ipv6_route".to_owned()),
+            None => Err("has no `address`".to_owned()),
+        };
+        Ok(match self.kind {
+            ProbeKind::Icmp => Probe::Icmp { address: address()? },
+            ProbeKind::Tcp => Probe::Tcp { address: address()?, port },
+            ProbeKind::Http => Probe::Http { address: address()?, port },
             ProbeKind::Dns => Probe::Dns {
+                address: address()?,
                 port,
                 query: self
                     .query
                     .clone()
                     .unwrap_or_else(|| Probe::DEFAULT_DNS_QUERY.into()),
             },
-        }
+            ProbeKind::Https => Probe::Https(HttpsProbe::new(
+                self.url.as_deref().unwrap_or_default(),
+                self.ca_file.as_deref(),
+            )?),
+        })
     }
 }
 
@@ -438,7 +492,27 @@ impl Config {
         // Plugin files are relative to the config file, not to wherever the
         // daemon happens to be started from.
         config.resolve_files(path.parent().unwrap_or(Path::new(".")));
-        Ok(config)
+        let errors = located_errors(path, &text, config.check_files());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The checks that read files named by the config, once they are
+    /// resolved: the https targets' `ca_file`s.
+    fn check_files(&self) -> Vec<(Vec<String>, String)> {
+        let key = |i: usize| vec!["targets".into(), i.to_string(), "ca_file".into()];
+        self.targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let path = t.ca_file.as_deref()?;
+                let error = crate::probe::https_roots(Some(path)).err()?;
+                Some((key(i), format!("{}: {error}", path.display())))
+            })
+            .collect()
     }
 
     /// Makes the plugin files and the MQTT CA file relative to `base`.
@@ -448,7 +522,9 @@ impl Config {
                 *file = base.join(&*file);
             }
         }
-        if let Some(ca_file) = self.mqtt.as_mut().and_then(|m| m.ca_file.as_mut()) {
+        let target_ca_files = self.targets.iter_mut().filter_map(|t| t.ca_file.as_mut());
+        let mqtt_ca_file = self.mqtt.as_mut().and_then(|m| m.ca_file.as_mut());
+        for ca_file in target_ca_files.chain(mqtt_ca_file) {
             *ca_file = base.join(&*ca_file);
         }
     }
@@ -556,7 +632,12 @@ impl Config {
                 ));
             }
             let key = |k: &str| vec!["targets".into(), i.to_string(), k.to_string()];
+            target.check_destination(&key, &mut errors);
             match (target.kind, target.port) {
+                (ProbeKind::Https, Some(_)) => errors.push((
+                    key("port"),
+                    "an https target takes its port from its `url` (e.g. \"https://example.com:8443/\")".into(),
+                )),
                 (ProbeKind::Icmp, Some(_)) => {
                     errors.push((
                         key("port"),
@@ -811,11 +892,11 @@ off_seconds = 20
         )
         .unwrap();
         assert_eq!(config.probe.timeout, Duration::from_millis(300));
-        assert_eq!(config.targets[0].address, TargetAddress::Gateway);
+        assert_eq!(config.targets[0].address, Some(TargetAddress::Gateway));
         assert_eq!(config.targets[0].role, Role::Lan);
         assert_eq!(
             config.targets[2].address,
-            TargetAddress::Ip("::1".parse().unwrap())
+            Some(TargetAddress::Ip("::1".parse().unwrap()))
         );
         assert_eq!(config.targets[2].role, Role::Wan);
         let plugin = &config.plugins["powercycle"];
@@ -1001,26 +1082,104 @@ address = "127.0.0.53"
 kind = "dns"
 port = 5353
 query = "wanwatch.example."
+[[targets]]
+name = "router"
+address = "gateway"
+[[targets]]
+name = "app"
+kind = "https"
+url = "https://example.com:8443/health?token=s3cret"
 "#,
         )
         .unwrap();
-        let probes: Vec<Probe> = config.targets.iter().map(TargetConfig::probe).collect();
+        let gateway = "192.0.2.1".parse().unwrap();
+        let probes: Vec<Probe> = config
+            .targets
+            .iter()
+            .map(|t| t.probe(Some(gateway)).unwrap())
+            .collect();
+        let (v4, v6) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        let resolver = "127.0.0.53".parse().unwrap();
         assert_eq!(
             probes,
             [
-                Probe::Icmp,
-                Probe::Http { port: 80 },
-                Probe::Tcp { port: 443 },
+                Probe::Icmp { address: v4 },
+                Probe::Http {
+                    address: v4,
+                    port: 80
+                },
+                Probe::Tcp {
+                    address: v6,
+                    port: 443
+                },
                 Probe::Dns {
+                    address: resolver,
                     port: 53,
                     query: Probe::DEFAULT_DNS_QUERY.into()
                 },
                 Probe::Dns {
+                    address: resolver,
                     port: 5353,
                     query: "wanwatch.example.".into()
                 },
+                Probe::Icmp { address: gateway },
+                Probe::Https(
+                    HttpsProbe::new("https://example.com:8443/health?token=s3cret", None).unwrap()
+                ),
             ]
         );
+        let e = config.targets[5].probe(None).unwrap_err();
+        assert!(e.starts_with("address is \"gateway\" but no default gateway"), "{e}");
+    }
+
+    #[test]
+    fn an_https_target_needs_an_https_url_and_no_address() {
+        let target = |rest: &str| format!("[[targets]]\nname = \"t\"\nkind = \"https\"\n{rest}");
+        assert_eq!(
+            error(&target("")),
+            "wanwatch.toml:3:8: targets[0].kind: an https target needs a `url` (e.g. \"https://example.com/\")"
+        );
+        assert_eq!(
+            error(&target("url = \"https://example.com/\"\naddress = \"127.0.0.1\"\n")),
+            "wanwatch.toml:5:11: targets[0].address: an https target goes where its `url` says: remove `address`"
+        );
+        assert_eq!(
+            error(&target("url = \"http://example.com/?token=s3cret\"\n")),
+            "wanwatch.toml:4:7: targets[0].url: must be an https:// URL, not http:// (plain HTTP is kind = \"http\" with an `address`)"
+        );
+        let e = error(&target("url = \"https://user:s3cret@example.com/\"\n"));
+        assert!(e.starts_with("wanwatch.toml:4:7: targets[0].url: holds credentials"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        assert_eq!(
+            error(&target("url = \"example.com\"\n")),
+            "wanwatch.toml:4:7: targets[0].url: is not a URL (relative URL without a base): write e.g. \"https://example.com/\""
+        );
+        assert_eq!(
+            error(&target("url = \"https://example.com/\"\nport = 443\n")),
+            "wanwatch.toml:5:8: targets[0].port: an https target takes its port from its `url` (e.g. \"https://example.com:8443/\")"
+        );
+        let other = "[[targets]]\nname = \"t\"\naddress = \"127.0.0.1\"\nurl = \"https://example.com/\"\nca_file = \"/r.pem\"\n";
+        let e = describe(&parse(other).unwrap_err());
+        assert!(e.contains("wanwatch.toml:4:7: targets[0].url: only https targets take a `url`"), "{e}");
+        assert!(e.contains("wanwatch.toml:5:11: targets[0].ca_file: only https targets take a `ca_file`"), "{e}");
+        assert_eq!(
+            error("[[targets]]\nname = \"t\"\n"),
+            "wanwatch.toml:1:1: targets[0].address: needs an `address` (an IP address, or \"gateway\"); only https targets go by `url`"
+        );
+    }
+
+    #[test]
+    fn an_https_ca_file_is_read_relative_to_the_config_and_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("wanwatch.toml");
+        let text = "[[targets]]\nname = \"t\"\nkind = \"https\"\nurl = \"https://example.com/\"\nca_file = \"root.pem\"\n";
+        std::fs::write(&config, text).unwrap();
+        let e = describe(&Config::load(&config).unwrap_err());
+        let at = format!("{}:5:11: targets[0].ca_file: {}", config.display(), dir.path().join("root.pem").display());
+        assert!(e.starts_with(&at), "{e}");
+        std::fs::write(dir.path().join("root.pem"), "not PEM at all\n").unwrap();
+        let e = describe(&Config::load(&config).unwrap_err());
+        assert!(e.starts_with(&at) && e.ends_with("holds no PEM certificate"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use anyhow::Context;
 
 use crate::actions::{Actions, Notifier, PowerSwitch};
 use crate::clock::{self, Clock, SystemClock};
-use crate::config::{Config, PluginConfig, TargetAddress};
+use crate::config::{Config, PluginConfig};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
@@ -58,8 +58,7 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         let lan = gateways.first().map(|&address| Target {
             name: "gateway".into(),
             role: Role::Lan,
-            address,
-            probe: Probe::Icmp,
+            probe: Probe::Icmp { address },
         });
         if lan.is_none() {
             tracing::warn!(
@@ -71,8 +70,9 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
             .map(|(name, ip)| Target {
                 name: (*name).into(),
                 role: Role::Wan,
-                address: IpAddr::from(*ip),
-                probe: Probe::Icmp,
+                probe: Probe::Icmp {
+                    address: IpAddr::from(*ip),
+                },
             });
         return Ok(lan.into_iter().chain(wan).collect());
     }
@@ -81,20 +81,13 @@ pub fn targets(config: &Config) -> anyhow::Result<Vec<Target>> {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let address = match t.address {
-                TargetAddress::Ip(ip) => ip,
-                TargetAddress::Gateway => *gateways.first().with_context(|| {
-                    format!(
-                        "targets[{i}] ({}): address is \"gateway\" but no default gateway was found in /proc/net/route or /proc/net/ipv6_route",
-                        t.name
-                    )
-                })?,
-            };
+            let probe = t
+                .probe(gateways.first().copied())
+                .map_err(|e| anyhow::anyhow!("targets[{i}] ({}): {e}", t.name))?;
             Ok(Target {
                 name: t.name.clone(),
                 role: t.role,
-                address,
-                probe: t.probe(),
+                probe,
             })
         })
         .collect()

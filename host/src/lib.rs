@@ -41,4 +41,5 @@ pub mod sim;
 pub mod state;
 pub mod status;
 pub mod systemd;
+pub mod tls;
 pub mod watcher;

@@ -113,6 +113,17 @@ pub enum HttpsStep {
     Http,
 }
 
+impl std::fmt::Display for HttpsStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpsStep::Resolve => "resolve",
+            HttpsStep::Connect => "connect",
+            HttpsStep::Tls => "tls",
+            HttpsStep::Http => "http",
+        })
+    }
+}
+
 /// How an `https` probe went, step by step: which step failed and how long
 /// each took.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

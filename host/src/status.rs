@@ -17,7 +17,7 @@ use crate::human;
 use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
 use crate::power::PowerState;
-use crate::state::{Evidence, Millis, Transition, WanState};
+use crate::state::{Evidence, HttpsEvidence, Millis, Transition, WanState};
 
 /// How many transitions the file keeps.
 const RECENT_TRANSITIONS: usize = 20;
@@ -213,10 +213,18 @@ impl Status {
         if !self.targets.is_empty() {
             out += "\ntargets:\n";
             for t in &self.targets {
-                let rtt = match (t.last.ok, t.last.rtt_us) {
-                    (true, Some(us)) => format!("{:.2} ms", f64::from(us) / 1000.0),
-                    (true, None) => "ok".into(),
-                    (false, _) => "no answer".into(),
+                let rtt = match (t.last.ok, t.last.rtt_us, &t.last.https) {
+                    (true, Some(us), _) => format!("{:.2} ms", f64::from(us) / 1000.0),
+                    (true, None, _) => "ok".into(),
+                    // Which step of an https probe failed tells DNS from
+                    // blocked HTTPS from a dead link.
+                    (false, _, Some(HttpsEvidence { failed: Some(step), error, .. })) => {
+                        format!(
+                            "failed at {step}: {}",
+                            error.as_deref().unwrap_or("no reason given")
+                        )
+                    }
+                    (false, _, _) => "no answer".into(),
                 };
                 out += &format!(
                     "  {:<12} {:<4} {:<40} {rtt}\n",
@@ -461,7 +469,7 @@ impl Drop for StatusWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{ProbeKind, Role};
+    use crate::state::{HttpsStep, ProbeKind, Role};
 
     fn transition(at_ms: Millis, current: WanState) -> Transition {
         Transition {
@@ -574,6 +582,39 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn render_says_which_step_of_a_failing_https_target_failed() {
+        let mut status = Status::new(WanState::Up, 0, false);
+        let https = |failed, error: &str| Evidence {
+            target: "app".into(),
+            role: Role::Wan,
+            kind: ProbeKind::Https,
+            ok: failed.is_none(),
+            rtt_us: failed.is_none().then_some(12_340),
+            https: Some(HttpsEvidence {
+                failed,
+                error: (!error.is_empty()).then(|| error.into()),
+                ..HttpsEvidence::default()
+            }),
+        };
+        for last in [
+            https(Some(HttpsStep::Tls), "certificate is not valid for name example.com"),
+            https(None, ""),
+        ] {
+            status.targets.push(TargetStatus {
+                address: "https://example.com/".into(),
+                last,
+                at_ms: 0,
+            });
+        }
+        let text = status.render(1_000);
+        assert!(
+            text.contains("https://example.com/                     failed at tls: certificate is not valid for name example.com\n"),
+            "{text}"
+        );
+        assert!(text.contains("https://example.com/                     12.34 ms\n"), "{text}");
     }
 
     #[test]

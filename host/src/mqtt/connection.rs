@@ -14,8 +14,6 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill,
     MqttOptions, Outgoing, QoS, TlsConfiguration, Transport,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 use super::config::MqttConfig;
@@ -118,19 +116,8 @@ pub fn connect(config: &MqttConfig, topics: &Topics) -> Result<(AsyncClient, Eve
 fn tls(config: &MqttConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &config.ca_file {
-        Some(path) => {
-            let unreadable = |e: &dyn std::fmt::Display| format!("ca_file {}: {e}", path.display());
-            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| unreadable(&e))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| unreadable(&e))?;
-            if certs.is_empty() {
-                return Err(unreadable(&"holds no PEM certificate"));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| unreadable(&e))?;
-            }
-        }
+        Some(path) => crate::tls::add_pem_roots(&mut roots, path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?,
         None => {
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if roots.is_empty() {
@@ -141,10 +128,7 @@ fn tls(config: &MqttConfig) -> Result<rustls::ClientConfig, String> {
             }
         }
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))
-        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+    crate::tls::client_config(roots)
 }
 
 /// What the driver needs besides the event loop.

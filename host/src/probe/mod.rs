@@ -9,11 +9,13 @@
 //! ICMP echo is the cheapest and the default. The others answer questions
 //! ICMP cannot: `tcp` and `http` where ICMP is filtered on the way (or a
 //! captive portal answers pings), `dns` whether the resolver works, which is
-//! what most people mean by "the internet is down".
+//! what most people mean by "the internet is down", and `https` whether
+//! what apps do works: a name resolved, TLS to it, an HTTP answer.
 
 pub(crate) mod dns;
 pub mod gateway;
 mod http;
+mod https;
 mod icmp;
 mod tcp;
 
@@ -28,35 +30,44 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, SystemClock};
-use crate::state::{Evidence, ProbeKind, Role, Round};
+use crate::state::{Evidence, HttpsEvidence, ProbeKind, Role, Round};
 pub use dns::valid_name as valid_dns_name;
+pub use https::{HttpsProbe, parse_url as parse_https_url, roots as https_roots};
 
-/// Something to probe: where, how, and what its answer stands for.
+/// Something to probe: where and how, and what its answer stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
     pub role: Role,
-    pub address: IpAddr,
     pub probe: Probe,
 }
 
-/// How a target is probed, with what each kind needs besides the address.
-/// Every kind probes an address, never a host name: a name would mix the
-/// resolver's health into every probe, and the `dns` kind is there to tell
-/// that apart.
+/// How a target is probed, and where: every kind but `https` probes an
+/// address, never a host name, since a name would mix the resolver's
+/// health into every probe (the `dns` kind is there to tell that apart).
+/// `https` is the exception because it is the check of what apps do,
+/// resolving included; its evidence keeps the resolver's part apart
+/// ([`HttpsEvidence`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     /// An echo request; answered by an echo reply.
-    Icmp,
+    Icmp { address: IpAddr },
     /// A TCP connection; answered when the handshake completes.
-    Tcp { port: u16 },
+    Tcp { address: IpAddr, port: u16 },
     /// `GET /` over plain HTTP/1.1; answered by any HTTP status line, since
     /// a 404 or a redirect proves the path as well as a 200.
-    Http { port: u16 },
+    Http { address: IpAddr, port: u16 },
     /// A recursive query for `query` (type A) over UDP; answered by a
     /// response with the query's id and no server failure (NOERROR or
     /// NXDOMAIN: either needed the resolver to work).
-    Dns { port: u16, query: String },
+    Dns {
+        address: IpAddr,
+        port: u16,
+        query: String,
+    },
+    /// `GET` of a URL over TLS, its host name resolved by the system;
+    /// answered by any HTTP status line.
+    Https(HttpsProbe),
 }
 
 impl Probe {
@@ -67,34 +78,36 @@ impl Probe {
 
     pub fn kind(&self) -> ProbeKind {
         match self {
-            Probe::Icmp => ProbeKind::Icmp,
+            Probe::Icmp { .. } => ProbeKind::Icmp,
             Probe::Tcp { .. } => ProbeKind::Tcp,
             Probe::Http { .. } => ProbeKind::Http,
             Probe::Dns { .. } => ProbeKind::Dns,
+            Probe::Https(_) => ProbeKind::Https,
         }
     }
 
     /// The port a probe of this kind uses when the config names none; `tcp`
-    /// has no sensible one and must be given its port.
+    /// has no sensible one and must be given its port, and `https` takes
+    /// its port from its URL.
     pub fn default_port(kind: ProbeKind) -> Option<u16> {
         match kind {
             ProbeKind::Http => Some(80),
-            ProbeKind::Https => Some(443),
             ProbeKind::Dns => Some(53),
-            ProbeKind::Icmp | ProbeKind::Tcp => None,
+            ProbeKind::Icmp | ProbeKind::Tcp | ProbeKind::Https => None,
         }
     }
 }
 
 impl Target {
     /// Where the probe goes, for people: the address, with the port for
-    /// the kinds that have one.
+    /// the kinds that have one; for `https`, the URL without its query.
     pub fn endpoint(&self) -> String {
         match &self.probe {
-            Probe::Icmp => self.address.to_string(),
-            Probe::Tcp { port } | Probe::Http { port } | Probe::Dns { port, .. } => {
-                SocketAddr::new(self.address, *port).to_string()
-            }
+            Probe::Icmp { address } => address.to_string(),
+            Probe::Tcp { address, port }
+            | Probe::Http { address, port }
+            | Probe::Dns { address, port, .. } => SocketAddr::new(*address, *port).to_string(),
+            Probe::Https(https) => https.shown(),
         }
     }
 }
@@ -130,12 +143,10 @@ impl Prober {
                 ),
             ));
         }
-        let icmp = icmp::Icmp::open(
-            targets
-                .iter()
-                .filter(|t| t.probe == Probe::Icmp)
-                .map(|t| t.address),
-        )?;
+        let icmp = icmp::Icmp::open(targets.iter().filter_map(|t| match t.probe {
+            Probe::Icmp { address } => Some(address),
+            _ => None,
+        }))?;
         let shared = Shared {
             offsets: send_offsets(targets.len(), interval, timeout),
             targets,
@@ -205,24 +216,36 @@ impl Shared {
         results
     }
 
-    /// One probe of `target`: its round-trip time, or why it failed.
-    /// `seq` tells this round's echo replies from late ones.
-    async fn probe(&self, target: &Target, seq: u16) -> Result<Duration, String> {
+    /// One probe of `target`. `seq` tells this round's echo replies from
+    /// late ones.
+    async fn probe(&self, target: &Target, seq: u16) -> Outcome {
         let timeout = self.timeout;
-        let at = |port: u16| SocketAddr::new(target.address, port);
-        match &target.probe {
-            Probe::Icmp => self
+        let at = SocketAddr::new;
+        let rtt = match &target.probe {
+            Probe::Icmp { address } => self
                 .icmp
-                .echo(target.address, seq, timeout)
+                .echo(*address, seq, timeout)
                 .await
                 .map_err(|f| f.to_string()),
             // Boxed: inline, their state (buffers, sockets) would make every
             // probe's future as large as the largest, and a round of 1,000
             // ICMP probes measurably slower (docs/PERFORMANCE.md).
-            Probe::Tcp { port } => Box::pin(tcp::connect(at(*port), timeout)).await,
-            Probe::Http { port } => Box::pin(http::get(at(*port), timeout)).await,
-            Probe::Dns { port, query } => Box::pin(dns::query(at(*port), query, timeout)).await,
-        }
+            Probe::Tcp { address, port } => Box::pin(tcp::connect(at(*address, *port), timeout)).await,
+            Probe::Http { address, port } => Box::pin(http::get(at(*address, *port), timeout)).await,
+            Probe::Dns {
+                address,
+                port,
+                query,
+            } => Box::pin(dns::query(at(*address, *port), query, timeout)).await,
+            Probe::Https(https) => {
+                let (rtt, evidence) = Box::pin(https.probe(timeout)).await;
+                return Outcome {
+                    rtt,
+                    https: Some(evidence),
+                };
+            }
+        };
+        rtt.into()
     }
 }
 
@@ -262,18 +285,34 @@ pub fn send_offsets(n: usize, interval: Duration, timeout: Duration) -> Vec<Dura
         .collect()
 }
 
+/// What one probe found: its round-trip time or why it failed, and for
+/// `https` how each step went.
+struct Outcome {
+    rtt: Result<Duration, String>,
+    https: Option<HttpsEvidence>,
+}
+
+impl From<Result<Duration, String>> for Outcome {
+    fn from(rtt: Result<Duration, String>) -> Self {
+        Outcome { rtt, https: None }
+    }
+}
+
 /// The evidence for `target` from its probe's outcome: `None` before it is
 /// known, then the round-trip time or why it failed.
-fn evidence(target: &Target, outcome: Option<Result<Duration, String>>) -> Evidence {
-    let rtt = match outcome {
-        Some(Ok(rtt)) => Some(rtt),
-        Some(Err(failure)) => {
+fn evidence(target: &Target, outcome: Option<Outcome>) -> Evidence {
+    let (rtt, https) = match outcome {
+        Some(Outcome { rtt: Ok(rtt), https }) => (Some(rtt), https),
+        Some(Outcome {
+            rtt: Err(failure),
+            https,
+        }) => {
             // Debug, not warn: failures are the evidence the state machine
             // judges, and a dead link fails every probe every round.
-            tracing::debug!(name = %target.name, address = %target.address, %failure, "probe failed");
-            None
+            tracing::debug!(name = %target.name, endpoint = %target.endpoint(), %failure, "probe failed");
+            (None, https)
         }
-        None => None,
+        None => (None, None),
     };
     Evidence {
         target: target.name.clone(),
@@ -281,7 +320,7 @@ fn evidence(target: &Target, outcome: Option<Result<Duration, String>>) -> Evide
         kind: target.probe.kind(),
         ok: rtt.is_some(),
         rtt_us: rtt.map(|rtt| u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX)),
-        https: None,
+        https,
     }
 }
 
@@ -300,8 +339,7 @@ mod tests {
         Target {
             name: name.to_owned(),
             role,
-            address,
-            probe: Probe::Icmp,
+            probe: Probe::Icmp { address },
         }
     }
 
@@ -375,10 +413,10 @@ mod tests {
     fn a_send_error_is_a_failed_probe() {
         let target = loopback_v4(1);
         let unreachable = io::Error::from_raw_os_error(libc::ENETUNREACH);
-        let e = evidence(&target, Some(Err(unreachable.to_string())));
+        let e = evidence(&target, Some(Err(unreachable.to_string()).into()));
         assert!(!e.ok);
         assert_eq!(e.rtt_us, None);
-        let e = evidence(&target, Some(Ok(Duration::from_micros(1234))));
+        let e = evidence(&target, Some(Ok(Duration::from_micros(1234)).into()));
         assert_eq!((e.ok, e.rtt_us), (true, Some(1234)));
     }
 
@@ -425,7 +463,7 @@ mod tests {
             let expected: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
             assert_eq!(names, expected);
             for (e, t) in round.results.iter().zip(&targets) {
-                assert!(e.ok, "{} did not answer", t.address);
+                assert!(e.ok, "{} did not answer", t.endpoint());
                 assert_eq!((e.role, e.kind), (t.role, ProbeKind::Icmp));
                 let rtt = e.rtt_us.expect("rtt recorded");
                 assert!(u128::from(rtt) < timeout.as_micros(), "rtt {rtt} µs");
@@ -448,11 +486,12 @@ mod tests {
         assert!(took < interval, "round took {took:?}");
     }
 
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
     fn on_loopback(name: &str, probe: Probe) -> Target {
         Target {
             name: name.to_owned(),
             role: Role::Wan,
-            address: Ipv4Addr::LOCALHOST.into(),
             probe,
         }
     }
@@ -539,8 +578,8 @@ mod tests {
         let (_listener, open) = listen().await;
         let closed = closed_port().await;
         let results = one_round(vec![
-            on_loopback("open", Probe::Tcp { port: open }),
-            on_loopback("closed", Probe::Tcp { port: closed }),
+            on_loopback("open", Probe::Tcp { address: LO, port: open }),
+            on_loopback("closed", Probe::Tcp { address: LO, port: closed }),
         ])
         .await;
         assert!(results[0].ok && results[0].rtt_us.is_some(), "{results:?}");
@@ -560,12 +599,13 @@ mod tests {
         let (not_http, _) = http_server(Some("SSH-2.0-OpenSSH_9.2\r\n")).await;
         let (silent, _) = http_server(None).await;
         let results = one_round(vec![
-            on_loopback("404", Probe::Http { port: not_found }),
-            on_loopback("ssh", Probe::Http { port: not_http }),
-            on_loopback("silent", Probe::Http { port: silent }),
+            on_loopback("404", Probe::Http { address: LO, port: not_found }),
+            on_loopback("ssh", Probe::Http { address: LO, port: not_http }),
+            on_loopback("silent", Probe::Http { address: LO, port: silent }),
             on_loopback(
                 "closed",
                 Probe::Http {
+                    address: LO,
                     port: closed_port().await,
                 },
             ),
@@ -591,6 +631,7 @@ mod tests {
         let (servfail, _) = resolver(Some(2)).await;
         let (silent, _) = resolver(None).await;
         let dns = |port| Probe::Dns {
+            address: LO,
             port,
             query: "wanwatch.example".into(),
         };
