@@ -174,15 +174,25 @@ impl TargetConfig {
             .port
             .or(Probe::default_port(self.kind))
             .unwrap_or_default();
-        let address = || match self.address {
+        let address = || {
+            match self.address {
             Some(TargetAddress::Ip(ip)) => Ok(ip),
             Some(TargetAddress::Gateway) => gateway.ok_or_else(|| "address is \"gateway\" but no default gateway was found in /proc/net/route or /proc/net/ipv6_route".to_owned()),
             None => Err("has no `address`".to_owned()),
+        }
         };
         Ok(match self.kind {
-            ProbeKind::Icmp => Probe::Icmp { address: address()? },
-            ProbeKind::Tcp => Probe::Tcp { address: address()?, port },
-            ProbeKind::Http => Probe::Http { address: address()?, port },
+            ProbeKind::Icmp => Probe::Icmp {
+                address: address()?,
+            },
+            ProbeKind::Tcp => Probe::Tcp {
+                address: address()?,
+                port,
+            },
+            ProbeKind::Http => Probe::Http {
+                address: address()?,
+                port,
+            },
             ProbeKind::Dns => Probe::Dns {
                 address: address()?,
                 port,
@@ -1129,7 +1139,10 @@ url = "https://example.com:8443/health?token=s3cret"
             ]
         );
         let e = config.targets[5].probe(None).unwrap_err();
-        assert!(e.starts_with("address is \"gateway\" but no default gateway"), "{e}");
+        assert!(
+            e.starts_with("address is \"gateway\" but no default gateway"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1140,7 +1153,9 @@ url = "https://example.com:8443/health?token=s3cret"
             "wanwatch.toml:3:8: targets[0].kind: an https target needs a `url` (e.g. \"https://example.com/\")"
         );
         assert_eq!(
-            error(&target("url = \"https://example.com/\"\naddress = \"127.0.0.1\"\n")),
+            error(&target(
+                "url = \"https://example.com/\"\naddress = \"127.0.0.1\"\n"
+            )),
             "wanwatch.toml:5:11: targets[0].address: an https target goes where its `url` says: remove `address`"
         );
         assert_eq!(
@@ -1148,7 +1163,10 @@ url = "https://example.com:8443/health?token=s3cret"
             "wanwatch.toml:4:7: targets[0].url: must be an https:// URL, not http:// (plain HTTP is kind = \"http\" with an `address`)"
         );
         let e = error(&target("url = \"https://user:s3cret@example.com/\"\n"));
-        assert!(e.starts_with("wanwatch.toml:4:7: targets[0].url: holds credentials"), "{e}");
+        assert!(
+            e.starts_with("wanwatch.toml:4:7: targets[0].url: holds credentials"),
+            "{e}"
+        );
         assert!(!e.contains("s3cret"), "{e}");
         assert_eq!(
             error(&target("url = \"example.com\"\n")),
@@ -1160,8 +1178,16 @@ url = "https://example.com:8443/health?token=s3cret"
         );
         let other = "[[targets]]\nname = \"t\"\naddress = \"127.0.0.1\"\nurl = \"https://example.com/\"\nca_file = \"/r.pem\"\n";
         let e = describe(&parse(other).unwrap_err());
-        assert!(e.contains("wanwatch.toml:4:7: targets[0].url: only https targets take a `url`"), "{e}");
-        assert!(e.contains("wanwatch.toml:5:11: targets[0].ca_file: only https targets take a `ca_file`"), "{e}");
+        assert!(
+            e.contains("wanwatch.toml:4:7: targets[0].url: only https targets take a `url`"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "wanwatch.toml:5:11: targets[0].ca_file: only https targets take a `ca_file`"
+            ),
+            "{e}"
+        );
         assert_eq!(
             error("[[targets]]\nname = \"t\"\n"),
             "wanwatch.toml:1:1: targets[0].address: needs an `address` (an IP address, or \"gateway\"); only https targets go by `url`"
@@ -1175,11 +1201,18 @@ url = "https://example.com:8443/health?token=s3cret"
         let text = "[[targets]]\nname = \"t\"\nkind = \"https\"\nurl = \"https://example.com/\"\nca_file = \"root.pem\"\n";
         std::fs::write(&config, text).unwrap();
         let e = describe(&Config::load(&config).unwrap_err());
-        let at = format!("{}:5:11: targets[0].ca_file: {}", config.display(), dir.path().join("root.pem").display());
+        let at = format!(
+            "{}:5:11: targets[0].ca_file: {}",
+            config.display(),
+            dir.path().join("root.pem").display()
+        );
         assert!(e.starts_with(&at), "{e}");
         std::fs::write(dir.path().join("root.pem"), "not PEM at all\n").unwrap();
         let e = describe(&Config::load(&config).unwrap_err());
-        assert!(e.starts_with(&at) && e.ends_with("holds no PEM certificate"), "{e}");
+        assert!(
+            e.starts_with(&at) && e.ends_with("holds no PEM certificate"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -218,7 +218,15 @@ impl Status {
                     (true, None, _) => "ok".into(),
                     // Which step of an https probe failed tells DNS from
                     // blocked HTTPS from a dead link.
-                    (false, _, Some(HttpsEvidence { failed: Some(step), error, .. })) => {
+                    (
+                        false,
+                        _,
+                        Some(HttpsEvidence {
+                            failed: Some(step),
+                            error,
+                            ..
+                        }),
+                    ) => {
                         format!(
                             "failed at {step}: {}",
                             error.as_deref().unwrap_or("no reason given")
@@ -587,7 +595,7 @@ mod tests {
     #[test]
     fn render_says_which_step_of_a_failing_https_target_failed() {
         let mut status = Status::new(WanState::Up, 0, false);
-        let https = |failed, error: &str| Evidence {
+        let https = |failed: Option<HttpsStep>, error: &str| Evidence {
             target: "app".into(),
             role: Role::Wan,
             kind: ProbeKind::Https,
@@ -600,7 +608,10 @@ mod tests {
             }),
         };
         for last in [
-            https(Some(HttpsStep::Tls), "certificate is not valid for name example.com"),
+            https(
+                Some(HttpsStep::Tls),
+                "certificate is not valid for name example.com",
+            ),
             https(None, ""),
         ] {
             status.targets.push(TargetStatus {
@@ -614,7 +625,10 @@ mod tests {
             text.contains("https://example.com/                     failed at tls: certificate is not valid for name example.com\n"),
             "{text}"
         );
-        assert!(text.contains("https://example.com/                     12.34 ms\n"), "{text}");
+        assert!(
+            text.contains("https://example.com/                     12.34 ms\n"),
+            "{text}"
+        );
     }
 
     #[test]

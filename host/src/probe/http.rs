@@ -71,9 +71,8 @@ fn status_line(answer: &[u8]) -> Result<u16, String> {
     let mut words = line.split(|&b| b == b' ');
     let version = words.next().unwrap_or_default();
     let code = words.next().unwrap_or_default();
-    let code = (code.len() == 3)
-        .then(|| std::str::from_utf8(code).ok()?.parse::<u16>().ok())
-        .flatten();
+    let code = (code.len() == 3 && code.iter().all(u8::is_ascii_digit))
+        .then(|| code.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')));
     match code {
         Some(code) if version.starts_with(b"HTTP/") => Ok(code),
         _ if answer.is_empty() => Err("the connection closed without an answer".into()),

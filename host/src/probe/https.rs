@@ -100,9 +100,10 @@ impl HttpsProbe {
             Some(Host::Ipv6(ip)) => (ip.to_string(), ServerName::IpAddress(ip.into())),
             None => return Err("url has no host name".into()),
         };
-        let authority = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (host, None) => host.unwrap_or_default().to_owned(),
+        // host_str: an IPv6 literal keeps its brackets, as Host needs.
+        let authority = match (url.host_str().unwrap_or_default(), url.port()) {
+            (host, Some(port)) => format!("{host}:{port}"),
+            (host, None) => host.to_owned(),
         };
         let request_target = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -128,7 +129,10 @@ impl HttpsProbe {
     /// Runs the steps within `timeout` in all: the round trip (from the
     /// start of the connection to the status line) or why it failed, and
     /// each step's evidence.
-    pub(super) async fn probe(&self, timeout: Duration) -> (Result<Duration, String>, HttpsEvidence) {
+    pub(super) async fn probe(
+        &self,
+        timeout: Duration,
+    ) -> (Result<Duration, String>, HttpsEvidence) {
         let mut steps = Steps {
             evidence: HttpsEvidence::default(),
             deadline: Instant::now() + timeout,
@@ -143,7 +147,9 @@ impl HttpsProbe {
     /// The steps in order, up to the first that fails (None then).
     async fn steps(&self, steps: &mut Steps) -> Option<Duration> {
         let this = &*self.0;
-        let addrs = steps.run(HttpsStep::Resolve, resolve(&this.host, this.port)).await?;
+        let addrs = steps
+            .run(HttpsStep::Resolve, resolve(&this.host, this.port))
+            .await?;
         let start = Instant::now();
         let tcp = steps.run(HttpsStep::Connect, connect(&addrs)).await?;
         let handshake = async {
@@ -292,9 +298,15 @@ mod tests {
         let e = parse_url("http://example.com/").unwrap_err();
         assert!(e.starts_with("must be an https:// URL, not http://"), "{e}");
         let e = parse_url("example.com").unwrap_err();
-        assert!(e.starts_with("is not a URL (relative URL without a base)"), "{e}");
+        assert!(
+            e.starts_with("is not a URL (relative URL without a base)"),
+            "{e}"
+        );
         let e = parse_url("https://user:hunter2@example.com/").unwrap_err();
-        assert!(!e.contains("hunter2") && e.starts_with("holds credentials"), "{e}");
+        assert!(
+            !e.contains("hunter2") && e.starts_with("holds credentials"),
+            "{e}"
+        );
         assert!(parse_url("https://").is_err());
     }
 

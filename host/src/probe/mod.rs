@@ -230,8 +230,12 @@ impl Shared {
             // Boxed: inline, their state (buffers, sockets) would make every
             // probe's future as large as the largest, and a round of 1,000
             // ICMP probes measurably slower (docs/PERFORMANCE.md).
-            Probe::Tcp { address, port } => Box::pin(tcp::connect(at(*address, *port), timeout)).await,
-            Probe::Http { address, port } => Box::pin(http::get(at(*address, *port), timeout)).await,
+            Probe::Tcp { address, port } => {
+                Box::pin(tcp::connect(at(*address, *port), timeout)).await
+            }
+            Probe::Http { address, port } => {
+                Box::pin(http::get(at(*address, *port), timeout)).await
+            }
             Probe::Dns {
                 address,
                 port,
@@ -302,7 +306,10 @@ impl From<Result<Duration, String>> for Outcome {
 /// known, then the round-trip time or why it failed.
 fn evidence(target: &Target, outcome: Option<Outcome>) -> Evidence {
     let (rtt, https) = match outcome {
-        Some(Outcome { rtt: Ok(rtt), https }) => (Some(rtt), https),
+        Some(Outcome {
+            rtt: Ok(rtt),
+            https,
+        }) => (Some(rtt), https),
         Some(Outcome {
             rtt: Err(failure),
             https,
@@ -578,8 +585,20 @@ mod tests {
         let (_listener, open) = listen().await;
         let closed = closed_port().await;
         let results = one_round(vec![
-            on_loopback("open", Probe::Tcp { address: LO, port: open }),
-            on_loopback("closed", Probe::Tcp { address: LO, port: closed }),
+            on_loopback(
+                "open",
+                Probe::Tcp {
+                    address: LO,
+                    port: open,
+                },
+            ),
+            on_loopback(
+                "closed",
+                Probe::Tcp {
+                    address: LO,
+                    port: closed,
+                },
+            ),
         ])
         .await;
         assert!(results[0].ok && results[0].rtt_us.is_some(), "{results:?}");
@@ -599,9 +618,27 @@ mod tests {
         let (not_http, _) = http_server(Some("SSH-2.0-OpenSSH_9.2\r\n")).await;
         let (silent, _) = http_server(None).await;
         let results = one_round(vec![
-            on_loopback("404", Probe::Http { address: LO, port: not_found }),
-            on_loopback("ssh", Probe::Http { address: LO, port: not_http }),
-            on_loopback("silent", Probe::Http { address: LO, port: silent }),
+            on_loopback(
+                "404",
+                Probe::Http {
+                    address: LO,
+                    port: not_found,
+                },
+            ),
+            on_loopback(
+                "ssh",
+                Probe::Http {
+                    address: LO,
+                    port: not_http,
+                },
+            ),
+            on_loopback(
+                "silent",
+                Probe::Http {
+                    address: LO,
+                    port: silent,
+                },
+            ),
             on_loopback(
                 "closed",
                 Probe::Http {
