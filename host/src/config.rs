@@ -84,6 +84,19 @@ pub struct ProbeConfig {
     pub down_after: Duration,
     /// How many `wan` targets must answer for a round to succeed.
     pub min_ok: usize,
+    /// How far back each target's loss, round trips and jitter look.
+    #[serde(with = "human_duration")]
+    pub quality_window: Duration,
+    /// The link is degraded at or above this loss ("10%"). Default: off.
+    pub degraded_loss: Option<Percent>,
+    /// The link is degraded at or above this median round trip ("250ms").
+    /// Default: off.
+    #[serde(default, with = "human_duration_opt")]
+    pub degraded_rtt: Option<Duration>,
+    /// How long both figures must stay below before a degraded link is
+    /// back to normal.
+    #[serde(with = "human_duration")]
+    pub degraded_hold: Duration,
 }
 
 impl Default for ProbeConfig {
@@ -94,6 +107,14 @@ impl Default for ProbeConfig {
             timeout: Duration::from_secs(1),
             down_after: thresholds.down_after,
             min_ok: thresholds.min_ok,
+            quality_window: Duration::from_secs(5 * 60),
+            degraded_loss: None,
+            degraded_rtt: None,
+            // A minute: long enough that a figure hovering at its
+            // threshold, as probes enter and leave the window, does not flip
+            // the signal every round; short beside the 5-minute window,
+            // which already keeps a past fault in the figures for a while.
+            degraded_hold: Duration::from_secs(60),
         }
     }
 }
@@ -104,6 +125,45 @@ impl ProbeConfig {
             down_after: self.down_after,
             min_ok: self.min_ok,
         }
+    }
+
+    /// The link-quality judgement's settings, for rounds every `interval`
+    /// (the simulator's scenarios may set their own).
+    pub fn quality(&self, interval: Duration) -> crate::quality::Settings {
+        crate::quality::Settings {
+            window: crate::quality::Settings::probes(self.quality_window, interval),
+            degraded_loss_percent: self.degraded_loss.map(|p| p.0),
+            degraded_rtt_us: self
+                .degraded_rtt
+                .map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
+            hold_ms: u64::try_from(self.degraded_hold.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// A percentage written "10%" or "2.5%": more than 0, at most 100.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Percent(pub f32);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let value = s
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f32>().ok())
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a percentage; write e.g. \"10%\" or \"2.5%\""
+                ))
+            })?;
+        if !(value > 0.0 && value <= 100.0) {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is out of range: more than 0% and at most 100%"
+            )));
+        }
+        Ok(Percent(value))
     }
 }
 
@@ -566,6 +626,34 @@ impl Config {
         if self.probe.interval.is_zero() {
             errors.push((path(&["probe", "interval"]), "must be longer than 0".into()));
         }
+        if !self.probe.interval.is_zero() {
+            let probes =
+                crate::quality::Settings::probes(self.probe.quality_window, self.probe.interval);
+            if self.probe.quality_window < self.probe.interval * 2 {
+                errors.push((
+                    path(&["probe", "quality_window"]),
+                    format!(
+                        "must be at least two probe intervals ({}): jitter needs two answers",
+                        humantime::format_duration(self.probe.interval * 2)
+                    ),
+                ));
+            } else if probes > crate::quality::MAX_WINDOW_PROBES {
+                errors.push((
+                    path(&["probe", "quality_window"]),
+                    format!(
+                        "holds {probes} probes at one every {}: at most {} (a longer interval, or a shorter window)",
+                        humantime::format_duration(self.probe.interval),
+                        crate::quality::MAX_WINDOW_PROBES
+                    ),
+                ));
+            }
+        }
+        if self.probe.degraded_rtt.is_some_and(|d| d.is_zero()) {
+            errors.push((
+                path(&["probe", "degraded_rtt"]),
+                "must be longer than 0 (every round trip would be degraded)".into(),
+            ));
+        }
         let wan_targets = self.targets.iter().filter(|t| t.role == Role::Wan).count();
         if self.probe.min_ok == 0 {
             errors.push((path(&["probe", "min_ok"]), "must be at least 1".into()));
@@ -931,7 +1019,7 @@ off_seconds = 20
     fn unknown_key_names_file_line_column_and_key() {
         assert_eq!(
             error("[probe]\ninterval = \"2s\"\nintervall = \"3s\"\n"),
-            "wanwatch.toml:3:1: probe.intervall: unknown field `intervall`, expected one of `interval`, `timeout`, `down_after`, `min_ok`"
+            "wanwatch.toml:3:1: probe.intervall: unknown field `intervall`, expected one of `interval`, `timeout`, `down_after`, `min_ok`, `quality_window`, `degraded_loss`, `degraded_rtt`, `degraded_hold`"
         );
     }
 
@@ -948,6 +1036,61 @@ off_seconds = 20
         assert_eq!(
             error("[probe]\ndown_after = \"9 parsecs\"\n"),
             "wanwatch.toml:2:14: probe.down_after: `9 parsecs` is not a duration (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"2s\", \"500ms\", \"3m\""
+        );
+    }
+
+    #[test]
+    fn link_quality_keys_default_off_and_parse() {
+        let probe = parse("").unwrap().probe;
+        let q = probe.quality(probe.interval);
+        assert_eq!((q.window, q.hold_ms), (150, 60_000));
+        assert_eq!((q.degraded_loss_percent, q.degraded_rtt_us), (None, None));
+        assert!(!q.judges());
+        let probe = parse(
+            "[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\nquality_window = \"90s\"\ndegraded_loss = \"2.5%\"\ndegraded_rtt = \"250ms\"\ndegraded_hold = \"10m\"\n",
+        )
+        .unwrap()
+        .probe;
+        let q = probe.quality(probe.interval);
+        assert_eq!(q.window, 90);
+        assert_eq!(q.degraded_loss_percent, Some(2.5));
+        assert_eq!(q.degraded_rtt_us, Some(250_000));
+        assert_eq!(q.hold_ms, 600_000);
+    }
+
+    #[test]
+    fn bad_link_quality_keys_are_located() {
+        assert_eq!(
+            error("[probe]\ndegraded_loss = \"150%\"\n"),
+            "wanwatch.toml:2:17: probe.degraded_loss: `150%` is out of range: more than 0% and at most 100%"
+        );
+        assert_eq!(
+            error("[probe]\ndegraded_loss = \"0%\"\n"),
+            "wanwatch.toml:2:17: probe.degraded_loss: `0%` is out of range: more than 0% and at most 100%"
+        );
+        assert_eq!(
+            error("[probe]\ndegraded_loss = \"10\"\n"),
+            "wanwatch.toml:2:17: probe.degraded_loss: `10` is not a percentage; write e.g. \"10%\" or \"2.5%\""
+        );
+        assert_eq!(
+            error("[probe]\ndegraded_loss = 10\n"),
+            "wanwatch.toml:2:17: probe.degraded_loss: invalid type: integer `10`, expected a string"
+        );
+        assert!(
+            error("[probe]\ndegraded_rtt = \"-1ms\"\n")
+                .starts_with("wanwatch.toml:2:16: probe.degraded_rtt: `-1ms` is not a duration"),
+        );
+        assert_eq!(
+            error("[probe]\ndegraded_rtt = \"0ms\"\n"),
+            "wanwatch.toml:2:16: probe.degraded_rtt: must be longer than 0 (every round trip would be degraded)"
+        );
+        assert_eq!(
+            error("[probe]\ninterval = \"2s\"\nquality_window = \"3s\"\n"),
+            "wanwatch.toml:3:18: probe.quality_window: must be at least two probe intervals (4s): jitter needs two answers"
+        );
+        assert_eq!(
+            error("[probe]\ninterval = \"2s\"\nquality_window = \"1day\"\n"),
+            "wanwatch.toml:3:18: probe.quality_window: holds 43200 probes at one every 2s: at most 10000 (a longer interval, or a shorter window)"
         );
     }
 

@@ -34,8 +34,11 @@ use crate::plugin::{
 };
 use crate::power::{Poller, PowerMonitor, PowerRound, PowerTransition};
 use crate::probe::{Probe, Prober, Target, gateway};
+use crate::quality::{Quality, QualityChange};
 use crate::state::{Role, Round, StateMachine, Transition, WanState};
-use crate::status::{Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary};
+use crate::status::{
+    QualityStatus, Status, StatusFile, StatusWriter, TargetStatus, TransitionSummary,
+};
 use crate::systemd::{self, Supervisor};
 
 /// How often the status file is rewritten when nothing changes (it is
@@ -349,7 +352,12 @@ impl Daemon {
             let power = PowerMonitor::new(config.power.out_share, now);
             (Some(power), Some((poller, config.power.interval)))
         };
-        let mut monitor = Monitor::new(machine, power);
+        let quality = Quality::new(
+            config.probe.quality(config.probe.interval),
+            targets.iter().map(|t| (t.name.clone(), t.role)),
+            now,
+        );
+        let mut monitor = Monitor::new(machine, quality, power);
         monitor.carry_cycles(status.outage_cycles);
         let names: BTreeSet<String> = targets
             .iter()
@@ -474,7 +482,7 @@ impl Daemon {
             transition,
             power: self.monitor.power_state(),
             power_cycles: self.status.outage_cycles,
-            quality: Default::default(),
+            quality: self.monitor.quality().snapshot(),
         }));
     }
 
@@ -728,47 +736,60 @@ impl Daemon {
                 at_ms: round.at_ms,
             })
             .collect();
-        match self.monitor.on_round(round, self.actions.cycles_done()) {
-            Some(event) => {
-                let transition = &event.transition;
-                log_transition(&self.shown(transition));
-                self.status.record_transition(transition);
-                self.actions
-                    .set_wan_state(transition.current, transition.at_ms);
-                if let Some(outbox) = self
-                    .outbox
-                    .as_ref()
-                    .filter(|_| transition.current == WanState::Up)
-                {
-                    // What was queued while the WAN was down can leave now.
-                    outbox.wan_up();
-                }
-                // With its evidence: the history tells causes by it.
-                let observed = Observed::Wan(WanEvent {
-                    transition: Transition {
-                        at_ms: clock::wall_of(&*self.clock, transition.at_ms),
-                        ..transition.clone()
-                    },
-                    ..event.clone()
-                });
-                self.write_status_then_tell(observed, Event::Wan(event));
+        let changes = self.monitor.on_round(round, self.actions.cycles_done());
+        let changed = changes.wan.is_some() || changes.quality.is_some();
+        if let Some(event) = changes.wan {
+            let transition = &event.transition;
+            log_transition(&self.shown(transition));
+            self.status.record_transition(transition);
+            self.actions
+                .set_wan_state(transition.current, transition.at_ms);
+            if let Some(outbox) = self
+                .outbox
+                .as_ref()
+                .filter(|_| transition.current == WanState::Up)
+            {
+                // What was queued while the WAN was down can leave now.
+                outbox.wan_up();
             }
-            None => {
-                let stale = self
-                    .clock
-                    .now_ms()
-                    .saturating_sub(self.last_status_write_ms)
-                    >= STATUS_EVERY.as_millis() as u64;
-                // A plugin's health changes off this path (a callback
-                // done, a new version refused): shown at the next round.
-                let plugins_changed = self.runners.iter().map(Runner::health).ne(self
-                    .status
-                    .plugins
-                    .iter()
-                    .cloned());
-                if stale || self.actions.generation() != self.actions_shown || plugins_changed {
-                    self.write_status();
-                }
+            // With its evidence: the history tells causes by it.
+            let observed = Observed::Wan(WanEvent {
+                transition: Transition {
+                    at_ms: clock::wall_of(&*self.clock, transition.at_ms),
+                    ..transition.clone()
+                },
+                ..event.clone()
+            });
+            self.write_status_then_tell(observed, Event::Wan(event));
+        }
+        if let Some(change) = changes.quality {
+            let shown = QualityChange {
+                at_ms: clock::wall_of(&*self.clock, change.at_ms),
+                ..change.clone()
+            };
+            tracing::info!(
+                degraded = change.degraded,
+                previous_ms = change.previous_duration_ms,
+                "{}",
+                human::quality_change(&shown, self.monitor.quality().settings(), human::When::Said)
+            );
+            self.write_status_then_tell(Observed::Quality(shown), Event::Quality(change));
+        }
+        if !changed {
+            let stale = self
+                .clock
+                .now_ms()
+                .saturating_sub(self.last_status_write_ms)
+                >= STATUS_EVERY.as_millis() as u64;
+            // A plugin's health changes off this path (a callback
+            // done, a new version refused): shown at the next round.
+            let plugins_changed = self.runners.iter().map(Runner::health).ne(self
+                .status
+                .plugins
+                .iter()
+                .cloned());
+            if stale || self.actions.generation() != self.actions_shown || plugins_changed {
+                self.write_status();
             }
         }
         // Only here, once a round has gone all the way through: the pings
@@ -840,6 +861,7 @@ impl Daemon {
         self.status.actions = self.actions.recent();
         self.status.refusals = self.actions.refusals();
         self.status.outage_cycles = self.monitor.outage_cycles(self.actions.cycles_done());
+        self.status.quality = Some(QualityStatus::of(self.monitor.quality()));
         let plugins: Vec<_> = self.runners.iter().map(Runner::health).collect();
         for health in &plugins {
             let before = self.status.plugins.iter().find(|p| p.name == health.name);

@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::power::PowerTransition;
+use crate::quality::{QualityChange, Settings};
 use crate::state::{Millis, Transition};
 
 /// A duration in the compact form of the original wan-monitor log: "850ms",
@@ -96,6 +97,48 @@ pub fn power_change(t: &PowerTransition, when: When) -> String {
     )
 }
 
+/// A change of the degraded signal, as the daemon logs it and the simulator
+/// prints it: "link degraded: loss 23.0% >= 10%, rtt p50 912ms" or "link
+/// quality back to normal after 12m00s (loss 0.0%, rtt p50 21ms)".
+pub fn quality_change(c: &QualityChange, settings: &Settings, when: When) -> String {
+    let q = &c.quality;
+    let at = match when {
+        When::Said => format!(" at {}", timestamp(c.at_ms)),
+        When::Beside => String::new(),
+    };
+    let loss = format!("loss {:.1}%", q.loss_percent);
+    let rtt = q.rtt_p50_us.map_or_else(
+        || "rtt p50 none".to_owned(),
+        |us| format!("rtt p50 {}", duration_ms(Millis::from(us / 1_000))),
+    );
+    if !c.degraded {
+        return format!(
+            "link quality back to normal{at} after {} ({loss}, {rtt})",
+            duration_ms(c.previous_duration_ms)
+        );
+    }
+    // The figures that crossed their thresholds first, then the others.
+    let mut crossed = Vec::new();
+    let mut others = Vec::new();
+    match settings.degraded_loss_percent {
+        Some(limit) if q.loss_percent >= limit => crossed.push(format!("{loss} >= {limit}%")),
+        _ => others.push(loss),
+    }
+    match (settings.degraded_rtt_us, q.rtt_p50_us) {
+        (Some(limit), Some(us)) if us >= limit => crossed.push(format!(
+            "{rtt} >= {}",
+            duration_ms(Millis::from(limit / 1_000))
+        )),
+        _ => others.push(rtt),
+    }
+    let mut text = format!("link degraded{at}: {}", crossed.join(", "));
+    if !others.is_empty() {
+        text += &format!(" ({})", others.join(", "));
+    }
+    text += &format!(", after {} normal", duration_ms(c.previous_duration_ms));
+    text
+}
+
 fn change(
     subject: &str,
     current: impl Display,
@@ -164,6 +207,45 @@ mod tests {
         assert_eq!(
             wan_change(&t, When::Beside),
             "WAN down, after 9.2s sick (the LAN gateway does not answer: local fault)"
+        );
+    }
+
+    #[test]
+    fn quality_changes_say_which_threshold_was_crossed() {
+        let settings = Settings {
+            window: 150,
+            degraded_loss_percent: Some(10.0),
+            degraded_rtt_us: Some(250_000),
+            hold_ms: 60_000,
+        };
+        let mut c = QualityChange {
+            degraded: true,
+            at_ms: 1_700_000_000_000,
+            previous_duration_ms: 3_600_000,
+            wan: crate::state::WanState::Up,
+            quality: crate::quality::LinkQuality {
+                degraded: true,
+                loss_percent: 23.0,
+                rtt_p50_us: Some(41_500),
+                targets: Vec::new(),
+            },
+        };
+        assert_eq!(
+            quality_change(&c, &settings, When::Said),
+            "link degraded at 2023-11-14T22:13:20Z: loss 23.0% >= 10% (rtt p50 41ms), after 1h00m normal"
+        );
+        c.quality.rtt_p50_us = Some(912_000);
+        assert_eq!(
+            quality_change(&c, &settings, When::Beside),
+            "link degraded: loss 23.0% >= 10%, rtt p50 912ms >= 250ms, after 1h00m normal"
+        );
+        c.degraded = false;
+        c.previous_duration_ms = 720_000;
+        c.quality.loss_percent = 0.0;
+        c.quality.rtt_p50_us = None;
+        assert_eq!(
+            quality_change(&c, &settings, When::Beside),
+            "link quality back to normal after 12m00s (loss 0.0%, rtt p50 none)"
         );
     }
 

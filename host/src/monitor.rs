@@ -1,13 +1,13 @@
 //! The monitor: everything the host concludes from probe and power rounds,
 //! turned into the events the plugins receive.
 //!
-//! It joins the WAN state machine, the mains power monitor and the count of
-//! power cycles per outage. Pure, like its parts: rounds and counts come in,
+//! It joins the WAN state machine, the link-quality windows, the mains power
+//! monitor and the count of power cycles per outage. Pure, like its parts: rounds and counts come in,
 //! events come out, time is in the rounds. The daemon and the simulator both
 //! drive this one type, so neither has a copy of the logic.
 
 use crate::power::{PowerMonitor, PowerRound, PowerState, PowerTransition};
-use crate::quality::LinkQuality;
+use crate::quality::{LinkQuality, Quality, QualityChange};
 use crate::state::{Round, StateMachine, Transition, WanState};
 
 /// A WAN transition with what the host knows around it, as the plugins get it.
@@ -23,9 +23,18 @@ pub struct WanEvent {
     pub quality: LinkQuality,
 }
 
+/// What one probe round changed: the WAN state, the degraded signal, both
+/// (told in that order) or neither.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    pub wan: Option<WanEvent>,
+    pub quality: Option<QualityChange>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Monitor {
     wan: StateMachine,
+    quality: Quality,
     /// None when no power detection is configured: the power counts as on.
     power: Option<PowerMonitor>,
     /// The host's power-cycle count when the WAN was last up, so that each
@@ -37,9 +46,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(wan: StateMachine, power: Option<PowerMonitor>) -> Self {
+    pub fn new(wan: StateMachine, quality: Quality, power: Option<PowerMonitor>) -> Self {
         Monitor {
             wan,
+            quality,
             power,
             cycles_before_outage: 0,
             carried: 0,
@@ -64,6 +74,10 @@ impl Monitor {
         &self.wan
     }
 
+    pub fn quality(&self) -> &Quality {
+        &self.quality
+    }
+
     pub fn power_state(&self) -> PowerState {
         self.power
             .as_ref()
@@ -72,19 +86,25 @@ impl Monitor {
 
     /// Feeds a probe round. `cycles_done` is the host's count of power
     /// cycles performed so far ([`crate::actions::Actions::cycles_done`]).
-    pub fn on_round(&mut self, round: &Round, cycles_done: u32) -> Option<WanEvent> {
-        let transition = self.wan.observe(round)?;
-        let power_cycles = self.outage_cycles(cycles_done);
-        if transition.current == WanState::Up {
-            self.cycles_before_outage = cycles_done;
-            self.carried = 0;
-        }
-        Some(WanEvent {
-            transition,
-            power: self.power_state(),
-            power_cycles,
-            quality: LinkQuality::default(),
-        })
+    pub fn on_round(&mut self, round: &Round, cycles_done: u32) -> Changes {
+        let transition = self.wan.observe(round);
+        // With the state this round reached: a link that just went down
+        // pauses the judgement, one back up starts it afresh.
+        let quality = self.quality.observe(round, self.wan.state());
+        let wan = transition.map(|transition| {
+            let power_cycles = self.outage_cycles(cycles_done);
+            if transition.current == WanState::Up {
+                self.cycles_before_outage = cycles_done;
+                self.carried = 0;
+            }
+            WanEvent {
+                transition,
+                power: self.power_state(),
+                power_cycles,
+                quality: self.quality.snapshot(),
+            }
+        });
+        Changes { wan, quality }
     }
 
     /// Feeds a poll of the power-detection devices.
@@ -97,6 +117,7 @@ impl Monitor {
 mod tests {
     use super::*;
     use crate::power::DeviceEvidence;
+    use crate::quality::Settings;
     use crate::state::{Evidence, ProbeKind, Role, Thresholds};
 
     fn round(at_ms: u64, ok: bool) -> Round {
@@ -107,34 +128,65 @@ mod tests {
                 role: Role::Wan,
                 kind: ProbeKind::Icmp,
                 ok,
-                rtt_us: None,
+                rtt_us: ok.then_some(20_000),
                 https: None,
             }],
         }
     }
 
+    fn quality(loss: Option<f32>) -> Quality {
+        let settings = Settings {
+            window: 10,
+            degraded_loss_percent: loss,
+            degraded_rtt_us: None,
+            hold_ms: 60_000,
+        };
+        Quality::new(settings, [("wan".to_string(), Role::Wan)], 0)
+    }
+
     fn monitor(power: bool) -> Monitor {
         let wan = StateMachine::new(Thresholds::default(), 0);
-        Monitor::new(wan, power.then(|| PowerMonitor::new(0.5, 0)))
+        Monitor::new(wan, quality(None), power.then(|| PowerMonitor::new(0.5, 0)))
     }
 
     #[test]
     fn counts_the_cycles_of_each_outage() {
         let mut m = monitor(false);
-        assert_eq!(m.on_round(&round(1_000, false), 0).unwrap().power_cycles, 0);
         assert_eq!(
-            m.on_round(&round(20_000, false), 0).unwrap().power_cycles,
+            m.on_round(&round(1_000, false), 0)
+                .wan
+                .unwrap()
+                .power_cycles,
+            0
+        );
+        assert_eq!(
+            m.on_round(&round(20_000, false), 0)
+                .wan
+                .unwrap()
+                .power_cycles,
             0
         );
         // Two cycles during the outage; the up transition reports them.
-        assert_eq!(m.on_round(&round(30_000, true), 2).unwrap().power_cycles, 2);
+        assert_eq!(
+            m.on_round(&round(30_000, true), 2)
+                .wan
+                .unwrap()
+                .power_cycles,
+            2
+        );
         // The next outage starts from zero.
         assert_eq!(
-            m.on_round(&round(40_000, false), 2).unwrap().power_cycles,
+            m.on_round(&round(40_000, false), 2)
+                .wan
+                .unwrap()
+                .power_cycles,
             0
         );
         assert_eq!(
-            m.on_round(&round(60_000, false), 3).unwrap().power_cycles,
+            m.on_round(&round(60_000, false), 3)
+                .wan
+                .unwrap()
+                .power_cycles,
             1
         );
     }
@@ -142,10 +194,16 @@ mod tests {
     #[test]
     fn a_restarted_outage_keeps_its_count() {
         let wan = StateMachine::resume(Thresholds::default(), WanState::Down, 0);
-        let mut m = Monitor::new(wan, None);
+        let mut m = Monitor::new(wan, quality(None), None);
         m.carry_cycles(2);
         assert_eq!(m.outage_cycles(0), 2);
-        assert_eq!(m.on_round(&round(30_000, true), 1).unwrap().power_cycles, 3);
+        assert_eq!(
+            m.on_round(&round(30_000, true), 1)
+                .wan
+                .unwrap()
+                .power_cycles,
+            3
+        );
         assert_eq!(m.outage_cycles(1), 0);
     }
 
@@ -153,7 +211,7 @@ mod tests {
     fn transitions_carry_the_power_state() {
         let mut m = monitor(true);
         assert_eq!(
-            m.on_round(&round(1_000, false), 0).unwrap().power,
+            m.on_round(&round(1_000, false), 0).wan.unwrap().power,
             PowerState::On
         );
         let silent = PowerRound {
@@ -164,11 +222,30 @@ mod tests {
             }],
         };
         assert_eq!(m.on_power_round(&silent).unwrap().current, PowerState::Out);
-        let down = m.on_round(&round(20_000, false), 0).unwrap();
+        let down = m.on_round(&round(20_000, false), 0).wan.unwrap();
         assert_eq!(
             (down.transition.current, down.power),
             (WanState::Down, PowerState::Out)
         );
+    }
+
+    #[test]
+    fn a_round_can_change_the_state_and_the_quality_and_events_carry_it() {
+        let wan = StateMachine::new(Thresholds::default(), 0);
+        let mut m = Monitor::new(wan, quality(Some(10.0)), None);
+        for i in 0..9 {
+            assert_eq!(m.on_round(&round(i * 1_000, true), 0), Changes::default());
+        }
+        // The tenth probe is lost: the WAN turns sick and the window, full
+        // enough to be judged, holds 10 % loss: degraded, told after.
+        let changes = m.on_round(&round(9_000, false), 0);
+        let event = changes.wan.expect("up → sick");
+        assert_eq!(event.transition.current, WanState::Sick);
+        assert!(event.quality.degraded);
+        assert_eq!(event.quality.loss_percent, 10.0);
+        let change = changes.quality.expect("degraded");
+        assert_eq!((change.degraded, change.wan), (true, WanState::Sick));
+        assert!(m.quality().degraded());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::human;
 use crate::notify::OutboxStatus;
 use crate::plugin::PluginHealth;
 use crate::power::PowerState;
+use crate::quality::{LinkQuality, Quality};
 use crate::state::{Evidence, HttpsEvidence, Millis, Transition, WanState};
 
 /// How many transitions the file keeps.
@@ -70,6 +71,35 @@ pub struct Status {
     /// The MQTT broker connection, when `[mqtt]` is configured.
     #[serde(default)]
     pub mqtt: Option<crate::mqtt::MqttStatus>,
+    /// Link quality: the degraded signal and every target's window.
+    #[serde(default)]
+    pub quality: Option<QualityStatus>,
+}
+
+/// The link's quality now (see [`crate::quality`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QualityStatus {
+    #[serde(flatten)]
+    pub link: LinkQuality,
+    /// When the link became degraded, or normal (the daemon's start, if it
+    /// never changed).
+    pub since_ms: Millis,
+    /// The thresholds (`[probe] degraded_loss`, `degraded_rtt`); with
+    /// neither, the link is never degraded.
+    pub degraded_loss_percent: Option<f32>,
+    pub degraded_rtt_us: Option<u32>,
+}
+
+impl QualityStatus {
+    pub fn of(quality: &Quality) -> QualityStatus {
+        let settings = quality.settings();
+        QualityStatus {
+            link: quality.snapshot(),
+            since_ms: quality.since_ms(),
+            degraded_loss_percent: settings.degraded_loss_percent,
+            degraded_rtt_us: settings.degraded_rtt_us,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +150,7 @@ impl Status {
             refusals: Vec::new(),
             heartbeats: Vec::new(),
             mqtt: None,
+            quality: None,
         }
     }
 
@@ -150,6 +181,9 @@ impl Status {
         }
         for h in &mut status.heartbeats {
             h.last_ok_at_ms = h.last_ok_at_ms.map(at);
+        }
+        if let Some(q) = &mut status.quality {
+            q.since_ms = at(q.since_ms);
         }
         status
     }

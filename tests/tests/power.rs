@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use wanwatch::config::ProbeConfig;
 use wanwatch::monitor::Monitor;
 use wanwatch::power::{Poller, PowerMonitor, PowerRound, PowerState, PowerTransition};
+use wanwatch::quality::Quality;
 use wanwatch::state::{StateMachine, Thresholds};
 use wanwatch_tests::http::{Reply, Server};
 
@@ -40,12 +42,17 @@ impl House {
             .block_on(async { Poller::new(names.iter().zip(&urls), Duration::from_millis(500)) })
             .expect("poller");
         let wan = StateMachine::new(Thresholds::default(), 0);
+        let quality = Quality::new(
+            ProbeConfig::default().quality(Duration::from_secs(2)),
+            [],
+            0,
+        );
         House {
             names,
             addrs: devices.iter().map(Server::addr).collect(),
             devices: devices.into_iter().map(Some).collect(),
             poller,
-            monitor: Monitor::new(wan, Some(PowerMonitor::new(0.5, 0))),
+            monitor: Monitor::new(wan, quality, Some(PowerMonitor::new(0.5, 0))),
             runtime,
             now: 0,
         }

@@ -2,9 +2,9 @@
 //! simulated (or recorded) world.
 //!
 //! Nothing here decides anything: the rounds go through the same
-//! [`Monitor`] (state machine, power monitor, cycle count), the events to
-//! the same plugins loaded by [`daemon::load_plugins`], their requests
-//! through the same [`Actions`] gateway (safety cap, journal). What differs
+//! [`Monitor`] (state machine, link quality, power monitor, cycle count),
+//! the events to the same plugins loaded by [`daemon::load_plugins`], their
+//! requests through the same [`Actions`] gateway (safety cap, journal). What differs
 //! is only what the daemon gets from the outside:
 //! - time: a [`VirtualClock`] that jumps from one event to the next, which
 //!   plugins read through their `clock` import and their timers follow;
@@ -38,6 +38,7 @@ use crate::daemon;
 use crate::monitor::Monitor;
 use crate::plugin::{Event, Plugin, Runtime};
 use crate::power::{DeviceEvidence, PowerMonitor, PowerRound};
+use crate::quality::Quality;
 use crate::state::{Evidence, Millis, Round, StateMachine};
 
 /// Timer callbacks allowed at one instant of virtual time: a plugin that
@@ -132,7 +133,7 @@ pub fn run(
         None => {
             let start = scenario.start;
             let end = start.saturating_add(limit.unwrap_or(0));
-            let mut sim = Sim::new(&scenario, &config, &targets, start, options, out)?;
+            let mut sim = Sim::new(&scenario, &config, &targets, start, interval, options, out)?;
             sim.report.header(&title, true).map_err(io_error)?;
             sim.run_synthetic(&targets, &config, interval, end)
         }
@@ -146,7 +147,7 @@ pub fn run(
             };
             let start = first.at_ms;
             let end = limit.map(|l| start.saturating_add(l));
-            let mut sim = Sim::new(&scenario, &config, &targets, start, options, out)?;
+            let mut sim = Sim::new(&scenario, &config, &targets, start, interval, options, out)?;
             title += &format!(" (replay of {})", replay::describe(&replay.files));
             sim.report.header(&title, false).map_err(io_error)?;
             sim.run_replay(first, rounds, end)
@@ -177,6 +178,7 @@ impl<W: Write> Sim<W> {
         config: &Config,
         targets: &[Evidence],
         start: Millis,
+        interval: Millis,
         options: &Options,
         out: W,
     ) -> Result<Sim<W>, String> {
@@ -199,6 +201,11 @@ impl<W: Write> Sim<W> {
         actions.set_wan_state(machine.state(), machine.since_ms());
         let power = (!config.power.devices.is_empty())
             .then(|| PowerMonitor::new(config.power.out_share, start));
+        let quality = Quality::new(
+            config.probe.quality(Duration::from_millis(interval)),
+            targets.iter().map(|t| (t.target.clone(), t.role)),
+            start,
+        );
         let expect = if options.no_expect {
             &[][..]
         } else {
@@ -216,14 +223,15 @@ impl<W: Write> Sim<W> {
                 })
             })
             .collect();
+        let quality_settings = *quality.settings();
         let mut sim = Sim {
             clock,
-            monitor: Monitor::new(machine, power),
+            monitor: Monitor::new(machine, quality, power),
             plugins,
             actions,
             switch,
             world: World::new(scenario, targets),
-            report: Report::new(out, options.json, start, expectations),
+            report: Report::new(out, options.json, start, expectations, quality_settings),
             journal_seen: 0,
             next_timer: None,
         };
@@ -319,11 +327,16 @@ impl<W: Write> Sim<W> {
     fn on_round(&mut self, round: &Round) -> Result<(), String> {
         self.report.before(round.at_ms);
         self.report.round();
-        if let Some(event) = self.monitor.on_round(round, self.actions.cycles_done()) {
+        let changes = self.monitor.on_round(round, self.actions.cycles_done());
+        if let Some(event) = changes.wan {
             let t = &event.transition;
             self.actions.set_wan_state(t.current, t.at_ms);
             self.report.wan(&event).map_err(io_error)?;
             self.deliver(&Event::Wan(event))?;
+        }
+        if let Some(change) = changes.quality {
+            self.report.quality(&change).map_err(io_error)?;
+            self.deliver(&Event::Quality(change))?;
         }
         Ok(())
     }

@@ -9,12 +9,13 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::scenario::{Check, Counted};
+use super::scenario::{Check, Counted, Link};
 use crate::actions::{Action, ActionRecord};
 use crate::human;
 use crate::monitor::WanEvent;
 use crate::plugin::CallError;
 use crate::power::{PowerState, PowerTransition};
+use crate::quality::{QualityChange, Settings};
 use crate::state::{Millis, WanState};
 
 /// One expectation, checked as the run goes.
@@ -26,8 +27,9 @@ struct Live {
     from: Millis,
     to: Millis,
     count: u64,
-    /// For states: the state at the instant, once it has passed.
-    seen: Option<WanState>,
+    /// For states and the link: the WAN state and the link's quality at
+    /// the instant, once it has passed.
+    seen: Option<(WanState, Link)>,
 }
 
 /// The whole run's counters, for the summary.
@@ -43,6 +45,9 @@ struct Totals {
     notifications: u64,
     refused: u64,
     plugin_errors: u64,
+    degradations: u64,
+    degraded_since: Option<Millis>,
+    time_degraded_ms: Millis,
 }
 
 pub struct Report<W: Write> {
@@ -50,6 +55,9 @@ pub struct Report<W: Write> {
     json: bool,
     start: Millis,
     state: WanState,
+    link: Link,
+    /// The thresholds, to say which one a degraded link crossed.
+    quality: Settings,
     totals: Totals,
     expectations: Vec<Live>,
     /// The earliest state expectation not yet resolved (MAX: none).
@@ -65,13 +73,20 @@ pub struct Expectation {
 }
 
 impl<W: Write> Report<W> {
-    pub fn new(out: W, json: bool, start: Millis, expectations: Vec<Expectation>) -> Self {
+    pub fn new(
+        out: W,
+        json: bool,
+        start: Millis,
+        expectations: Vec<Expectation>,
+        quality: Settings,
+    ) -> Self {
         let expectations: Vec<Live> = expectations
             .into_iter()
             .map(|e| Live {
                 location: e.location,
                 check: match e.check {
                     Check::State(state, at) => Check::State(state, start.saturating_add(at)),
+                    Check::Link(link, at) => Check::Link(link, start.saturating_add(at)),
                     count => count,
                 },
                 from: start.saturating_add(e.range.0),
@@ -85,6 +100,8 @@ impl<W: Write> Report<W> {
             json,
             start,
             state: WanState::Up,
+            link: Link::Normal,
+            quality,
             totals: Totals::default(),
             expectations,
             next_state_check: Millis::MAX,
@@ -130,13 +147,13 @@ impl<W: Write> Report<W> {
     }
 
     fn resolve_states(&mut self, due: impl Fn(Millis) -> bool) {
-        let state = self.state;
+        let now = (self.state, self.link);
         for e in &mut self.expectations {
-            if let Check::State(_, at) = e.check
+            if let Check::State(_, at) | Check::Link(_, at) = e.check
                 && e.seen.is_none()
                 && due(at)
             {
-                e.seen = Some(state);
+                e.seen = Some(now);
             }
         }
         self.next_state_check = self.earliest_state_check();
@@ -147,7 +164,7 @@ impl<W: Write> Report<W> {
             .iter()
             .filter(|e| e.seen.is_none())
             .filter_map(|e| match e.check {
-                Check::State(_, at) => Some(at),
+                Check::State(_, at) | Check::Link(_, at) => Some(at),
                 Check::Count(..) => None,
             })
             .min()
@@ -205,6 +222,38 @@ impl<W: Write> Report<W> {
             text += &format!(" ({} power cycle(s) in this outage)", e.power_cycles);
         }
         self.line(t.at_ms, &text)
+    }
+
+    pub fn quality(&mut self, c: &QualityChange) -> std::io::Result<()> {
+        self.link = Link::of(c.degraded);
+        if c.degraded {
+            self.totals.degradations += 1;
+            self.totals.degraded_since = Some(c.at_ms);
+            self.count(Counted::Degraded, c.at_ms);
+        } else {
+            self.end_degraded(c.at_ms);
+        }
+        if self.json {
+            let line = json!({
+                "event": "quality",
+                "at": human::timestamp(c.at_ms),
+                "at_ms": c.at_ms,
+                "degraded": c.degraded,
+                "previous_duration_ms": c.previous_duration_ms,
+                "wan": c.wan,
+                "loss_percent": c.quality.loss_percent,
+                "rtt_p50_us": c.quality.rtt_p50_us,
+            });
+            return writeln!(self.out, "{line}");
+        }
+        let text = human::quality_change(c, &self.quality, human::When::Beside);
+        self.line(c.at_ms, &text)
+    }
+
+    fn end_degraded(&mut self, at: Millis) {
+        if let Some(since) = self.totals.degraded_since.take() {
+            self.totals.time_degraded_ms += at.saturating_sub(since);
+        }
     }
 
     fn end_down(&mut self, at: Millis) {
@@ -303,6 +352,7 @@ impl<W: Write> Report<W> {
     pub fn finish(mut self, end: Millis) -> std::io::Result<bool> {
         self.resolve_states(|at| at <= end);
         self.end_down(end);
+        self.end_degraded(end);
         let t = &self.totals;
         let elapsed = end.saturating_sub(self.start);
         if self.json {
@@ -318,18 +368,22 @@ impl<W: Write> Report<W> {
                 "notifications": t.notifications,
                 "refused": t.refused,
                 "plugin_errors": t.plugin_errors,
+                "degradations": t.degradations,
+                "time_degraded_ms": t.time_degraded_ms,
             });
             writeln!(self.out, "{line}")?;
         } else {
             writeln!(
                 self.out,
-                "\nsummary: {} simulated, {} probe rounds\n  transitions    {}\n  time down      {} in {} outage(s), the longest {}\n  power cycles   {}\n  notifications  {}\n  refused        {} action request(s)\n  plugin errors  {}",
+                "\nsummary: {} simulated, {} probe rounds\n  transitions    {}\n  time down      {} in {} outage(s), the longest {}\n  degraded       {} in {} period(s)\n  power cycles   {}\n  notifications  {}\n  refused        {} action request(s)\n  plugin errors  {}",
                 human::duration_ms(elapsed),
                 t.rounds,
                 t.transitions,
                 human::duration_ms(t.time_down_ms),
                 t.outages,
                 human::duration_ms(t.longest_down_ms),
+                human::duration_ms(t.time_degraded_ms),
+                t.degradations,
                 t.power_cycles,
                 t.notifications,
                 t.refused,
@@ -350,11 +404,23 @@ impl<W: Write> Report<W> {
                 }
                 Check::State(state, at) => {
                     let what = format!("state at {}", offset(at.saturating_sub(self.start)));
-                    let actual = e.seen.map_or_else(
-                        || "(the run ended before that time)".to_owned(),
-                        |s| s.to_string(),
-                    );
-                    (what, state.to_string(), actual, e.seen == Some(state))
+                    let seen = e.seen.map(|(s, _)| s);
+                    (
+                        what,
+                        state.to_string(),
+                        seen_or_ended(seen),
+                        seen == Some(state),
+                    )
+                }
+                Check::Link(link, at) => {
+                    let what = format!("link at {}", offset(at.saturating_sub(self.start)));
+                    let seen = e.seen.map(|(_, l)| l);
+                    (
+                        what,
+                        link.to_string(),
+                        seen_or_ended(seen),
+                        seen == Some(link),
+                    )
                 }
             };
             if !met {
@@ -390,6 +456,14 @@ impl<W: Write> Report<W> {
         self.out.flush()?;
         Ok(failed == 0)
     }
+}
+
+/// What an instant's expectation saw, or that the run ended before it.
+fn seen_or_ended(seen: Option<impl ToString>) -> String {
+    seen.map_or_else(
+        || "(the run ended before that time)".to_owned(),
+        |s| s.to_string(),
+    )
 }
 
 /// A count's range for messages: "" for the whole run, else
@@ -432,6 +506,7 @@ mod tests {
                 check: Check::Count(Counted::PowerCycles, Count { min: 2, max: 2 }),
                 range: (0, Millis::MAX),
             }],
+            crate::config::ProbeConfig::default().quality(std::time::Duration::from_secs(2)),
         );
         assert!(!report.finish(61_000).unwrap());
         let text = String::from_utf8(out).unwrap();

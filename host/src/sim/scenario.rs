@@ -204,8 +204,12 @@ pub struct Expect {
     pub outages: Option<Count>,
     /// Failed plugin callbacks.
     pub plugin_errors: Option<Count>,
+    /// Times the link became degraded (see `[probe] degraded_loss`).
+    pub degraded: Option<Count>,
     /// The WAN state at `at`.
     pub state: Option<WanState>,
+    /// The link's quality at `at`: "degraded" or "normal".
+    pub link: Option<Link>,
     #[serde(default, deserialize_with = "some_duration")]
     pub at: Option<Duration>,
     /// The range the counts look at: [from, to). Default: the whole run.
@@ -266,11 +270,39 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// The link-quality signal, as an expectation names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    Degraded,
+    Normal,
+}
+
+impl Link {
+    pub fn of(degraded: bool) -> Link {
+        if degraded {
+            Link::Degraded
+        } else {
+            Link::Normal
+        }
+    }
+}
+
+impl std::fmt::Display for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::Degraded => "degraded",
+            Link::Normal => "normal",
+        })
+    }
+}
+
 /// What an expectation checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
     Count(Counted, Count),
     State(WanState, Millis),
+    Link(Link, Millis),
 }
 
 /// What a count expectation counts.
@@ -283,6 +315,7 @@ pub enum Counted {
     Transitions,
     Outages,
     PluginErrors,
+    Degraded,
 }
 
 impl Counted {
@@ -295,6 +328,7 @@ impl Counted {
             Counted::Transitions => "transitions",
             Counted::Outages => "outages",
             Counted::PluginErrors => "plugin_errors",
+            Counted::Degraded => "degraded",
         }
     }
 }
@@ -310,25 +344,33 @@ impl Expect {
             (Counted::Transitions, self.transitions),
             (Counted::Outages, self.outages),
             (Counted::PluginErrors, self.plugin_errors),
+            (Counted::Degraded, self.degraded),
         ];
         let mut checks: Vec<Check> = counts
             .into_iter()
             .filter_map(|(what, count)| Some(Check::Count(what, count?)))
             .collect();
+        let counts = checks.len();
+        let at = |key: &str| {
+            self.at
+                .map(millis)
+                .ok_or_else(|| format!("`{key}` needs `at`, the time to look at"))
+        };
         if let Some(state) = self.state {
-            let at = self.at.ok_or("`state` needs `at`, the time to look at")?;
-            checks.push(Check::State(state, millis(at)));
-        } else if self.at.is_some() {
-            return Err("`at` goes with `state`; counts use `from` and `to`".into());
+            checks.push(Check::State(state, at("state")?));
         }
-        if matches!(checks.first(), Some(Check::State(..)))
-            && (self.from.is_some() || self.to.is_some())
-        {
-            return Err("`from` and `to` go with counts; `state` uses `at`".into());
+        if let Some(link) = self.link {
+            checks.push(Check::Link(link, at("link")?));
+        }
+        if checks.len() == counts && self.at.is_some() {
+            return Err("`at` goes with `state` or `link`; counts use `from` and `to`".into());
+        }
+        if counts == 0 && !checks.is_empty() && (self.from.is_some() || self.to.is_some()) {
+            return Err("`from` and `to` go with counts; `state` and `link` use `at`".into());
         }
         match checks[..] {
             [check] => Ok(check),
-            [] => Err("checks nothing: give one of power_cycles, notifications, actions, refused, transitions, outages, plugin_errors, or state with at".into()),
+            [] => Err("checks nothing: give one of power_cycles, notifications, actions, refused, transitions, outages, plugin_errors, degraded, or state or link with at".into()),
             _ => Err("makes more than one check: write one [[expect]] per check".into()),
         }
     }
