@@ -6,14 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The bindings wit-bindgen generates from `wit/policy.wit`. Public only so
+/// The bindings wit-bindgen generates from `wit/since_v0.2.0/policy.wit`. Public only so
 /// that [`register_policy!`](crate::register_policy) can reach them from
 /// the plugin's crate; a policy has no reason to use them directly.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "policy",
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         // The export macro is invoked from the plugin's crate, by
         // `register_policy!`.
         pub_export_macro: true,
@@ -26,16 +26,19 @@ use bindings::wanwatch::policy;
 
 pub use policy::log::Level;
 pub use policy::types::{
-    DeviceEvidence, Evidence, PowerState, PowerTransition, ProbeKind, Role, Transition, WanState,
+    DeviceEvidence, Evidence, HttpsEvidence, HttpsStep, LinkQuality, PowerState, PowerTransition,
+    ProbeKind, QualityChange, Role, TargetQuality, Transition, WanState,
 };
 
 /// What callbacks and helpers return: an error is a message, which the host
 /// logs against the plugin (and the simulator shows).
 pub type Result<T = (), E = String> = std::result::Result<T, E>;
 
-/// A policy: what to do when the WAN or the mains power changes state, and
-/// when a timer armed by the policy is due. Every callback defaults to doing
-/// nothing, so a policy implements only what it cares about.
+/// A policy: what to do when the WAN or the mains power changes state, when
+/// the link becomes degraded or recovers, and when a timer armed by the
+/// policy is due. Every callback defaults to doing nothing, so a policy
+/// implements only what it cares about (and one written before a callback
+/// was added still compiles).
 ///
 /// Callbacks are associated functions, without `self`: the host may start a
 /// fresh instance at any time (after a fault, on reload), so whatever must
@@ -70,6 +73,13 @@ pub trait Policy {
     fn on_power_restored(_transition: PowerTransition) -> Result {
         Ok(())
     }
+
+    /// The link became degraded (`change.degraded`), or is back to normal.
+    /// Called only when the config sets `[probe] degraded_loss` or
+    /// `degraded_rtt`. Since contract 0.2.0.
+    fn on_link_quality(_change: QualityChange) -> Result {
+        Ok(())
+    }
 }
 
 /// Connects a [`Policy`] to the generated export glue; made by
@@ -95,6 +105,9 @@ impl<P: Policy> bindings::Guest for Adapter<P> {
     }
     fn on_power_restored(transition: PowerTransition) -> Result {
         P::on_power_restored(transition)
+    }
+    fn on_link_quality(change: QualityChange) -> Result {
+        P::on_link_quality(change)
     }
 }
 
@@ -173,6 +186,19 @@ pub mod timers {
     /// no result to `?`.
     pub fn cancel(name: &str) {
         policy::timers::cancel(name)
+    }
+}
+
+/// The heartbeat receivers (`[[heartbeat]]` in the config) as the host sees
+/// them. Since contract 0.2.0.
+pub mod heartbeats {
+    pub use super::policy::heartbeats::Receiver;
+
+    /// Every configured receiver, in config order: empty when there are
+    /// none, and in simulation. A receiver that is not `reachable` while the
+    /// WAN is up means the outside world will soon think the house is down.
+    pub fn receivers() -> Vec<Receiver> {
+        super::policy::heartbeats::receivers()
     }
 }
 

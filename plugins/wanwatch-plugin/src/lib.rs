@@ -23,7 +23,8 @@
 //! `[plugins.NAME.settings]` table into the author's struct, [`kv`] keeps
 //! any serde value (as JSON) in the host's persistent store, [`timers`] arms
 //! named one-shot timers, [`power_cycle`] and [`notify`] act, [`now`] reads
-//! the host's (possibly virtual) clock, and [`info!`] and friends log.
+//! the host's (possibly virtual) clock, [`heartbeats`] tells whether the
+//! heartbeat receivers are reachable, and [`info!`] and friends log.
 //!
 //! The contract version travels in the built component: every interface it
 //! imports is named `wanwatch:policy/NAME@VERSION` (see
@@ -39,8 +40,9 @@ mod guest;
 #[cfg(target_arch = "wasm32")]
 pub use guest::*;
 
-/// The version of `wit/policy.wit` this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this SDK builds plugins for: the WIT in
+/// `wit/since_v0.2.0/`.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 use serde::{Deserialize, Deserializer};
 
@@ -141,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_the_wit() {
-        let wit = include_str!("../../../wit/since_v0.1.0/policy.wit");
+        let wit = include_str!("../../../wit/since_v0.2.0/policy.wit");
         assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
     }
 
