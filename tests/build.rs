@@ -5,17 +5,17 @@
 include!("../plugins/guest_build.rs");
 
 /// The test plugins, by package name.
-const PLUGINS: &[&str] = &["init-trap", "probe-plugin", "wrong-version"];
+const PLUGINS: &[&str] = &["init-trap", "latest-probe", "probe-plugin", "wrong-version"];
 
 fn main() {
     require_wasm_target();
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let built = build_guests(&manifest.join("plugins"), PLUGINS);
-    // The guests are generated from the contract: rebuild them when it changes.
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest.join("../wit").display()
-    );
+    // The guests are generated from the contract, `latest-probe` through
+    // the SDK: rebuild them when either changes.
+    for input in ["../wit", "../plugins/wanwatch-plugin"] {
+        println!("cargo:rerun-if-changed={}", manifest.join(input).display());
+    }
     for (name, wasm) in PLUGINS.iter().zip(built) {
         let var = format!(
             "WANWATCH_TEST_PLUGIN_{}",

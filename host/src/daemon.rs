@@ -23,7 +23,7 @@ use crate::config::{Config, PluginConfig};
 use crate::config_watch::{ConfigWatch, Trigger};
 use crate::drivers::Plugs;
 use crate::events::{Observed, Observers};
-use crate::heartbeat::Heartbeats;
+use crate::heartbeat::{HeartbeatBoard, Heartbeats};
 use crate::history::{self, History, Recorder};
 use crate::human;
 use crate::monitor::Monitor;
@@ -160,6 +160,7 @@ pub fn load_plugins(
     actions: &Arc<Actions>,
     clock: &Arc<dyn Clock>,
     kv_dir: Option<PathBuf>,
+    heartbeats: &HeartbeatBoard,
 ) -> anyhow::Result<Vec<crate::plugin::Plugin>> {
     config
         .plugins()
@@ -170,6 +171,7 @@ pub fn load_plugins(
                 actions: actions.clone(),
                 clock: clock.clone(),
                 kv_dir: kv_dir.clone(),
+                heartbeats: heartbeats.clone(),
             };
             Ok(runtime.load(spec, host)?)
         })
@@ -318,12 +320,16 @@ impl Daemon {
         let runtime = Runtime::with_cache(config.state_dir_or_default().join("cache"))
             .context("cannot start the plugin runtime")?;
         let kv_dir = Some(config.state_dir_or_default().join("plugins"));
+        // Filled once the heartbeats start, below.
+        let board = HeartbeatBoard::default();
         // On a thread of its own, outside the async runtime: wasmtime-wasi
         // runs a guest's WASI calls (a trapping guest's stderr flushed, say)
         // on a runtime of its own, which cannot start inside this one.
         let loaded = std::thread::scope(|scope| {
             scope
-                .spawn(|| load_plugins(&runtime, config, &actions, &clock, kv_dir.clone()))
+                .spawn(|| {
+                    load_plugins(&runtime, config, &actions, &clock, kv_dir.clone(), &board)
+                })
                 .join()
         })
         .map_err(|_| anyhow::anyhow!("loading the plugins panicked"))??;
@@ -337,6 +343,7 @@ impl Daemon {
         let plugins = PluginSet {
             runtime,
             kv_dir,
+            heartbeats: board.clone(),
             configs: config.plugins(),
             config_path: config_path.map(Path::to_owned),
             raw: config_path.and_then(raw_config),
@@ -412,6 +419,9 @@ impl Daemon {
                 .ok()
             })
             .flatten();
+        if let Some(heartbeats) = &heartbeats {
+            board.show(heartbeats);
+        }
         let daemon = Daemon {
             clock,
             monitor,
@@ -449,7 +459,7 @@ impl Daemon {
     /// leave a policy waiting for a "down" that already happened. With
     /// contract 0.1 this is the one way to say it; the transition is the
     /// same one (same `at-ms`), so a policy that keeps state can tell it
-    /// from a new one (see wit/policy.wit).
+    /// from a new one (see wit/since_v0.2.0/policy.wit).
     fn tell_the_state_it_starts_in(&self) {
         let Some(last) = self
             .status
@@ -706,6 +716,7 @@ impl Daemon {
             actions: self.actions.clone(),
             clock: self.clock.clone(),
             kv_dir: self.plugins.kv_dir.clone(),
+            heartbeats: self.plugins.heartbeats.clone(),
         }
     }
 
@@ -905,6 +916,8 @@ impl Daemon {
 struct PluginSet {
     runtime: Runtime,
     kv_dir: Option<PathBuf>,
+    /// What plugins read of the heartbeat receivers.
+    heartbeats: HeartbeatBoard,
     /// Name and config of each running plugin, in the order of the runners.
     configs: Vec<(String, PluginConfig)>,
     config_path: Option<PathBuf>,

@@ -46,7 +46,7 @@ impl std::fmt::Display for WanState {
     }
 }
 
-/// What a probe target stands for (see `role` in `wit/policy.wit`).
+/// What a probe target stands for (see `role` in `wit/since_v0.2.0/policy.wit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -187,6 +187,7 @@ impl Recorded {
             actions: self.actions.clone(),
             clock: self.clock.clone(),
             kv_dir,
+            heartbeats: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 
-use crate::plugin::{CONTRACT_VERSION, Runtime, version_hash};
+use crate::plugin::{CONTRACT_VERSION, Contract, Runtime, SUPPORTED_VERSIONS, version_hash};
 
 /// The report on the component in `file`, and whether this host accepts it.
 pub fn inspect(file: &Path) -> Result<(String, bool), String> {
@@ -58,7 +58,7 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
         .exports(engine)
         .map(|(name, item)| (name.to_owned(), describe(&item.ty, engine)))
         .collect();
-    let contracts: BTreeSet<&str> = imports
+    let versions: BTreeSet<&str> = imports
         .iter()
         .filter_map(|(name, _)| name.strip_prefix("wanwatch:policy/"))
         .map(|interface| {
@@ -67,17 +67,22 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
                 .map_or("(unversioned)", |(_, v)| v)
         })
         .collect();
-    let contracts = match contracts.is_empty() {
-        true => "none: it imports nothing of wanwatch:policy".to_owned(),
-        false => format!(
-            "wanwatch:policy@{}",
-            contracts.into_iter().collect::<Vec<_>>().join(", @")
+    let contract = match versions.iter().collect::<Vec<_>>().as_slice() {
+        [] => "none: it imports nothing of wanwatch:policy, its exports decide".to_owned(),
+        [version] => format!("wanwatch:policy@{version} ({})", judged(version)),
+        many => format!(
+            "wanwatch:policy@{}: more than one (this host loads {})",
+            many.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", @"),
+            SUPPORTED_VERSIONS.join(", ")
         ),
     };
-    let _ = writeln!(
-        text,
-        "contract  {contracts} (this host implements {CONTRACT_VERSION})"
-    );
+    let _ = writeln!(text, "contract  {contract}");
+    let callbacks: Vec<&str> = exports
+        .iter()
+        .filter(|(name, _)| name.starts_with("on-"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let _ = writeln!(text, "callbacks {}", callbacks.join(", "));
     let _ = writeln!(text, "verdict   {verdict}");
     for (title, items) in [("exports", &exports), ("imports", &imports)] {
         let _ = writeln!(text, "{title} ({})", items.len());
@@ -87,6 +92,18 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
         }
     }
     Ok((text, accepted))
+}
+
+/// What this host makes of a contract `version`.
+fn judged(version: &str) -> String {
+    match Contract::matching(version) {
+        Some(Contract::LATEST) => format!("supported: the one this host implements, {CONTRACT_VERSION}"),
+        Some(_) => format!("supported: adapted to {CONTRACT_VERSION}"),
+        None => format!(
+            "not supported: this host implements {CONTRACT_VERSION} and loads {}",
+            SUPPORTED_VERSIONS.join(", ")
+        ),
+    }
 }
 
 /// One line on an import or export: its kind, and for an interface the

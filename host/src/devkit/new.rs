@@ -6,7 +6,7 @@ use super::{Lang, MANIFEST, NAME_RULE, valid_name};
 
 /// The contract, copied into every project: the reference for authors, and
 /// what the JavaScript and Python tools generate their bindings from.
-const WIT: &str = include_str!("../../../wit/since_v0.1.0/policy.wit");
+const WIT: &str = include_str!("../../../wit/since_v0.2.0/policy.wit");
 
 /// Where this build of wanwatch found the Rust SDK: the repository's copy.
 const SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/wanwatch-plugin");

@@ -104,10 +104,7 @@ impl Heartbeats {
 
     /// Each sink's state, in config order.
     pub fn status(&self) -> Vec<HeartbeatStatus> {
-        self.shown
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
-            .collect()
+        read(&self.shown)
     }
 
     /// Stops sending; the status stays as it was.
@@ -122,6 +119,32 @@ impl Drop for Heartbeats {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The sinks' states for readers beside the daemon's loop (the plugins'
+/// `heartbeats` import): loaded before the sinks start, so empty until
+/// [`show`](HeartbeatBoard::show) is given them; stays empty with none
+/// configured, and in simulation. Cheap to clone: clones share the board.
+#[derive(Clone, Default)]
+pub struct HeartbeatBoard(Arc<Mutex<Vec<Arc<Mutex<HeartbeatStatus>>>>>);
+
+impl HeartbeatBoard {
+    /// From now on, shows the sinks of `heartbeats`.
+    pub fn show(&self, heartbeats: &Heartbeats) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = heartbeats.shown.clone();
+    }
+
+    /// Each sink's state, in config order.
+    pub fn status(&self) -> Vec<HeartbeatStatus> {
+        read(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+fn read(shown: &[Arc<Mutex<HeartbeatStatus>>]) -> Vec<HeartbeatStatus> {
+    shown
+        .iter()
+        .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        .collect()
 }
 
 /// One configured sink.

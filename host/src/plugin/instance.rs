@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Store};
 
-use super::host::{self, Identity, Kept, Kv, PluginState, Policy, PolicyPre, Timers, wit};
+use super::contract::{Instance, Pre};
+use super::host::{self, Identity, Kept, Kv, PluginState, Timers};
 use super::runtime::{EPOCH_TICK, Prepared, Ticker};
-use super::{CallError, CallErrorKind, Event, PluginError, PluginHealth, WanEvent};
-use crate::power::{PowerState, PowerTransition};
-use crate::state::{Millis, ProbeKind, Role, WanState};
+use super::{CallError, CallErrorKind, Event, PluginError, PluginHealth};
+use crate::power::PowerState;
+use crate::state::{Millis, WanState};
 
 /// Longest guest error string kept, in bytes.
 const MAX_GUEST_ERROR: usize = 1024;
@@ -28,10 +29,10 @@ pub const QUARANTINE_AFTER: u32 = 5;
 /// `Send`, so it can live on a thread of its own (see
 /// [`Runner`](super::Runner)).
 pub struct Plugin {
-    pre: PolicyPre<PluginState>,
+    pre: Pre,
     store: Store<PluginState>,
     /// None after a fault, until the next call instantiates afresh.
-    instance: Option<Policy>,
+    instance: Option<Instance>,
     health: PluginHealth,
     /// The component's file, for hot reload; None for a built-in plugin.
     file: Option<PathBuf>,
@@ -59,6 +60,7 @@ impl Plugin {
             last_error: None,
             last_error_at_ms: None,
             version: prepared.version,
+            contract: prepared.pre.contract().describe(),
             loaded_at_ms: identity.host.clock.now_ms(),
             reloads: 0,
             quarantined: false,
@@ -118,6 +120,7 @@ impl Plugin {
             Ok(()) => {
                 let health = &mut self.health;
                 health.version = next.version;
+                health.contract = self.pre.contract().describe();
                 health.loaded_at_ms = self.store.data().plugin.host.clock.now_ms();
                 health.reloads += 1;
                 health.quarantined = false;
@@ -167,8 +170,13 @@ impl Plugin {
     /// the instance in place.
     ///
     /// A quarantined plugin is not called: the error says so, and is not
-    /// counted as a call.
+    /// counted as a call. Nor is an event its contract version has no
+    /// callback for (a link quality change, for a 0.1 plugin): it is no
+    /// business of the plugin's, so that is `Ok`.
     pub fn call(&mut self, event: &Event) -> Result<(), CallError> {
+        if !self.pre.contract().delivers(event) {
+            return Ok(());
+        }
         if self.health.quarantined {
             return Err(CallError {
                 plugin: self.health.name.clone(),
@@ -294,27 +302,7 @@ impl Plugin {
         // Plugins read the wall clock (`clock.now`): instants they are given
         // are on it too.
         let wall = crate::clock::offset(&*self.store.data().plugin.host.clock);
-        let store = &mut self.store;
-        let outcome = match event {
-            Event::Wan(e) => {
-                let t = wan_to_wit(e, wall);
-                match t.current {
-                    wit::WanState::Up => instance.call_on_wan_up(store, &t),
-                    wit::WanState::Sick => instance.call_on_wan_sick(store, &t),
-                    wit::WanState::Down => instance.call_on_wan_down(store, &t),
-                }
-            }
-            Event::Power(p) => {
-                let t = power_to_wit(p, wall);
-                match p.current {
-                    PowerState::Out => instance.call_on_power_out(store, &t),
-                    PowerState::On => instance.call_on_power_restored(store, &t),
-                }
-            }
-            Event::Timer(name) => instance.call_on_timer(store, name),
-            // Contract 0.1 has no `on-link-quality` (stub until 0.2 is loaded).
-            Event::Quality(_) => Ok(Ok(())),
-        };
+        let outcome = instance.deliver(&mut self.store, event, wall);
         match outcome {
             Ok(result) => {
                 self.instance = Some(instance);
@@ -339,7 +327,7 @@ impl Plugin {
             .set_epoch_deadline(host::ticks(deadline, EPOCH_TICK));
     }
 
-    fn instantiate(&mut self) -> Result<Policy, CallError> {
+    fn instantiate(&mut self) -> Result<Instance, CallError> {
         let _ticking = self.ticker.running();
         self.pre
             .instantiate(&mut self.store)
@@ -424,70 +412,5 @@ fn callback(event: &Event) -> &'static str {
         },
         Event::Timer(_) => "on-timer",
         Event::Quality(_) => "on-link-quality",
-    }
-}
-
-fn power_state(p: PowerState) -> wit::PowerState {
-    match p {
-        PowerState::On => wit::PowerState::On,
-        PowerState::Out => wit::PowerState::Out,
-    }
-}
-
-fn power_to_wit(p: &PowerTransition, wall: i64) -> wit::PowerTransition {
-    wit::PowerTransition {
-        previous: power_state(p.previous),
-        current: power_state(p.current),
-        at_ms: crate::clock::shift(p.at_ms, wall),
-        previous_duration_ms: p.previous_duration_ms,
-        devices: p
-            .devices
-            .iter()
-            .map(|d| wit::DeviceEvidence {
-                device: d.device.clone(),
-                answered: d.answered,
-            })
-            .collect(),
-    }
-}
-
-/// `e` as the plugins get it, its instant moved by `wall` ms onto the wall
-/// clock.
-fn wan_to_wit(e: &WanEvent, wall: i64) -> wit::Transition {
-    let t = &e.transition;
-    let state = |s: WanState| match s {
-        WanState::Up => wit::WanState::Up,
-        WanState::Sick => wit::WanState::Sick,
-        WanState::Down => wit::WanState::Down,
-    };
-    wit::Transition {
-        previous: state(t.previous),
-        current: state(t.current),
-        at_ms: crate::clock::shift(t.at_ms, wall),
-        previous_duration_ms: t.previous_duration_ms,
-        local_fault: t.local_fault,
-        evidence: t
-            .evidence
-            .iter()
-            .map(|e| wit::Evidence {
-                target: e.target.clone(),
-                role: match e.role {
-                    Role::Lan => wit::Role::Lan,
-                    Role::Wan => wit::Role::Wan,
-                },
-                kind: match e.kind {
-                    ProbeKind::Icmp => wit::ProbeKind::Icmp,
-                    ProbeKind::Dns => wit::ProbeKind::Dns,
-                    ProbeKind::Http => wit::ProbeKind::Http,
-                    ProbeKind::Tcp => wit::ProbeKind::Tcp,
-                    // Contract 0.1 has no `https`; the closest is `http`.
-                    ProbeKind::Https => wit::ProbeKind::Http,
-                },
-                ok: e.ok,
-                rtt_us: e.rtt_us,
-            })
-            .collect(),
-        power: power_state(e.power),
-        power_cycles: e.power_cycles,
     }
 }

@@ -1,7 +1,8 @@
 //! The sandboxed WebAssembly plugin runtime.
 //!
-//! Policy plugins are components implementing the `policy` world of
-//! `wit/policy.wit`. They run under wasmtime with nothing but their imports:
+//! Policy plugins are components implementing the `policy` world of one of
+//! the contract versions in `wit/since_vX.Y.Z/` (see [`Contract`]): the
+//! latest is implemented, older ones adapted to it. They run under wasmtime with nothing but their imports:
 //! no files, no network, no environment, no clock but the host's. What acts
 //! on the world (`power`, `notify`) is checked against the grants of the
 //! plugin's config section, and goes through [`crate::actions::Actions`].
@@ -29,6 +30,7 @@
 
 pub mod builtin;
 mod cache;
+mod contract;
 mod error;
 pub(crate) mod host;
 mod hot_reload;
@@ -44,11 +46,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::contract::Contract;
 pub use self::error::{CallError, CallErrorKind, PluginError};
 pub use self::hot_reload::{DEBOUNCE, HotReload, RENAMED};
 pub use self::instance::{Plugin, QUARANTINE_AFTER};
 pub use self::runner::{Mailbox, Runner};
-pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, version_hash};
+pub use self::runtime::{CONTRACT_VERSION, Prepared, Runtime, SUPPORTED_VERSIONS, version_hash};
 
 // The monitor makes it; plugin code and tests name it with the events it
 // travels in.
@@ -57,6 +60,7 @@ pub use crate::monitor::WanEvent;
 use crate::actions::Actions;
 use crate::clock::Clock;
 use crate::config::PluginConfig;
+use crate::heartbeat::HeartbeatBoard;
 use crate::power::{PowerState, PowerTransition};
 use crate::quality::QualityChange;
 use crate::state::{Millis, Transition};
@@ -170,6 +174,9 @@ pub struct HostContext {
     pub clock: Arc<dyn Clock>,
     /// Where key-value stores are saved; None keeps them in memory only.
     pub kv_dir: Option<PathBuf>,
+    /// The heartbeat receivers' states (`heartbeats.receivers`): empty
+    /// when none run (none configured, or in simulation).
+    pub heartbeats: HeartbeatBoard,
 }
 
 /// What a plugin is called for.
@@ -214,6 +221,10 @@ pub struct PluginHealth {
     /// component's bytes.
     #[serde(default)]
     pub version: String,
+    /// The contract version it was built for, as [`Contract::describe`]
+    /// says it: "0.2.0", "0.1.0 (adapted to 0.2.0)".
+    #[serde(default)]
+    pub contract: String,
     /// When that version was loaded.
     #[serde(default)]
     pub loaded_at_ms: Millis,

@@ -14,7 +14,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::cache::{CAP_BYTES, Cache};
-use super::host::{self, Identity, Kv, PluginState, PolicyPre, Timers};
+use super::contract::{Contract, Pre};
+use super::host::{self, Identity, Kv, PluginState, Timers};
 use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource, builtin};
 
 /// How often the epoch advances while guest code runs. Deadlines are checked
@@ -24,9 +25,13 @@ use super::{HostContext, Plugin, PluginError, PluginSpec, WasmSource, builtin};
 /// nothing but a load and a compare at function entries and loop heads).
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// The version of `wit/policy.wit` this host implements. Components built
-/// for another minor version (major, from 1.0 on) are refused by name.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this host implements: `wit/since_v0.2.0/`.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// Every contract version this host loads, as people write them: a
+/// component built for any other minor version (major, from 1.0 on) is
+/// refused by name. Older ones are adapted (see [`Contract`]).
+pub const SUPPORTED_VERSIONS: [&str; 2] = ["0.1.x", "0.2.x"];
 
 /// Loads plugins. One per process: compiled code, the linker and the epoch
 /// ticker are shared by all plugins. Cheap to clone.
@@ -51,7 +56,7 @@ struct Inner {
 pub struct Prepared {
     pub(super) plugin: String,
     pub(super) origin: String,
-    pub(super) pre: PolicyPre<PluginState>,
+    pub(super) pre: Pre,
     pub(super) version: String,
     pub(super) file: Option<PathBuf>,
     /// Kept once this version has started, if the runtime has a cache.
@@ -335,7 +340,7 @@ impl Runtime {
                 plugin,
                 origin,
                 found,
-                supported: supported_versions(),
+                supported: SUPPORTED_VERSIONS.join(", "),
             }),
             Err(Unfit::World(message)) => Err(PluginError::WrongWorld {
                 plugin,
@@ -345,16 +350,23 @@ impl Runtime {
         }
     }
 
-    /// Checks `component` against the contract and links it.
-    fn link(&self, component: &Component) -> Result<PolicyPre<PluginState>, Unfit> {
-        if let Some(found) = foreign_contract(component, &self.inner.engine) {
-            return Err(Unfit::Version(found));
+    /// Checks `component` against the contract version it names and links
+    /// it. One that names none (it imports nothing of the host's) is tried
+    /// as each version in turn, the latest first: its exports decide.
+    fn link(&self, component: &Component) -> Result<Pre, Unfit> {
+        let named = Contract::of(component, &self.inner.engine).map_err(Unfit::Version)?;
+        let linker = &self.inner.linker;
+        let link = |contract| Pre::new(contract, linker, component);
+        match named {
+            Some(contract) => link(contract),
+            None => link(Contract::LATEST).or_else(|latest| {
+                Contract::ALL[1..]
+                    .iter()
+                    .find_map(|&older| link(older).ok())
+                    .ok_or(latest)
+            }),
         }
-        self.inner
-            .linker
-            .instantiate_pre(component)
-            .and_then(PolicyPre::new)
-            .map_err(|e| Unfit::World(format!("{e:#}")))
+        .map_err(|e| Unfit::World(format!("{e:#}")))
     }
 
     /// The compiled component of `bytes` (from the cache if it is there)
@@ -466,39 +478,6 @@ pub fn version_hash(bytes: &[u8]) -> String {
     version_of(&sha256_hex(bytes))
 }
 
-/// The contract version a component imports, if not one this host supports
-/// (see [`CONTRACT_VERSION`]): its interfaces are named
-/// `wanwatch:policy/NAME@VERSION`.
-fn foreign_contract(component: &Component, engine: &Engine) -> Option<String> {
-    let ty = component.component_type();
-    let mut names = ty.imports(engine).map(|(name, _)| name);
-    names.find_map(|name| {
-        let interface = name.strip_prefix("wanwatch:policy/")?;
-        match interface.split_once('@') {
-            Some((_, version)) if compatible(version) => None,
-            Some((_, version)) => Some(version.to_owned()),
-            None => Some("an unversioned contract".to_owned()),
-        }
-    })
-}
-
-/// The versions compatible with [`CONTRACT_VERSION`], semver style: the same
-/// minor below 1.0, the same major from 1.0 on.
-fn supported_versions() -> String {
-    let mut parts = CONTRACT_VERSION.split('.');
-    match (parts.next(), parts.next()) {
-        (Some("0"), Some(minor)) => format!("0.{minor}.x"),
-        (Some(major), _) => format!("{major}.x"),
-        _ => CONTRACT_VERSION.to_owned(),
-    }
-}
-
-fn compatible(version: &str) -> bool {
-    let supported = supported_versions();
-    let prefix = supported.trim_end_matches('x');
-    version.starts_with(prefix)
-}
-
 /// Plugin names become file names (the key-value store): no separators, no
 /// hidden files, nothing a shell would mangle.
 fn valid_name(name: &str) -> bool {
@@ -594,12 +573,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_contract_version_is_the_one_in_the_wit() {
-        let wit = include_str!("../../../wit/since_v0.1.0/policy.wit");
-        assert!(wit.contains(&format!("package wanwatch:policy@{CONTRACT_VERSION};")));
-        assert_eq!(supported_versions(), "0.1.x");
-        assert!(compatible("0.1.0") && compatible("0.1.7"));
-        assert!(!compatible("0.2.0") && !compatible("0.10.0") && !compatible("1.1.0"));
+    fn the_contract_versions_are_the_contracts() {
+        assert_eq!(CONTRACT_VERSION, Contract::LATEST.version());
+        let loaded: Vec<String> = Contract::ALL
+            .iter()
+            .rev()
+            .map(|c| format!("{}.x", c.version().rsplit_once('.').unwrap().0))
+            .collect();
+        assert_eq!(loaded, SUPPORTED_VERSIONS);
     }
 
     #[test]

@@ -10,13 +10,13 @@
 //
 // The store's `delete` is a reserved word: import the interface as a whole
 // and call it as a method,
-//   import * as kv from 'wanwatch:policy/kv@0.1.0';
+//   import * as kv from 'wanwatch:policy/kv@0.2.0';
 //   kv.set('since', String(t.atMs)); kv.get('since'); kv.delete('since');
 
-import { log } from 'wanwatch:policy/log@0.1.0';
-import { get as getSettings } from 'wanwatch:policy/settings@0.1.0';
-import { powerCycle } from 'wanwatch:policy/power@0.1.0';
-import { notify } from 'wanwatch:policy/notify@0.1.0';
+import { log } from 'wanwatch:policy/log@0.2.0';
+import { get as getSettings } from 'wanwatch:policy/settings@0.2.0';
+import { powerCycle } from 'wanwatch:policy/power@0.2.0';
+import { notify } from 'wanwatch:policy/notify@0.2.0';
 
 // A duration as wanwatch writes it (and the Rust SDK's `human_duration`):
 // "850ms", "9.2s", "7m08s", "2h03m", "3d04h". `ms` is a Number or a BigInt.
@@ -56,6 +56,14 @@ export function onWanDown(t) {
 export function onWanUp(t) {
   if (t.previous !== 'down') return;
   notify(`WAN back after ${humanDuration(t.previousDurationMs)}`, 'The internet answers again.', 3);
+}
+
+// The link became degraded or is back to normal (only with `[probe]
+// degraded_loss` or `degraded_rtt` in the config). A degraded link is still
+// up: say so, and leave the modem alone.
+export function onLinkQuality(change) {
+  const state = change.degraded ? 'degraded' : 'back to normal';
+  log('info', `the link is ${state}: loss ${change.quality.lossPercent.toFixed(1)} %`);
 }
 
 export function onTimer(_name) {}

@@ -12,7 +12,7 @@ import json
 
 import wit_world
 from wit_world.imports import log, notify, power, settings
-from wit_world.imports.types import PowerTransition, Transition, WanState
+from wit_world.imports.types import PowerTransition, QualityChange, Transition, WanState
 
 
 def human_duration(ms: int) -> str:
@@ -58,6 +58,12 @@ class WitWorld(wit_world.WitWorld):
             "The internet answers again.",
             3,
         )
+
+    def on_link_quality(self, change: QualityChange) -> None:
+        # Only called with `[probe] degraded_loss` or `degraded_rtt` in the
+        # config. A degraded link is still up: say so, leave the modem alone.
+        state = "degraded" if change.degraded else "back to normal"
+        log.log(log.Level.INFO, f"the link is {state}: loss {change.quality.loss_percent:.1f} %")
 
     def on_timer(self, name: str) -> None:
         pass

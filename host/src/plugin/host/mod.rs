@@ -1,16 +1,20 @@
 //! The host side of the `policy` world: what a plugin's imports do.
 //!
 //! One module per capability, like Spin's factors: each implements the
-//! generated `Host` trait of its interface for [`PluginState`], the data of a
-//! plugin's `Store`. [`add_to_linker`] wires them, and WASI, into the one
-//! linker of the process.
+//! generated `Host` trait of its interface in the latest contract for
+//! [`PluginState`], the data of a plugin's `Store`. Older contracts'
+//! imports are adapters that forward to them ([`since_v0_1_0`]).
+//! [`add_to_linker`] wires every version's, and WASI, into the one linker of
+//! the process.
 
 mod clock;
+mod heartbeats;
 pub(crate) mod kv;
 mod log;
 mod notify;
 mod power;
 mod settings;
+pub(super) mod since_v0_1_0;
 mod timers;
 
 use std::sync::Arc;
@@ -26,10 +30,11 @@ pub(super) use self::timers::Timers;
 use super::stderr::StderrTail;
 use super::{Grants, HostContext};
 
-/// Rust bindings of `wit/policy.wit`, generated at compile time.
+/// Rust bindings of the latest contract, `wit/since_v0.2.0/policy.wit`,
+/// generated at compile time.
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
+        path: "../wit/since_v0.2.0",
         world: "policy",
     });
 }
@@ -38,13 +43,16 @@ pub(super) use bindings::wanwatch::policy::types as wit;
 pub(super) use bindings::{Policy, PolicyPre};
 
 /// Adds WASI (sandboxed by each store's [`WasiCtx`], see
-/// [`PluginState::new`]) and the `policy` imports to `linker`.
+/// [`PluginState::new`]) and the `policy` imports of every contract version
+/// to `linker`: their interfaces are named by version
+/// (`wanwatch:policy/kv@0.1.0`), so they sit side by side.
 pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     // Guests built for wasm32-wasip2 import WASI whether they use it or not
     // (the standard library is built on it), so it must be linked; what it
     // can reach is decided per store.
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     clock::bound_waits(linker)?;
+    since_v0_1_0::Policy::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     Policy::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
 }
 

@@ -1,5 +1,5 @@
-//! `wrong-version`: a component built for `wanwatch:policy@0.2.0`, which the
-//! host (0.1.x) must refuse by name rather than with a linker error.
+//! `wrong-version`: a component built for `wanwatch:policy@0.9.0`, which the
+//! host (0.1.x and 0.2.x) must refuse by name rather than with a linker error.
 
 wit_bindgen::generate!({ world: "policy", path: "wit" });
 
