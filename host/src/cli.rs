@@ -541,7 +541,15 @@ fn check(config: &Config) -> Result<(), String> {
     ));
     let runtime = Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
     // No key-value directory: checking must not touch the daemon's state.
-    daemon::load_plugins(&runtime, config, &actions, &clock, None, &Default::default()).map_err(|e| format!("{e:#}"))?;
+    daemon::load_plugins(
+        &runtime,
+        config,
+        &actions,
+        &clock,
+        None,
+        &Default::default(),
+    )
+    .map_err(|e| format!("{e:#}"))?;
     println!("config OK");
     for t in &targets {
         println!(

@@ -327,9 +327,7 @@ impl Daemon {
         // on a runtime of its own, which cannot start inside this one.
         let loaded = std::thread::scope(|scope| {
             scope
-                .spawn(|| {
-                    load_plugins(&runtime, config, &actions, &clock, kv_dir.clone(), &board)
-                })
+                .spawn(|| load_plugins(&runtime, config, &actions, &clock, kv_dir.clone(), &board))
                 .join()
         })
         .map_err(|_| anyhow::anyhow!("loading the plugins panicked"))??;

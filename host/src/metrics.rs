@@ -762,6 +762,7 @@ mod tests {
                 last_error: None,
                 last_error_at_ms: None,
                 version: "0123456789ab".into(),
+                contract: "0.2.0".into(),
                 loaded_at_ms: 0,
                 reloads: 1,
                 quarantined: true,

@@ -331,6 +331,9 @@ impl Status {
                         human::timestamp(p.loaded_at_ms)
                     );
                 }
+                if !p.contract.is_empty() {
+                    out += &format!(", contract {}", p.contract);
+                }
                 if p.quarantined {
                     out += ", QUARANTINED until its file changes";
                 }
@@ -688,6 +691,7 @@ mod tests {
             last_error: Some("plugin `mine`: on-wan-down trapped".into()),
             last_error_at_ms: Some(1_700_000_000_000),
             version: "0123456789ab".into(),
+            contract: "0.2.0".into(),
             loaded_at_ms: 1_700_000_000_000,
             reloads: 1,
             quarantined: true,
@@ -696,7 +700,7 @@ mod tests {
         let text = status.render(1_700_000_060_000);
         assert!(
             text.contains(
-                "mine         5 calls, 5 failures, version 0123456789ab loaded 2023-11-14T22:13:20Z, QUARANTINED until its file changes, last error at 2023-11-14T22:13:20Z: plugin `mine`: on-wan-down trapped"
+                "mine         5 calls, 5 failures, version 0123456789ab loaded 2023-11-14T22:13:20Z, contract 0.2.0, QUARANTINED until its file changes, last error at 2023-11-14T22:13:20Z: plugin `mine`: on-wan-down trapped"
             ),
             "{text}"
         );

@@ -32,6 +32,7 @@ use wanwatch::state::{Transition, WanState};
 pub fn plugin_wasm(name: &str) -> PathBuf {
     match name {
         "init-trap" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_INIT_TRAP")),
+        "latest-probe" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_LATEST_PROBE")),
         "probe-plugin" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_PROBE_PLUGIN")),
         "wrong-version" => PathBuf::from(env!("WANWATCH_TEST_PLUGIN_WRONG_VERSION")),
         _ => panic!("there is no test plugin `{name}` (see tests/build.rs)"),

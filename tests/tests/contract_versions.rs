@@ -110,7 +110,10 @@ timeout = "1s"
         .collect();
     assert_eq!(
         contracts,
-        [("escalate", "0.1.0 (adapted to 0.2.0)"), ("latest", "0.2.0")],
+        [
+            ("escalate", "0.1.0 (adapted to 0.2.0)"),
+            ("latest", "0.2.0")
+        ],
         "{up:#}"
     );
     // A heartbeat got through, so the receiver has something to show.
@@ -149,12 +152,18 @@ timeout = "1s"
     assert_eq!(receivers.len(), 1, "{down:#}");
     let name = receivers[0]["name"].as_str().unwrap();
     assert!(name.starts_with("heartbeat[0] healthchecks"), "{name}");
-    assert!(!name.contains("0b5c1a6e"), "the secret part is shown: {name}");
+    assert!(
+        !name.contains("0b5c1a6e"),
+        "the secret part is shown: {name}"
+    );
     assert!(receivers[0]["last_ok_ms"].as_u64().is_some(), "{down:#}");
 
     // `plugin inspect` says which contract each targets.
     for (wasm, expected) in [
-        (fixture(), "contract  wanwatch:policy@0.1.0 (supported: adapted to 0.2.0)"),
+        (
+            fixture(),
+            "contract  wanwatch:policy@0.1.0 (supported: adapted to 0.2.0)",
+        ),
         (
             plugin_wasm("latest-probe"),
             "contract  wanwatch:policy@0.2.0 (supported: the one this host implements, 0.2.0)",

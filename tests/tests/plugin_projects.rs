@@ -76,10 +76,11 @@ fn scaffold_test_and_load(lang: &str, dir: &Path) -> PathBuf {
     let wasm = project.join("dist").join(format!("{name}.wasm"));
     let inspect = ok(&["plugin", "inspect", wasm.to_str().unwrap()]);
     for expected in [
-        "contract  wanwatch:policy@0.1.0",
+        "contract  wanwatch:policy@0.2.0 (supported: the one this host implements, 0.2.0)",
+        "on-link-quality",
         "verdict   accepted by this host",
         "on-wan-down",
-        "wanwatch:policy/power@0.1.0",
+        "wanwatch:policy/power@0.2.0",
     ] {
         assert!(inspect.contains(expected), "{expected}:\n{inspect}");
     }
@@ -211,7 +212,13 @@ fn the_example_policies_pass_their_scenarios() {
     names.sort();
     assert_eq!(
         names,
-        ["dns-vs-ip", "escalate", "flap-guard", "quiet-hours"]
+        [
+            "degraded-night",
+            "dns-vs-ip",
+            "escalate",
+            "flap-guard",
+            "quiet-hours"
+        ]
     );
     for name in &names {
         let report = ok(&["plugin", "test", examples.join(name).to_str().unwrap()]);
@@ -232,9 +239,9 @@ fn inspect_says_why_the_host_refuses_a_component() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     for expected in [
-        "contract  wanwatch:policy@0.2.0 (this host implements 0.1.0)",
+        "contract  wanwatch:policy@0.9.0 (not supported: this host implements 0.2.0 and loads 0.1.x, 0.2.x)",
         "refused: plugin `wrong_version`",
-        "this host supports 0.1.x",
+        "was built for wanwatch:policy@0.9.0, this host supports 0.1.x, 0.2.x",
     ] {
         assert!(report.contains(expected), "{expected}:\n{report}");
     }

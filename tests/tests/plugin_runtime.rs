@@ -232,6 +232,98 @@ fn every_callback_receives_every_field() {
     assert_eq!(plugin.health().failures, 0);
 }
 
+/// A plugin of each contract version in one runtime, given the same
+/// events: a change of link quality reaches the 0.2 one and is not even
+/// counted as a call for the 0.1 one; an `https` target reaches 0.2 with
+/// its steps and 0.1 as `http`.
+#[test]
+fn each_contract_version_gets_what_it_can_express() {
+    use wanwatch::quality::{LinkQuality, QualityChange, TargetQuality};
+    use wanwatch::state::{HttpsEvidence, HttpsStep};
+    let world = World::new();
+    let mut old = world.load(probe("old", json!({})));
+    let mut latest = world.load(test_spec("latest", plugin_wasm("latest-probe"), &json!({})));
+    assert_eq!(old.health().contract, "0.1.0 (adapted to 0.2.0)");
+    assert_eq!(latest.health().contract, "0.2.0");
+
+    let quality = LinkQuality {
+        degraded: true,
+        loss_percent: 12.5,
+        rtt_p50_us: Some(310_000),
+        targets: vec![TargetQuality {
+            target: "web".into(),
+            role: Role::Wan,
+            probes: 8,
+            loss_percent: 12.5,
+            rtt_p50_us: Some(310_000),
+            rtt_p95_us: Some(900_000),
+            jitter_us: Some(40_000),
+        }],
+    };
+    let change = Event::Quality(QualityChange {
+        degraded: true,
+        at_ms: T0,
+        previous_duration_ms: 60_000,
+        wan: WanState::Up,
+        quality: quality.clone(),
+    });
+    old.call(&change).unwrap();
+    assert_eq!(old.health().calls, 0, "not a call for a 0.1 plugin");
+    assert!(world.reports("old").is_empty());
+    latest.call(&change).unwrap();
+    assert_eq!(latest.health().calls, 1);
+    let body = world.last_report("latest", "on-link-quality");
+    assert_eq!(body["degraded"], true, "{body}");
+    assert_eq!(body["quality"]["loss_percent"], 12.5, "{body}");
+    let target = &body["quality"]["targets"][0];
+    assert_eq!(
+        (
+            &target["target"],
+            &target["probes"],
+            &target["rtt_p95_us"],
+            &target["jitter_us"]
+        ),
+        (&json!("web"), &json!(8), &json!(900_000), &json!(40_000)),
+        "{body}"
+    );
+
+    let mut t = transition(WanState::Up, WanState::Down);
+    t.evidence = vec![Evidence {
+        target: "web".into(),
+        role: Role::Wan,
+        kind: ProbeKind::Https,
+        ok: false,
+        rtt_us: None,
+        https: Some(HttpsEvidence {
+            failed: Some(HttpsStep::Tls),
+            resolve_us: Some(800),
+            connect_us: Some(1_200),
+            tls_us: Some(3_000),
+            error: Some("certificate is not valid for name web".into()),
+            ..HttpsEvidence::default()
+        }),
+    }];
+    let event = Event::Wan(WanEvent {
+        transition: t,
+        power: PowerState::On,
+        power_cycles: 0,
+        quality,
+    });
+    old.call(&event).unwrap();
+    let body = world.last_report("old", "on-wan-down");
+    assert_eq!(body["transition"]["evidence"][0]["kind"], "http", "{body}");
+    latest.call(&event).unwrap();
+    let body = world.last_report("latest", "on-wan-down");
+    assert_eq!(body["evidence"][0]["https"], true, "{body}");
+    assert_eq!(body["evidence"][0]["failed"], "tls", "{body}");
+    assert_eq!(body["quality"]["degraded"], true, "{body}");
+    assert_eq!(
+        body["heartbeats"],
+        json!([]),
+        "none in a runtime without heartbeats"
+    );
+}
+
 #[test]
 fn kv_survives_reinstantiation_and_reloading() {
     let world = World::new();
@@ -646,7 +738,7 @@ fn loading_errors_name_the_plugin_and_the_reason() {
     assert!(
         error
             .to_string()
-            .contains("does not implement wanwatch:policy@0.1.x: "),
+            .contains("does not implement wanwatch:policy@0.2.x: "),
         "{error}"
     );
 }

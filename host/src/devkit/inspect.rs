@@ -72,7 +72,10 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
         [version] => format!("wanwatch:policy@{version} ({})", judged(version)),
         many => format!(
             "wanwatch:policy@{}: more than one (this host loads {})",
-            many.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", @"),
+            many.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", @"),
             SUPPORTED_VERSIONS.join(", ")
         ),
     };
@@ -97,7 +100,9 @@ pub fn inspect(file: &Path) -> Result<(String, bool), String> {
 /// What this host makes of a contract `version`.
 fn judged(version: &str) -> String {
     match Contract::matching(version) {
-        Some(Contract::LATEST) => format!("supported: the one this host implements, {CONTRACT_VERSION}"),
+        Some(Contract::LATEST) => {
+            format!("supported: the one this host implements, {CONTRACT_VERSION}")
+        }
         Some(_) => format!("supported: adapted to {CONTRACT_VERSION}"),
         None => format!(
             "not supported: this host implements {CONTRACT_VERSION} and loads {}",

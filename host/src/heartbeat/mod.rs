@@ -401,6 +401,7 @@ mod tests {
             last_error: Some("trapped".into()),
             last_error_at_ms: None,
             version: String::new(),
+            contract: String::new(),
             loaded_at_ms: 0,
             reloads: 0,
             quarantined: true,

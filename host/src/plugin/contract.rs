@@ -41,6 +41,15 @@ impl Contract {
         }
     }
 
+    /// The versions it stands for, as people write them: "0.1.x".
+    pub fn series(self) -> String {
+        let (minor, _) = self
+            .version()
+            .rsplit_once('.')
+            .unwrap_or((self.version(), ""));
+        format!("{minor}.x")
+    }
+
     /// The version a component of another patch release is linked as:
     /// below 1.0, a patch adds nothing (semver: the minor is the breaking
     /// part).
@@ -57,7 +66,10 @@ impl Contract {
     /// names of its `wanwatch:policy/...` imports: `Ok(None)` when it
     /// imports none (it can still fit, by its exports), `Err` with the
     /// version found when the host loads no such version.
-    pub fn of(component: &Component, engine: &wasmtime::Engine) -> Result<Option<Contract>, String> {
+    pub fn of(
+        component: &Component,
+        engine: &wasmtime::Engine,
+    ) -> Result<Option<Contract>, String> {
         let ty = component.component_type();
         let mut found = None;
         for (name, _) in ty.imports(engine) {
@@ -85,7 +97,11 @@ impl Contract {
     pub fn describe(self) -> String {
         match self {
             Contract::LATEST => self.version().to_owned(),
-            _ => format!("{} (adapted to {})", self.version(), Contract::LATEST.version()),
+            _ => format!(
+                "{} (adapted to {})",
+                self.version(),
+                Contract::LATEST.version()
+            ),
         }
     }
 }
@@ -339,8 +355,14 @@ mod tests {
     #[test]
     fn the_versions_are_the_ones_in_the_wit() {
         for (contract, wit) in [
-            (Contract::V0_1, include_str!("../../../wit/since_v0.1.0/policy.wit")),
-            (Contract::V0_2, include_str!("../../../wit/since_v0.2.0/policy.wit")),
+            (
+                Contract::V0_1,
+                include_str!("../../../wit/since_v0.1.0/policy.wit"),
+            ),
+            (
+                Contract::V0_2,
+                include_str!("../../../wit/since_v0.2.0/policy.wit"),
+            ),
         ] {
             let package = format!("package wanwatch:policy@{};", contract.version());
             assert!(wit.contains(&package), "{package}");

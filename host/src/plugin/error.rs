@@ -39,10 +39,15 @@ pub enum PluginError {
         message: String,
     },
 
-    #[error("plugin `{plugin}` ({origin}): does not implement wanwatch:policy@0.1.x: {message}")]
+    #[error(
+        "plugin `{plugin}` ({origin}): does not implement wanwatch:policy@{contract}: {message}"
+    )]
     WrongWorld {
         plugin: String,
         origin: String,
+        /// The version it was checked against: the one it names, or the
+        /// latest ("0.2.x").
+        contract: String,
         message: String,
     },
 

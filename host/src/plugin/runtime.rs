@@ -342,9 +342,10 @@ impl Runtime {
                 found,
                 supported: SUPPORTED_VERSIONS.join(", "),
             }),
-            Err(Unfit::World(message)) => Err(PluginError::WrongWorld {
+            Err(Unfit::World(contract, message)) => Err(PluginError::WrongWorld {
                 plugin,
                 origin,
+                contract,
                 message,
             }),
         }
@@ -356,7 +357,10 @@ impl Runtime {
     fn link(&self, component: &Component) -> Result<Pre, Unfit> {
         let named = Contract::of(component, &self.inner.engine).map_err(Unfit::Version)?;
         let linker = &self.inner.linker;
-        let link = |contract| Pre::new(contract, linker, component);
+        let link = |contract: Contract| {
+            Pre::new(contract, linker, component)
+                .map_err(|e| Unfit::World(contract.series(), format!("{e:#}")))
+        };
         match named {
             Some(contract) => link(contract),
             None => link(Contract::LATEST).or_else(|latest| {
@@ -366,7 +370,6 @@ impl Runtime {
                     .ok_or(latest)
             }),
         }
-        .map_err(|e| Unfit::World(format!("{e:#}")))
     }
 
     /// The compiled component of `bytes` (from the cache if it is there)
@@ -439,8 +442,9 @@ enum Cached {
 enum Unfit {
     /// It was built for another contract version: this one.
     Version(String),
-    /// It does not implement the world; wasmtime's message.
-    World(String),
+    /// It does not implement the world of this version ("0.2.x");
+    /// wasmtime's message.
+    World(String, String),
 }
 
 /// Whether plugins are compiled by Winch, wasmtime's baseline compiler,
@@ -575,11 +579,7 @@ mod tests {
     #[test]
     fn the_contract_versions_are_the_contracts() {
         assert_eq!(CONTRACT_VERSION, Contract::LATEST.version());
-        let loaded: Vec<String> = Contract::ALL
-            .iter()
-            .rev()
-            .map(|c| format!("{}.x", c.version().rsplit_once('.').unwrap().0))
-            .collect();
+        let loaded: Vec<String> = Contract::ALL.iter().rev().map(|c| c.series()).collect();
         assert_eq!(loaded, SUPPORTED_VERSIONS);
     }
 

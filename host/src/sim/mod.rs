@@ -195,8 +195,15 @@ impl<W: Write> Sim<W> {
             Runtime::new().map_err(|e| format!("cannot start the plugin runtime: {e:#}"))?;
         // No key-value directory: every run starts from a blank memory, and
         // a simulation never touches the daemon's state.
-        let plugins = daemon::load_plugins(&runtime, config, &actions, &dyn_clock, None, &Default::default())
-            .map_err(|e| format!("{e:#}"))?;
+        let plugins = daemon::load_plugins(
+            &runtime,
+            config,
+            &actions,
+            &dyn_clock,
+            None,
+            &Default::default(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         let machine = StateMachine::new(config.probe.thresholds(), start);
         actions.set_wan_state(machine.state(), machine.since_ms());
         let power = (!config.power.devices.is_empty())
