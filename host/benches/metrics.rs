@@ -51,6 +51,7 @@ fn busy() -> (Metrics, watch::Sender<Status>) {
             last_error: None,
             last_error_at_ms: None,
             version: "0123456789ab".into(),
+            contract: "0.2.0".into(),
             loaded_at_ms: 1_700_000_000_000,
             reloads: 0,
             quarantined: false,

@@ -27,6 +27,7 @@ fn powercycle(runtime: &Runtime) -> Plugin {
         actions: Arc::new(Actions::dry_run(clock.clone(), 4)),
         clock,
         kv_dir: None,
+        heartbeats: Default::default(),
     };
     runtime.load(spec, host).unwrap_or_else(|e| panic!("{e}"))
 }

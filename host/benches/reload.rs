@@ -43,6 +43,7 @@ fn host() -> HostContext {
         actions: Arc::new(Actions::dry_run(clock.clone(), 4)),
         clock,
         kv_dir: None,
+        heartbeats: Default::default(),
     }
 }
 

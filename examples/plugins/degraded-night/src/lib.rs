@@ -24,6 +24,10 @@
 //! restarts, so a daemon restarted during a spell neither forgets it nor
 //! cycles twice.
 
+// Natively only the unit tests use the arithmetic: the policy that calls
+// it exists in the component alone.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use serde::{Deserialize, Deserializer};
 use wanwatch_plugin::Seconds;
 
