@@ -31,12 +31,19 @@
 //! [`CONTRACT_VERSION`]), which is what the host checks before it accepts a
 //! plugin, and what `wanwatch plugin inspect` shows.
 //!
+//! Settings of local time ("quiet from 22:00 to 07:00") read as [`DaySpan`]
+//! and [`UtcOffset`]; [`minute_of_day`] places the clock in them.
+//!
 //! The guest half exists only for `wasm32` targets; on other targets the
 //! crate offers the shared pieces, [`Seconds`] and [`human_duration`], which
-//! the host uses too so that host and plugins write durations alike.
+//! the host uses too so that host and plugins write durations alike (and
+//! the local-time pieces, so that plugins can test their arithmetic
+//! natively).
 
+mod daytime;
 #[cfg(target_arch = "wasm32")]
 mod guest;
+pub use daytime::{DAY_MINUTES, DaySpan, UtcOffset, minute_of_day};
 #[cfg(target_arch = "wasm32")]
 pub use guest::*;
 
