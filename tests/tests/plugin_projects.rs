@@ -287,7 +287,7 @@ fn a_javascript_plugin_reports_what_it_throws_and_where_it_does_not_parse() {
     let policy = policy
         .replace(
             "export function onWanSick(t) {",
-            "import * as kv from 'wanwatch:policy/kv@0.1.0';\n\
+            "import * as kv from 'wanwatch:policy/kv@0.2.0';\n\
              export function onWanSick(t) {\n  kv.set('k', 'v');\n  kv.delete('k');\n  throw new Error('sick of it');",
         )
         .replace(

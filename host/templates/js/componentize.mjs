@@ -6,13 +6,19 @@
 // re-exports the policy's callbacks so that whatever one throws reaches the
 // host as an error string: ComponentizeJS takes only a thrown string, and
 // traps on an `Error` or any other value, losing its message.
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const [module, sourcePath, witPath, out] = process.argv.slice(-4);
 const { componentize } = await import(module);
 
-const CALLBACKS = ['onWanUp', 'onWanSick', 'onWanDown', 'onTimer', 'onPowerOut', 'onPowerRestored'];
+// The callbacks of the project's own contract (its wit/policy.wit), named
+// as ComponentizeJS names them (camelCase): a project made for 0.1 keeps
+// building as 0.1, one made for 0.2 gets `onLinkQuality` too.
+const wit = await readFile(path.join(witPath, 'policy.wit'), 'utf8');
+const CALLBACKS = [...wit.matchAll(/^\s*export\s+([a-z][a-z0-9-]*)\s*:\s*func\b/gm)].map(([, name]) =>
+  name.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase()),
+);
 const policy = path.relative(path.dirname(out), sourcePath).split(path.sep).join('/');
 const glue = path.join(path.dirname(out), `${path.basename(out)}.glue.js`);
 await writeFile(glue, `import * as policy from ${JSON.stringify(policy.startsWith('.') ? policy : `./${policy}`)};
