@@ -159,7 +159,7 @@ dir = "{history}"
     let bad_versions: [(&[u8], &str); 5] = [
         (
             &read("wrong-version"),
-            "was built for wanwatch:policy@0.2.0",
+            "was built for wanwatch:policy@0.9.0",
         ),
         (
             &read("init-trap"),

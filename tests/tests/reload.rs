@@ -184,7 +184,7 @@ fn a_component_for_another_contract_version_is_refused_by_name() {
         .expect("refused");
     assert_eq!(
         err.to_string(),
-        "plugin `future` (future.wasm): was built for wanwatch:policy@0.2.0, this host supports 0.1.x"
+        "plugin `future` (future.wasm): was built for wanwatch:policy@0.9.0, this host supports 0.1.x, 0.2.x"
     );
 }
 
