@@ -23,6 +23,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
 use tokio::runtime::Runtime;
 use wanwatch::events::{Observed, Observer};
 use wanwatch::history::{HistoryConfig, Recorder};
@@ -40,20 +43,6 @@ fn addresses() -> Vec<Ipv4Addr> {
     (0..TARGETS)
         .map(|i| Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8))
         .collect()
-}
-
-/// User + system CPU time of this process (`RUSAGE_SELF`) or of its waited-for
-/// children (`RUSAGE_CHILDREN`).
-fn cpu_time(who: libc::c_int) -> Duration {
-    // SAFETY: rusage is plain data; getrusage only writes into it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid `who` and a valid pointer to a rusage.
-    let rc = unsafe { libc::getrusage(who, &mut usage) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    let time = |tv: libc::timeval| {
-        Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Running totals, to print the CPU per probe over every round a bench ran.

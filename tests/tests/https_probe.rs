@@ -435,3 +435,61 @@ async fn a_config_with_an_https_target_probes_it() {
     assert!(e.ok, "{e:?}");
     assert_eq!(steps(e).status, Some(204));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_daemon_shows_the_failed_step_without_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new("wanwatch test root");
+    root.pem_file(dir.path());
+    let (good, _) = tls_server(
+        root.leaf(&["localhost"]),
+        Then::Answer("HTTP/1.1 200 OK\r\n\r\n"),
+    )
+    .await;
+    let (portal, _) = tls_server(root.leaf(&["wanwatch.test"]), Then::Silent).await;
+    let config = dir.path().join("wanwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n\
+             [probe]\ninterval = \"500ms\"\ntimeout = \"300ms\"\n\
+             [[targets]]\nname = \"app\"\nkind = \"https\"\nurl = \"https://localhost:{good}/?token=s3cret\"\nca_file = \"root.pem\"\n\
+             [[targets]]\nname = \"portal\"\nkind = \"https\"\nurl = \"https://localhost:{portal}/\"\nca_file = \"root.pem\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_wanwatch");
+    let _daemon = wanwatch_tests::DaemonProcess::run(bin, &config, std::process::Stdio::null());
+    let status_file = dir.path().join("status.json");
+    let status = tokio::task::spawn_blocking(move || {
+        wanwatch_tests::wait_for(
+            &status_file,
+            "both targets probed",
+            Duration::from_secs(30),
+            |s| s["targets"][0]["ok"] == true && s["targets"][1]["https"]["failed"] == "tls",
+        )
+    })
+    .await
+    .unwrap();
+    let targets = &status["targets"];
+    assert_eq!(targets[0]["address"], format!("https://localhost:{good}/"));
+    assert_eq!(targets[0]["https"]["status"], 200);
+    assert_eq!(
+        targets[1]["https"]["error"],
+        "certificate is not valid for name localhost"
+    );
+    assert!(!status.to_string().contains("s3cret"), "{status:#}");
+
+    let out = Command::new(bin)
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("failed at tls: certificate is not valid for name localhost"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+}
