@@ -55,9 +55,9 @@ impl Contract {
     /// part).
     pub fn matching(version: &str) -> Option<Contract> {
         Contract::ALL.into_iter().find(|c| {
-            let minor = c.version().trim_end_matches('0');
+            let series = c.series();
             version
-                .strip_prefix(minor)
+                .strip_prefix(series.trim_end_matches('x'))
                 .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
         })
     }
