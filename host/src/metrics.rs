@@ -308,6 +308,55 @@ impl Collector for Now {
                 states,
             )?;
         }
+        if let Some(q) = &status.quality {
+            gauge(
+                e,
+                "link_degraded",
+                "1 while the link is degraded (loss or round trip at or above [probe] degraded_loss or degraded_rtt); always 0 without them.",
+                None,
+                u32::from(q.link.degraded),
+            )?;
+            let target = |t: &crate::quality::TargetQuality| [("target", t.target.clone())];
+            let targets = &q.link.targets;
+            gauges(
+                e,
+                "quality_loss_ratio",
+                "Share of the probes in the quality window that got no answer, per target (0 to 1).",
+                None,
+                targets
+                    .iter()
+                    .map(|t| (target(t), f64::from(t.loss_percent) / 100.0)),
+            )?;
+            // Figures of a window with no answer are left out, not zero.
+            let in_seconds = |us: Option<u32>| us.map(|us| f64::from(us) / 1e6);
+            for (name, help, figure) in [
+                (
+                    "quality_rtt_p50",
+                    "Median round trip of the probes answered in the quality window, per target.",
+                    (|t| t.rtt_p50_us) as fn(&crate::quality::TargetQuality) -> Option<u32>,
+                ),
+                (
+                    "quality_rtt_p95",
+                    "95th percentile (nearest rank) of the round trips answered in the quality window, per target.",
+                    |t| t.rtt_p95_us,
+                ),
+                (
+                    "quality_jitter",
+                    "Mean absolute difference of successive round trips in the quality window (RFC 3550), per target.",
+                    |t| t.jitter_us,
+                ),
+            ] {
+                gauges(
+                    e,
+                    name,
+                    help,
+                    Some(&Unit::Seconds),
+                    targets
+                        .iter()
+                        .filter_map(|t| Some((target(t), in_seconds(figure(t))?))),
+                )?;
+            }
+        }
         gauge(
             e,
             "dry_run",
@@ -496,7 +545,9 @@ mod tests {
     use crate::clock::Clock;
     use crate::notify::{OutboxStatus, SinkStatus};
     use crate::plugin::PluginHealth;
+    use crate::quality::{LinkQuality, TargetQuality};
     use crate::state::{Evidence, ProbeKind, Role, Transition};
+    use crate::status::QualityStatus;
     use std::sync::Arc;
 
     /// The value of the sample `series` (name and labels as written), if
@@ -718,6 +769,63 @@ mod tests {
             outcome("refused Switch.Set (Gen2 error -103: busy)"),
             "failed"
         );
+    }
+
+    #[test]
+    fn the_link_quality_is_read_from_the_status() {
+        let (metrics, status) = metrics();
+        assert!(!metrics.openmetrics().contains("quality"));
+        status.send_modify(|s| {
+            let target = |name: &str, loss_percent, rtt: Option<u32>| TargetQuality {
+                target: name.into(),
+                role: Role::Wan,
+                probes: 150,
+                loss_percent,
+                rtt_p50_us: rtt,
+                rtt_p95_us: rtt.map(|us| us * 2),
+                jitter_us: rtt.map(|us| us / 8),
+            };
+            s.quality = Some(QualityStatus {
+                link: LinkQuality {
+                    degraded: true,
+                    loss_percent: 25.0,
+                    rtt_p50_us: Some(40_000),
+                    targets: vec![
+                        target("cloudflare", 25.0, Some(40_000)),
+                        target("google", 100.0, None),
+                    ],
+                },
+                since_ms: 0,
+                degraded_loss_percent: Some(10.0),
+                degraded_rtt_us: None,
+            });
+        });
+        let text = metrics.openmetrics();
+        let at = |series: &str| sample(&text, series);
+        assert_eq!(at("wanwatch_link_degraded"), Some(1.0), "{text}");
+        let cloudflare = r#"{target="cloudflare"}"#;
+        assert_eq!(
+            at(&format!("wanwatch_quality_loss_ratio{cloudflare}")),
+            Some(0.25)
+        );
+        assert_eq!(
+            at(r#"wanwatch_quality_loss_ratio{target="google"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            at(&format!("wanwatch_quality_rtt_p50_seconds{cloudflare}")),
+            Some(0.04)
+        );
+        assert_eq!(
+            at(&format!("wanwatch_quality_rtt_p95_seconds{cloudflare}")),
+            Some(0.08)
+        );
+        assert_eq!(
+            at(&format!("wanwatch_quality_jitter_seconds{cloudflare}")),
+            Some(0.005)
+        );
+        // Nothing answered: no round trip, rather than a zero.
+        assert!(!text.contains(r#"wanwatch_quality_rtt_p50_seconds{target="google"}"#));
     }
 
     #[test]

@@ -91,6 +91,28 @@ pub struct QualityStatus {
 }
 
 impl QualityStatus {
+    /// Whether a threshold is set: without one the link is never degraded.
+    pub fn judged(&self) -> bool {
+        self.degraded_loss_percent.is_some() || self.degraded_rtt_us.is_some()
+    }
+
+    /// The figures the judgement reads, beside their thresholds:
+    /// "loss 23.0% (degraded at 10%), rtt p50 41.50 ms".
+    fn figures(&self) -> String {
+        let mut loss = format!("loss {:.1}%", self.link.loss_percent);
+        if let Some(limit) = self.degraded_loss_percent {
+            loss += &format!(" (degraded at {limit}%)");
+        }
+        let mut rtt = match self.link.rtt_p50_us {
+            Some(us) => format!("rtt p50 {:.2} ms", f64::from(us) / 1000.0),
+            None => "rtt p50 -".into(),
+        };
+        if let Some(limit) = self.degraded_rtt_us {
+            rtt += &format!(" (degraded at {} ms)", f64::from(limit) / 1000.0);
+        }
+        format!("{loss}, {rtt}")
+    }
+
     pub fn of(quality: &Quality) -> QualityStatus {
         let settings = quality.settings();
         QualityStatus {
@@ -231,6 +253,19 @@ impl Status {
         if let Some(power) = self.power {
             out += &format!("mains power {power}\n");
         }
+        if let Some(q) = self.quality.as_ref().filter(|q| q.judged()) {
+            out += &format!(
+                "link {} since {} ({}): {}\n",
+                if q.link.degraded {
+                    "DEGRADED"
+                } else {
+                    "normal"
+                },
+                human::timestamp(q.since_ms),
+                human::duration_ms(now_ms.saturating_sub(q.since_ms)),
+                q.figures(),
+            );
+        }
         let age = now_ms.saturating_sub(self.updated_at_ms);
         out += &format!("updated {} ago", human::duration_ms(age));
         if let Some(at) = self.last_round_at_ms {
@@ -271,6 +306,27 @@ impl Status {
                 out += &format!(
                     "  {:<12} {:<4} {:<40} {rtt}\n",
                     t.last.target, t.last.role, t.address
+                );
+            }
+        }
+        if let Some(q) = self.quality.as_ref().filter(|q| !q.link.targets.is_empty()) {
+            out += "\nlink quality over the window:\n";
+            let ms = |us: Option<u32>| {
+                us.map_or_else(
+                    || "-".into(),
+                    |us| format!("{:.2} ms", f64::from(us) / 1000.0),
+                )
+            };
+            for t in &q.link.targets {
+                out += &format!(
+                    "  {:<12} {:<4} {:>4} probes  loss {:>5.1}%  p50 {:>10}  p95 {:>10}  jitter {:>10}\n",
+                    t.target,
+                    t.role,
+                    t.probes,
+                    t.loss_percent,
+                    ms(t.rtt_p50_us),
+                    ms(t.rtt_p95_us),
+                    ms(t.jitter_us),
                 );
             }
         }
@@ -514,6 +570,7 @@ impl Drop for StatusWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::TargetQuality;
     use crate::state::{HttpsStep, ProbeKind, Role};
 
     fn transition(at_ms: Millis, current: WanState) -> Transition {
@@ -666,6 +723,55 @@ mod tests {
             text.contains("https://example.com/                     12.34 ms\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn render_shows_the_link_quality_and_each_window() {
+        let mut status = Status::new(WanState::Up, 0, false);
+        let target = |name: &str, role, loss_percent, rtt: Option<u32>| TargetQuality {
+            target: name.into(),
+            role,
+            probes: 150,
+            loss_percent,
+            rtt_p50_us: rtt,
+            rtt_p95_us: rtt.map(|us| us * 2),
+            jitter_us: rtt.map(|us| us / 10),
+        };
+        status.quality = Some(QualityStatus {
+            link: LinkQuality {
+                degraded: true,
+                loss_percent: 23.0,
+                rtt_p50_us: Some(41_500),
+                targets: vec![
+                    target("gateway", Role::Lan, 0.0, Some(800)),
+                    target("cloudflare", Role::Wan, 23.0, Some(41_500)),
+                    target("google", Role::Wan, 100.0, None),
+                ],
+            },
+            since_ms: 1_700_000_000_000,
+            degraded_loss_percent: Some(10.0),
+            degraded_rtt_us: None,
+        });
+        let text = status.render(1_700_000_720_000);
+        assert!(
+            text.contains("\nlink DEGRADED since 2023-11-14T22:13:20Z (12m00s): loss 23.0% (degraded at 10%), rtt p50 41.50 ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nlink quality over the window:\n  gateway      lan   150 probes  loss   0.0%  p50    0.80 ms  p95    1.60 ms  jitter    0.08 ms\n  cloudflare   wan   150 probes  loss  23.0%  p50   41.50 ms  p95   83.00 ms  jitter    4.15 ms\n  google       wan   150 probes  loss 100.0%  p50          -  p95          -  jitter          -\n"
+            ),
+            "{text}"
+        );
+        // Without a threshold the windows show, the signal does not.
+        let q = status.quality.as_mut().unwrap();
+        q.degraded_loss_percent = None;
+        let text = status.render(1_700_000_720_000);
+        assert!(
+            !text.contains("since 2023-11-14T22:13:20Z (12m00s)"),
+            "{text}"
+        );
+        assert!(text.contains("link quality over the window:"), "{text}");
     }
 
     #[test]

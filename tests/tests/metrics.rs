@@ -224,6 +224,13 @@ fn metrics_follow_an_outage_and_a_recovery() {
         at(r#"wanwatch_probe_rtt_seconds_count{target="internet"}"#),
         Some(answered)
     );
+    // The quality windows, from the status: no threshold is set, so the
+    // link is never degraded; the window started afresh when the WAN came
+    // back, and loopback answers in well under a second.
+    assert_eq!(at("wanwatch_link_degraded"), Some(0.0), "{text}");
+    let loss = at(r#"wanwatch_quality_loss_ratio{target="internet"}"#).unwrap();
+    assert!((0.0..=1.0).contains(&loss), "{loss}");
+    assert!(at(r#"wanwatch_quality_rtt_p50_seconds{target="internet"}"#) < Some(1.0));
     // Loopback answers in well under a second.
     assert_eq!(
         at(r#"wanwatch_probe_rtt_seconds_bucket{le="1.0",target="internet"}"#),

@@ -47,7 +47,7 @@ fn every_example_scenario_meets_its_expectations() {
         );
         seen += 1;
     }
-    assert!(seen >= 6, "found {seen} scenarios");
+    assert!(seen >= 8, "found {seen} scenarios");
 }
 
 #[test]

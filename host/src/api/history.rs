@@ -80,6 +80,15 @@ pub async fn power(
     of_kind(&state, "power", query).await
 }
 
+/// `GET /api/v1/quality?since=&until=&limit=`: the link becoming degraded
+/// and back to normal.
+pub async fn quality(
+    State(state): State<AppState>,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    of_kind(&state, "quality", query).await
+}
+
 /// `GET /api/v1/actions?since=&until=&limit=`: power cycles and
 /// notifications requested, with their outcome.
 pub async fn actions(

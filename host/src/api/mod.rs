@@ -233,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/transitions", get(history::transitions))
         .route("/api/v1/outages", get(history::outages))
         .route("/api/v1/power", get(history::power))
+        .route("/api/v1/quality", get(history::quality))
         .route("/api/v1/actions", get(history::actions))
         .route("/api/v1/stats", get(history::stats))
         .route("/api/v1/events", get(events::events))

@@ -11,7 +11,8 @@
 //! ```text
 //! events        id INTEGER PRIMARY KEY AUTOINCREMENT (never reused, so a
 //!               client resumes after the last id it saw), at_ms, kind
-//!               ("wan", "power", "action", "plugin"), data (the event's JSON)
+//!               ("wan", "power", "quality", "action", "plugin"), data
+//!               (the event's JSON)
 //! targets       id, name: the probe targets, so that rows hold a number
 //! probes        at_ms, target, ok, rtt_us: one raw row per probe
 //!               (`raw_retention`, 7 days by default)

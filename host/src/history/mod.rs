@@ -81,7 +81,8 @@ pub struct StoredEvent {
     pub id: i64,
     /// When it happened, Unix milliseconds.
     pub at_ms: u64,
-    /// `wan`, `power`, `action` or `plugin` ([`crate::events::Observed::kind`]).
+    /// `wan`, `power`, `quality`, `action` or `plugin`
+    /// ([`crate::events::Observed::kind`]).
     pub kind: String,
     /// The event as JSON (`serde_json::to_value(&Observed)`).
     pub data: serde_json::Value,

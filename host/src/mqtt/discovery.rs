@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery: one retained config per entity under
 //! `<discovery_prefix>/<component>/<node_id>/<object_id>/config`, so the
-//! WAN, its figures and a power-cycle button per device appear in Home
+//! WAN, its figures, the degraded signal and a power-cycle button per
+//! device appear in Home
 //! Assistant with no YAML, all under one device and offline when the
 //! daemon is.
 
@@ -19,6 +20,9 @@ pub struct Discovery<'a> {
     pub devices: &'a [String],
     /// Whether mains power is watched (`[power] devices`).
     pub power: bool,
+    /// Whether the link's quality is judged (`[probe] degraded_loss` or
+    /// `degraded_rtt`).
+    pub quality: bool,
 }
 
 impl Discovery<'_> {
@@ -114,6 +118,19 @@ impl Discovery<'_> {
                 }),
             ));
         }
+        if self.quality {
+            entities.push((
+                "binary_sensor",
+                "degraded".to_owned(),
+                json!({
+                    "name": "Link degraded",
+                    "device_class": "problem",
+                    "state_topic": self.topics.quality(),
+                    "payload_on": "degraded",
+                    "payload_off": "normal",
+                }),
+            ));
+        }
         for device in self.devices {
             entities.push((
                 "button",
@@ -204,6 +221,7 @@ mod tests {
             topics: &topics,
             devices: &devices,
             power: false,
+            quality: true,
         };
         let messages = discovery.messages();
         assert_eq!(messages, discovery.messages(), "the same configs each time");
@@ -211,13 +229,21 @@ mod tests {
             .iter()
             .map(|m| (m.topic.clone(), serde_json::from_slice(&m.payload).unwrap()))
             .collect();
-        assert_eq!(configs.len(), 8);
+        assert_eq!(configs.len(), 9);
         for (topic, config) in &configs {
             assert!(topic.starts_with("homeassistant/"), "{topic}");
             assert!(topic.contains("/wanwatch-pi_lan/"), "{topic}");
             assert_eq!(config["availability_topic"], "wanwatch/availability");
             assert_eq!(config["device"]["identifiers"][0], "wanwatch-pi_lan");
         }
+        let degraded = &configs
+            .iter()
+            .find(|(t, _)| t == "homeassistant/binary_sensor/wanwatch-pi_lan/degraded/config")
+            .unwrap()
+            .1;
+        assert_eq!(degraded["state_topic"], "wanwatch/quality");
+        assert_eq!(degraded["device_class"], "problem");
+        assert_eq!(degraded["payload_on"], "degraded");
         let button = &configs
             .iter()
             .find(|(t, _)| t == "homeassistant/button/wanwatch-pi_lan/cycle_the_router/config")

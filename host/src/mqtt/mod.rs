@@ -64,6 +64,7 @@ impl Mqtt {
             queue.clone(),
             mqtt.stats_interval,
             status,
+            config.probe.quality(config.probe.interval).judges(),
         ));
         let mut this = Mqtt {
             publisher,
@@ -88,6 +89,7 @@ impl Mqtt {
                 topics: &topics,
                 devices: &devices,
                 power: !config.power.devices.is_empty(),
+                quality: config.probe.quality(config.probe.interval).judges(),
             }
             .messages()
             .into_iter()

@@ -20,16 +20,22 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts from `status` (wall clock), the daemon's as it starts: its
-    /// state and power are published as soon as the broker is there.
+    /// state and power are published as soon as the broker is there, and,
+    /// when the link's quality is `judged`, that it is normal (the signal
+    /// starts so at every start).
     pub fn new(
         topics: Topics,
         queue: Arc<Queue>,
         stats_every: Duration,
         status: &Status,
+        judged: bool,
     ) -> Publisher {
         queue.retain(Message::retained(topics.state(), status.state.name()));
         if let Some(power) = status.power {
             queue.retain(Message::retained(topics.power(), power.name()));
+        }
+        if judged {
+            queue.retain(Message::retained(topics.quality(), quality(false)));
         }
         Publisher {
             summary: Mutex::new((Summary::resume(status, status.updated_at_ms), None)),
@@ -92,7 +98,15 @@ impl Observer for Publisher {
             Observed::Action(record) => self
                 .queue
                 .event(Message::event(self.topics.action(), json(record))),
-            Observed::Plugin(_) | Observed::Quality(_) => {}
+            Observed::Quality(change) => self.queue.retain(Message::retained(
+                self.topics.quality(),
+                quality(change.degraded),
+            )),
+            Observed::Plugin(_) => {}
         }
     }
+}
+
+fn quality(degraded: bool) -> &'static str {
+    if degraded { "degraded" } else { "normal" }
 }

@@ -47,6 +47,12 @@ impl Topics {
         self.topic("power")
     }
 
+    /// The link's quality, `degraded` or `normal`, retained; only with a
+    /// `[probe] degraded_loss` or `degraded_rtt` threshold.
+    pub fn quality(&self) -> String {
+        self.topic("quality")
+    }
+
     /// Each probe round as JSON, not retained.
     pub fn round(&self) -> String {
         self.topic("round")

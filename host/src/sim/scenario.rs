@@ -644,4 +644,39 @@ mod tests {
         );
         assert_eq!(s.expect[1].check(), Ok(Check::State(WanState::Up, 300_000)));
     }
+
+    #[test]
+    fn link_expectations_parse_and_bad_ones_are_located() {
+        let targets = crate::sim::world::tests::targets();
+        let s = Scenario::parse(
+            Path::new("s.toml"),
+            "duration = \"1h\"\n[[expect]]\ndegraded = 1\n[[expect]]\nlink = \"degraded\"\nat = \"5m\"\n",
+            Some(&targets),
+        )
+        .unwrap();
+        assert_eq!(
+            s.expect[0].check(),
+            Ok(Check::Count(Counted::Degraded, Count { min: 1, max: 1 }))
+        );
+        assert_eq!(
+            s.expect[1].check(),
+            Ok(Check::Link(Link::Degraded, 300_000))
+        );
+        assert_eq!(
+            error("duration = \"1h\"\n[[expect]]\nlink = \"degraded\"\n"),
+            "s.toml:2:1: expect[0]: `link` needs `at`, the time to look at"
+        );
+        assert!(
+            error("duration = \"1h\"\n[[expect]]\nlink = \"slow\"\nat = \"5m\"\n")
+                .starts_with("s.toml:3:8: expect[0].link: unknown variant `slow`, expected `degraded` or `normal`"),
+        );
+        assert_eq!(
+            error("duration = \"1h\"\n[[expect]]\nlink = \"normal\"\nat = \"5m\"\nfrom = \"1m\"\n"),
+            "s.toml:2:1: expect[0]: `from` and `to` go with counts; `state` and `link` use `at`"
+        );
+        assert_eq!(
+            error("duration = \"1h\"\n[[expect]]\ndegraded = 1\nat = \"5m\"\n"),
+            "s.toml:2:1: expect[0]: `at` goes with `state` or `link`; counts use `from` and `to`"
+        );
+    }
 }
