@@ -58,11 +58,16 @@ max_wait = "10m"
 
 /// `GET /metrics` with `accept`: the content type and the body.
 fn scrape(port: u16, accept: &str) -> (String, String) {
+    get(port, "/metrics", accept)
+}
+
+/// `GET path` with `accept`: the content type and the body of a 200.
+fn get(port: u16, path: &str, accept: &str) -> (String, String) {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to the API");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     write!(
         stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
@@ -247,6 +252,59 @@ fn metrics_follow_an_outage_and_a_recovery() {
     if let Some(output) = promtool(&["check", "metrics"], &text) {
         assert_success(&output, &format!("the metrics:\n{text}"));
     }
+}
+
+/// A link whose every round trip reaches the threshold (1 µs: loopback
+/// answers slower) is degraded once its window (2 s: 4 probes) is full:
+/// the change is in the status, the metrics and the history's API.
+#[test]
+fn a_degraded_link_shows_in_the_status_the_metrics_and_the_history() {
+    let link = Link::up();
+    let api = free_port();
+    let plug = Emulator::start(Model::PlusPlugS);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &link, api, &plug);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "down_after = \"1s\"\n",
+        "down_after = \"1s\"\nquality_window = \"2s\"\ndegraded_rtt = \"1us\"\n",
+    );
+    assert!(text.contains("degraded_rtt"), "{text}");
+    std::fs::write(&config, text).unwrap();
+    let status_file = dir.path().join("status.json");
+    let _daemon = DaemonProcess::run(env!("CARGO_BIN_EXE_wanwatch"), &config, Stdio::null());
+
+    let status = wait_for(&status_file, "the link degraded", WAIT, |s| {
+        s["quality"]["degraded"] == true
+    });
+    assert_eq!(status["state"], "up");
+    assert_eq!(status["quality"]["degraded_rtt_us"], 1);
+    assert!(
+        status["quality"]["rtt_p50_us"].as_u64() >= Some(1),
+        "{status}"
+    );
+    assert_eq!(status["quality"]["targets"][0]["target"], "internet");
+    let (_, text) = scrape(api, OPENMETRICS);
+    assert_eq!(
+        samples(&text).get("wanwatch_link_degraded"),
+        Some(&1.0),
+        "{text}"
+    );
+    // The observers are told after the status is written: the history
+    // records it a moment later.
+    let start = std::time::Instant::now();
+    let events = loop {
+        let (content_type, body) = get(api, "/api/v1/quality", "application/json");
+        assert_eq!(content_type, "application/json");
+        let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if events.as_array().is_some_and(|e| !e.is_empty()) || start.elapsed() > WAIT {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let event = &events[0];
+    assert_eq!(event["kind"], "quality", "{events}");
+    assert_eq!(event["data"]["degraded"], true, "{events}");
+    assert_eq!(event["data"]["wan"], "up", "{events}");
 }
 
 /// The rules are valid, and fire when they should: `promtool test rules`
