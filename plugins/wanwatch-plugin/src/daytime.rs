@@ -100,7 +100,13 @@ mod tests {
     #[test]
     fn spans_over_midnight() {
         let night: DaySpan = read("22:00-07:00").unwrap();
-        assert_eq!(night, DaySpan { start: 1320, end: 420 });
+        assert_eq!(
+            night,
+            DaySpan {
+                start: 1320,
+                end: 420
+            }
+        );
         assert_eq!(night.remaining(23 * 60), Some(8 * 60));
         assert_eq!(night.remaining(6 * 60 + 59), Some(1));
         assert_eq!(night.remaining(7 * 60), None);
