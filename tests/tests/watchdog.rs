@@ -179,10 +179,13 @@ fn stepping_the_wall_clock_moves_no_transition_cycle_or_timer() {
             (900..5_000).contains(&sick_for),
             "{step}: down after {sick_for} ms sick"
         );
-        // The recheck timer fired on time: 5 s after the first cycle.
+        // The recheck timer fired on time: 5 s after the first cycle. The
+        // timer counts from the round's instant, a cycle's record from when
+        // the plug was asked, so a loaded machine shortens the gap by the
+        // time the round took; a stepped clock would make it 0 or an hour.
         let at = cycles(&down);
         let gap = at[before + 1] - at[before];
-        assert!((5_000..10_000).contains(&gap), "{step}: cycles at {at:?}");
+        assert!((4_500..10_000).contains(&gap), "{step}: cycles at {at:?}");
         link.restore();
         status = wait_for(&status_file, "the link up", WAIT, |s| s["state"] == "up");
         let down_for = lasted_before(&status, "up");
