@@ -546,7 +546,7 @@ mod tests {
     use crate::notify::{OutboxStatus, SinkStatus};
     use crate::plugin::PluginHealth;
     use crate::quality::{LinkQuality, TargetQuality};
-    use crate::state::{Evidence, ProbeKind, Role, Transition};
+    use crate::state::{Evidence, Role, Transition};
     use crate::status::QualityStatus;
     use std::sync::Arc;
 
@@ -557,17 +557,6 @@ mod tests {
             let value = line.strip_prefix(series)?.strip_prefix(' ')?;
             Some(value.parse().expect("a sample value is a number"))
         })
-    }
-
-    fn evidence(target: &str, role: Role, rtt_us: Option<u32>) -> Evidence {
-        Evidence {
-            target: target.into(),
-            role,
-            kind: ProbeKind::Icmp,
-            ok: rtt_us.is_some(),
-            rtt_us,
-            https: None,
-        }
     }
 
     fn wan(
@@ -603,8 +592,8 @@ mod tests {
             metrics.observe(&Observed::Round(Round {
                 at_ms: 1_000,
                 results: vec![
-                    evidence("gw", Role::Lan, Some(300)),
-                    evidence("quad9", Role::Wan, rtt_us),
+                    Evidence::icmp("gw", Role::Lan, Some(300)),
+                    Evidence::icmp("quad9", Role::Wan, rtt_us),
                 ],
             }));
         }

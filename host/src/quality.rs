@@ -401,7 +401,7 @@ impl Quality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Evidence, ProbeKind};
+    use crate::state::Evidence;
 
     fn window(capacity: usize, probes: &[Option<u32>]) -> Window {
         let mut w = Window::new(capacity);
@@ -548,23 +548,12 @@ mod tests {
         Quality::new(settings, targets, 0)
     }
 
-    fn evidence(target: &str, role: Role, rtt_us: Option<u32>) -> Evidence {
-        Evidence {
-            target: target.into(),
-            role,
-            kind: ProbeKind::Icmp,
-            ok: rtt_us.is_some(),
-            rtt_us,
-            https: None,
-        }
-    }
-
     fn round(at_ms: Millis, rtt_ms: Option<u32>) -> Round {
         Round {
             at_ms,
             results: vec![
-                evidence("gw", Role::Lan, Some(500)),
-                evidence("a", Role::Wan, rtt_ms.map(|ms| ms * 1_000)),
+                Evidence::icmp("gw", Role::Lan, Some(500)),
+                Evidence::icmp("a", Role::Wan, rtt_ms.map(|ms| ms * 1_000)),
             ],
         }
     }
@@ -720,7 +709,10 @@ mod tests {
             };
             let r = Round {
                 at_ms: i * 1_000,
-                results: vec![evidence("a", Role::Wan, a), evidence("b", Role::Wan, b)],
+                results: vec![
+                    Evidence::icmp("a", Role::Wan, a),
+                    Evidence::icmp("b", Role::Wan, b),
+                ],
             };
             assert_eq!(q.observe(&r, WanState::Up), None, "round {i}");
         }

@@ -102,6 +102,21 @@ pub struct Evidence {
     pub https: Option<HttpsEvidence>,
 }
 
+#[cfg(test)]
+impl Evidence {
+    /// An ICMP probe's outcome: answered in `rtt_us`, or not at all.
+    pub fn icmp(target: &str, role: Role, rtt_us: Option<u32>) -> Self {
+        Evidence {
+            target: target.into(),
+            role,
+            kind: ProbeKind::Icmp,
+            ok: rtt_us.is_some(),
+            rtt_us,
+            https: None,
+        }
+    }
+}
+
 /// The steps of an `https` probe, in the order they run (see `https-step`
 /// in `wit/since_v0.2.0/policy.wit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

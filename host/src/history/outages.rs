@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoredEvent;
 use crate::power::PowerState;
-use crate::state::{Evidence, Millis, ProbeKind, Role, WanState};
+use crate::state::{Evidence, HttpsStep, Millis, ProbeKind, Role, WanState};
 
 /// How soon after a power cycle the link must be back for the cycle to
 /// count as the fix: 5 minutes.
@@ -152,7 +152,10 @@ impl Input {
 /// The cause of an outage, from its transition to down.
 pub fn cause(down: &WanInput) -> Cause {
     let wan = || down.evidence.iter().filter(|e| e.role == Role::Wan);
-    let dns_failed = wan().any(|e| e.kind == ProbeKind::Dns && !e.ok);
+    // An https probe that could not resolve its name is a DNS probe too.
+    let resolve_failed =
+        |e: &Evidence| e.https.as_ref().and_then(|h| h.failed) == Some(HttpsStep::Resolve);
+    let dns_failed = wan().any(|e| (e.kind == ProbeKind::Dns && !e.ok) || resolve_failed(e));
     let other_answered = wan().any(|e| e.kind != ProbeKind::Dns && e.ok);
     if down.local_fault {
         Cause::LocalFault
@@ -232,6 +235,7 @@ pub fn derive(inputs: &[Input], now_ms: Millis) -> Vec<Outage> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::state::HttpsEvidence;
 
     pub fn wan(
         at_ms: Millis,
@@ -383,6 +387,35 @@ pub(crate) mod tests {
             down_with(true, PowerState::Out, &dns_only),
             Cause::LocalFault
         );
+    }
+
+    #[test]
+    fn an_https_probe_that_could_not_resolve_is_a_dns_failure() {
+        let https = |failed| Evidence {
+            target: "web".into(),
+            role: Role::Wan,
+            kind: ProbeKind::Https,
+            ok: false,
+            rtt_us: None,
+            https: Some(HttpsEvidence {
+                failed: Some(failed),
+                ..HttpsEvidence::default()
+            }),
+        };
+        let down = |failed| {
+            cause(&WanInput {
+                at_ms: 0,
+                previous: Sick,
+                current: Down,
+                previous_duration_ms: 0,
+                local_fault: false,
+                power: PowerState::On,
+                evidence: vec![https(failed), Evidence::icmp("ip", Role::Wan, Some(900))],
+            })
+        };
+        assert_eq!(down(HttpsStep::Resolve), Cause::DnsOnly);
+        // Past the name, a failure is the link's (or the server's).
+        assert_eq!(down(HttpsStep::Tls), Cause::Wan);
     }
 
     #[test]

@@ -121,17 +121,10 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Evidence, ProbeKind};
+    use crate::state::Evidence;
 
     fn evidence(role: Role, rtt_us: Option<u32>) -> Evidence {
-        Evidence {
-            target: "t".into(),
-            role,
-            kind: ProbeKind::Icmp,
-            ok: rtt_us.is_some(),
-            rtt_us,
-            https: None,
-        }
+        Evidence::icmp("t", role, rtt_us)
     }
 
     fn transition(
