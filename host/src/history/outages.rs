@@ -344,6 +344,22 @@ pub(crate) mod tests {
         power: PowerState,
         evidence: &[(Role, ProbeKind, bool)],
     ) -> Cause {
+        let evidence = evidence
+            .iter()
+            .map(|&(role, kind, ok)| Evidence {
+                target: "t".into(),
+                role,
+                kind,
+                ok,
+                rtt_us: None,
+                https: None,
+            })
+            .collect();
+        down_after(local_fault, power, evidence)
+    }
+
+    /// The cause of a transition to down that `evidence` caused.
+    fn down_after(local_fault: bool, power: PowerState, evidence: Vec<Evidence>) -> Cause {
         cause(&WanInput {
             at_ms: 0,
             previous: Sick,
@@ -351,17 +367,7 @@ pub(crate) mod tests {
             previous_duration_ms: 0,
             local_fault,
             power,
-            evidence: evidence
-                .iter()
-                .map(|&(role, kind, ok)| Evidence {
-                    target: "t".into(),
-                    role,
-                    kind,
-                    ok,
-                    rtt_us: None,
-                    https: None,
-                })
-                .collect(),
+            evidence,
         })
     }
 
@@ -403,15 +409,8 @@ pub(crate) mod tests {
             }),
         };
         let down = |failed| {
-            cause(&WanInput {
-                at_ms: 0,
-                previous: Sick,
-                current: Down,
-                previous_duration_ms: 0,
-                local_fault: false,
-                power: PowerState::On,
-                evidence: vec![https(failed), Evidence::icmp("ip", Role::Wan, Some(900))],
-            })
+            let evidence = vec![https(failed), Evidence::icmp("ip", Role::Wan, Some(900))];
+            down_after(false, PowerState::On, evidence)
         };
         assert_eq!(down(HttpsStep::Resolve), Cause::DnsOnly);
         // Past the name, a failure is the link's (or the server's).
