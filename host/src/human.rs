@@ -14,6 +14,17 @@ pub fn duration_ms(ms: Millis) -> String {
     wanwatch_plugin::human_duration(ms)
 }
 
+/// A round trip as `wanwatch status` shows it: "41.50 ms", fine enough for
+/// the fraction of a millisecond of a loopback or LAN target.
+pub fn round_trip(us: u32) -> String {
+    format!("{:.2} ms", f64::from(us) / 1000.0)
+}
+
+/// A round-trip threshold, exactly as configured: "250 ms", "0.001 ms".
+pub fn rtt_threshold(us: u32) -> String {
+    format!("{} ms", f64::from(us) / 1000.0)
+}
+
 /// The last instant RFC 3339 can write (four-digit years), 9999-12-31T23:59:59.999Z.
 /// Inputs later than this are refused where they are read (scenarios,
 /// history files).
@@ -98,8 +109,8 @@ pub fn power_change(t: &PowerTransition, when: When) -> String {
 }
 
 /// A change of the degraded signal, as the daemon logs it and the simulator
-/// prints it: "link degraded: loss 23.0% >= 10%, rtt p50 912ms" or "link
-/// quality back to normal after 12m00s (loss 0.0%, rtt p50 21ms)".
+/// prints it: "link degraded: loss 23.0% >= 10%, rtt p50 912.00 ms >= 250 ms"
+/// or "link quality back to normal after 12m00s (loss 0.0%, rtt p50 21.00 ms)".
 pub fn quality_change(c: &QualityChange, settings: &Settings, when: When) -> String {
     let q = &c.quality;
     let at = match when {
@@ -109,7 +120,7 @@ pub fn quality_change(c: &QualityChange, settings: &Settings, when: When) -> Str
     let loss = format!("loss {:.1}%", q.loss_percent);
     let rtt = q.rtt_p50_us.map_or_else(
         || "rtt p50 none".to_owned(),
-        |us| format!("rtt p50 {}", duration_ms(Millis::from(us / 1_000))),
+        |us| format!("rtt p50 {}", round_trip(us)),
     );
     if !c.degraded {
         return format!(
@@ -125,10 +136,9 @@ pub fn quality_change(c: &QualityChange, settings: &Settings, when: When) -> Str
         _ => others.push(loss),
     }
     match (settings.degraded_rtt_us, q.rtt_p50_us) {
-        (Some(limit), Some(us)) if us >= limit => crossed.push(format!(
-            "{rtt} >= {}",
-            duration_ms(Millis::from(limit / 1_000))
-        )),
+        (Some(limit), Some(us)) if us >= limit => {
+            crossed.push(format!("{rtt} >= {}", rtt_threshold(limit)));
+        }
         _ => others.push(rtt),
     }
     let mut text = format!("link degraded{at}: {}", crossed.join(", "));
@@ -232,12 +242,12 @@ mod tests {
         };
         assert_eq!(
             quality_change(&c, &settings, When::Said),
-            "link degraded at 2023-11-14T22:13:20Z: loss 23.0% >= 10% (rtt p50 41ms), after 1h00m normal"
+            "link degraded at 2023-11-14T22:13:20Z: loss 23.0% >= 10% (rtt p50 41.50 ms), after 1h00m normal"
         );
         c.quality.rtt_p50_us = Some(912_000);
         assert_eq!(
             quality_change(&c, &settings, When::Beside),
-            "link degraded: loss 23.0% >= 10%, rtt p50 912ms >= 250ms, after 1h00m normal"
+            "link degraded: loss 23.0% >= 10%, rtt p50 912.00 ms >= 250 ms, after 1h00m normal"
         );
         c.degraded = false;
         c.previous_duration_ms = 720_000;

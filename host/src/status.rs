@@ -104,11 +104,11 @@ impl QualityStatus {
             loss += &format!(" (degraded at {limit}%)");
         }
         let mut rtt = match self.link.rtt_p50_us {
-            Some(us) => format!("rtt p50 {:.2} ms", f64::from(us) / 1000.0),
+            Some(us) => format!("rtt p50 {}", human::round_trip(us)),
             None => "rtt p50 -".into(),
         };
         if let Some(limit) = self.degraded_rtt_us {
-            rtt += &format!(" (degraded at {} ms)", f64::from(limit) / 1000.0);
+            rtt += &format!(" (degraded at {})", human::rtt_threshold(limit));
         }
         format!("{loss}, {rtt}")
     }
@@ -283,7 +283,7 @@ impl Status {
             out += "\ntargets:\n";
             for t in &self.targets {
                 let rtt = match (t.last.ok, t.last.rtt_us, &t.last.https) {
-                    (true, Some(us), _) => format!("{:.2} ms", f64::from(us) / 1000.0),
+                    (true, Some(us), _) => human::round_trip(us),
                     (true, None, _) => "ok".into(),
                     // Which step of an https probe failed tells DNS from
                     // blocked HTTPS from a dead link.
@@ -311,12 +311,7 @@ impl Status {
         }
         if let Some(q) = self.quality.as_ref().filter(|q| !q.link.targets.is_empty()) {
             out += "\nlink quality over the window:\n";
-            let ms = |us: Option<u32>| {
-                us.map_or_else(
-                    || "-".into(),
-                    |us| format!("{:.2} ms", f64::from(us) / 1000.0),
-                )
-            };
+            let ms = |us: Option<u32>| us.map_or_else(|| "-".into(), human::round_trip);
             for t in &q.link.targets {
                 out += &format!(
                     "  {:<12} {:<4} {:>4} probes  loss {:>5.1}%  p50 {:>10}  p95 {:>10}  jitter {:>10}\n",
